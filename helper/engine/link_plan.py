@@ -39,13 +39,32 @@ def _no_capacity(facts: LinkFacts, direction: Direction) -> str:
     return f"{way} are not prioritized: no {word} capacity is set (set it in the link capacity)"
 
 
+def _backend_reason(facts: LinkFacts, direction: Direction) -> str:
+    """Why a direction is never prioritized, capacity or not: its backend has no
+    tree to order in (the policer); "" with the tc backend."""
+    backend = facts.backends.get(direction, "chosen")
+    if backend == "tc":
+        return ""
+    return (f"{_WAYS[direction]} cannot be prioritized: the {backend} backend limits them "
+            "here, and priorities need the helper's tc backend")  # fmt: skip
+
+
+def _no_capacity_at_all(facts: LinkFacts, capacity_words: str) -> str:
+    """No capacity in force in either direction: said with what else stands in
+    the way. Under the ebpf backend in both directions a capacity changes
+    nothing, so it is not what the user is told to set (review28: "set it to
+    your connection's ... speeds" was said where no capacity would help)."""
+    cannot = [reason for d in Direction if (reason := _backend_reason(facts, d))]
+    if len(cannot) == len(Direction):
+        return "; ".join(cannot)
+    return "; ".join([capacity_words, *cannot])
+
+
 def _kernel_reasons(facts: LinkFacts, direction: Direction) -> list[str]:
     """Why a direction with a capacity is not (wholly) prioritized by the kernel."""
     way = _WAYS[direction]
-    backend = facts.backends.get(direction, "chosen")
-    if backend != "tc":
-        return [f"{way} are not prioritized: the {backend} backend enforces them and cannot "
-                "(priorities need the helper's tc backend)"]  # fmt: skip
+    if backend := _backend_reason(facts, direction):
+        return [backend]
     if direction not in facts.shaping:
         if facts.apply_error:
             return [
@@ -140,7 +159,7 @@ def link_problem(facts: LinkFacts, priorities_used: bool) -> str:
     if facts.paused_problem:
         return facts.paused_problem
     if not facts.capacities:
-        return ESTIMATING if facts.link.estimate else NO_CAPACITY
+        return _no_capacity_at_all(facts, ESTIMATING if facts.link.estimate else NO_CAPACITY)
     reasons = []
     for direction in Direction:
         if direction not in facts.capacities:
@@ -168,11 +187,13 @@ def priority_problem(
     if facts.paused_problem:
         return facts.paused_problem
     if not facts.capacities:
-        return PRIORITY_ESTIMATING if facts.link.estimate else PRIORITY_NO_CAPACITY
+        return _no_capacity_at_all(
+            facts, PRIORITY_ESTIMATING if facts.link.estimate else PRIORITY_NO_CAPACITY
+        )
     reasons = []
     for direction in Direction:
         if direction not in facts.capacities:
-            reasons.append(_no_capacity(facts, direction))
+            reasons.append(_backend_reason(facts, direction) or _no_capacity(facts, direction))
         else:
             reasons += _kernel_reasons(facts, direction)
     # A forwarded flow's download is classed by the tuple its upload noted: with

@@ -55,9 +55,28 @@ def test_each_priority_problem_says_what_is_not_prioritized_and_what_to_do() -> 
     )
     none = LinkFacts(LinkSetting(), {}, frozenset(), TC)
     assert "set it to your connection's download and upload speeds" in priority_problem(none)
+    cannot = "{} cannot be prioritized: the ebpf backend limits them here, and priorities need the helper's tc backend"
     ebpf = LinkFacts(LinkSetting(up_bps=9), {Direction.UP: 9}, BOTH, {d: "ebpf" for d in Direction})
-    assert priority_problem(ebpf).startswith(
-        "downloads are not prioritized: no download capacity is set"
-    ) and "uploads are not prioritized: the ebpf backend enforces them and cannot " in (
-        priority_problem(ebpf)
+    assert priority_problem(ebpf) == "; ".join(
+        [cannot.format("downloads"), cannot.format("uploads")]
+    )
+
+
+def test_no_capacity_is_not_the_cure_said_where_the_backend_cannot_prioritize() -> None:
+    """Under the ebpf backend a capacity changes nothing: "no link capacity is
+    set: set it to your connection's download and upload speeds" (and, while
+    estimating, "priorities apply once it is known") sent the user to a cure
+    that does not cure (review28). The backend is named; where one direction
+    is tc's, the capacity is still asked for, and the other is said apart."""
+    cannot = "{} cannot be prioritized: the ebpf backend limits them here, and priorities need the helper's tc backend"
+    both = "; ".join([cannot.format("downloads"), cannot.format("uploads")])
+    ebpf = {d: "ebpf" for d in Direction}
+    for setting in (LinkSetting(), LinkSetting(estimate=True)):
+        facts = LinkFacts(setting, {}, frozenset(), ebpf)
+        assert priority_problem(facts) == both
+        assert link_problem(facts, True) == both
+    mixed = LinkFacts(LinkSetting(), {}, frozenset(), {Direction.DOWN: "ebpf", Direction.UP: "tc"})
+    assert priority_problem(mixed) == (
+        "no link capacity is set: set it to your connection's download and upload speeds; "
+        + cannot.format("downloads")
     )
