@@ -212,7 +212,8 @@ def format_link_shaping(shaping: LinkShapingInfo) -> str:
     """Per direction the capacity, where it came from and whether it is in force
     now, in the window's words (priority_view.link_summary: "in force", "not in
     force now", "not set"; it said "shaping on/off" where the window said
-    "Link capacity: not in force"); then estimation, the uplinks and any problem."""
+    "Link capacity: not in force"); then estimation, the interfaces it paces and
+    any problem."""
     lines = []
     for direction in Direction:
         in_force, on = shaping.capacity_bps(direction), shaping.shaping(direction)
@@ -229,7 +230,9 @@ def format_link_shaping(shaping: LinkShapingInfo) -> str:
             what = f"{_rate_cell(in_force)}, set; {held}"
         lines.append(f"{direction.value:<4} capacity {what}")
     lines.append(f"estimate: {'on' if shaping.estimate else 'off'}")
-    lines.append(f"uplinks: {', '.join(for_terminal(name) for name in shaping.interfaces) or '-'}")
+    # The window's words ("Paced on network interface: eth0"); "uplinks:" here (walk28).
+    paced = ", ".join(for_terminal(name) for name in shaping.interfaces) or "-"
+    lines.append(f"paced on network interfaces: {paced}")
     if shaping.problem:
         lines.append(f"problem: {for_terminal(shaping.problem)}")
     return "\n".join(lines)

@@ -121,7 +121,7 @@ def test_capacity_shows_each_direction_set_or_estimated_and_the_problem() -> Non
         "down capacity 5.90 MB/s (47.2 Mbit/s), estimated, started from 6.25 MB/s (50.0 Mbit/s) set; in force",
         "up   capacity 1.25 MB/s (10.0 Mbit/s), estimated; not in force now",
         "estimate: on",
-        "uplinks: eth0, wl\\x1bp2s0",
+        "paced on network interfaces: eth0, wl\\x1bp2s0",
         "problem: up: no uplink answers",
     ]
     off = format_link_shaping(LinkShapingInfo()).splitlines()
@@ -129,7 +129,7 @@ def test_capacity_shows_each_direction_set_or_estimated_and_the_problem() -> Non
         "down capacity not set",
         "up   capacity not set",
         "estimate: off",
-        "uplinks: -",
+        "paced on network interfaces: -",
     ]
     assert "6.25 MB/s (50.0 Mbit/s), set; in force" in format_link_shaping(
         LinkShapingInfo(down_capacity_bps=6_250_000, down_set_bps=6_250_000, down_shaping=True)
