@@ -221,8 +221,12 @@ def format_rules(rules: list[RuleInfo], apps: Sequence[ApplicationInfo] = ()) ->
             in_force = f"no (priority: {problem})"  # the rule is its priority alone
         elif problem:
             in_force += f"; priority not in force: {problem}"
+        # A used-up quota that then blocks reads "quota", as `list` says blocked
+        # (it read "no", walk28); one that then limits is not blocked.
+        spent = rule.quota_bytes and not rule.quota_left_bytes and not rule.quota_then_bps
+        blocked = "yes" if rule.blocked else "quota" if spent else "no"
         rows.append([rule.app_id, rule.direction, format_limit(rule.rate_bps) if rule.rate_bps else "-",
-                     "yes" if rule.blocked else "no", quota, "-" if rule.priority == "normal" else rule.priority,
+                     blocked, quota, "-" if rule.priority == "normal" else rule.priority,
                      owner_label(rule.owner), in_force])  # fmt: skip
     return _table(rows)
 
