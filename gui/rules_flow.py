@@ -11,6 +11,7 @@ administrator's for root), as the limit fields and the tray do.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Awaitable, Callable
 
 from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo, ScheduleInfo
@@ -36,6 +37,9 @@ SCHEDULES_KEY, CHANGE_KEY = "rules:schedules", "rules:change"
 # done, the dialog says when open connections go on, as the status line does
 # after the row menu's (it said "Done." and the download read 0 B/s for 25 s).
 UNBLOCK_KEY = f"{CHANGE_KEY}:unblock:"
+# A quota set or removed: "Done." waits for a listing asked after it, which shows
+# it (it said "Done." beside "No quota." for a poll's while, walk28).
+QUOTA_KEY = f"{CHANGE_KEY}:quota"
 
 
 def _direction(value: str) -> Direction | None:
@@ -57,6 +61,8 @@ class RulesFlow(QObject):
         # poll answered before the helper changed does not flip the box back.
         self._blocks_asked: dict[tuple[str, Direction], bool] = {}
         self.dialog: RulesDialog | None = None
+        # (when, words): an outcome told once a listing asked after `when` is shown.
+        self._done_when_listed: tuple[float, str] | None = None
         window.rulesRequested.connect(self.open)  # type: ignore[attr-defined]
         connection.callFinished.connect(self._on_call_finished)
         connection.applicationsUpdated.connect(self._on_snapshot)
@@ -87,12 +93,14 @@ class RulesFlow(QObject):
         )
         dialog.blockRequested.connect(self._request_block)
         dialog.quotaRequested.connect(
-            lambda app, d, size, period, then: self._change(
-                lambda c: c.set_quota(app, _direction(d), size, period, 0, then)
+            lambda app, d, size, period, then: self._connection.call(
+                QUOTA_KEY, lambda c: c.set_quota(app, _direction(d), size, period, 0, then)
             )
         )
         dialog.quotaCleared.connect(
-            lambda app, d: self._change(lambda c: c.clear_quota(app, _direction(d)))
+            lambda app, d: self._connection.call(
+                QUOTA_KEY, lambda c: c.clear_quota(app, _direction(d))
+            )
         )
         dialog.priorityRequested.connect(self._window.priorityRequested)  # type: ignore[attr-defined]  # PriorityFlow
         dialog.finished.connect(self._forget)
@@ -120,6 +128,11 @@ class RulesFlow(QObject):
     def _on_snapshot(self, snapshot: Snapshot) -> None:
         self._plain_rules = tuple(snapshot.rules or ())
         self._show()
+        if self._done_when_listed is not None and self.dialog is not None:
+            done_at, words = self._done_when_listed
+            if (snapshot.asked_at or 0.0) >= done_at:  # asked after the change: shows it
+                self._done_when_listed = None
+                self.dialog.show_outcome(words, error=False)
 
     def _plain_rate(self, app_id: str, direction: Direction) -> int:
         """The viewer's own plain limit (ListRules), under a schedule that sets it now."""
@@ -153,6 +166,7 @@ class RulesFlow(QObject):
 
     def _forget(self) -> None:
         self._limits_asked.clear()  # answers to come are for no dialog
+        self._done_when_listed = None
         self._limit_refusal = ""
         if self.dialog is not None:
             self.dialog.deleteLater()
@@ -238,6 +252,12 @@ class RulesFlow(QObject):
                 self.dialog.show_outcome(
                     f"Not changed: {words}" if error_name else "Done.", error=bool(error_name)
                 )
+        elif key == QUOTA_KEY and self.dialog is not None:
+            if error_name:
+                self.dialog.show_outcome(words, error=True)
+            else:
+                self._done_when_listed = (time.monotonic(), "Done.")
+                self._connection.poll_now()
         elif (key == CHANGE_KEY or key.startswith(UNBLOCK_KEY)) and self.dialog is not None:
             if error_name:
                 self._blocks_asked.clear()  # refused or lost: the listing is the truth again

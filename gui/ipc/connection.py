@@ -119,6 +119,10 @@ class HelperConnection(QObject):
         self._observe(limit_denied=False)
         self._worker.wake()
 
+    def poll_now(self) -> None:
+        """Poll now, not at the next tick: a change's effect is shown at once."""
+        self._worker.wake()
+
     def set_limit(self, app_id: str, direction: str, rate_bps: int | None) -> LimitRequest:
         """Ask the helper to set (or, for None, clear) a limit. Never blocks."""
         if rate_bps is None and not direction:

@@ -274,6 +274,9 @@ class HelperWorker:
         retry_delay_s = self._interval_s
         while True:
             started = time.monotonic()
+            # A wake from here on asks for a poll after this one (its answer may
+            # predate what woke it); _sleep no longer clears it (walk28).
+            self._wake.clear()
             try:
                 client = await self._ensure_client()
                 if polls % BACKENDS_EVERY_N_POLLS == 0 or self._backends_due:
@@ -435,7 +438,6 @@ class HelperWorker:
 
     async def _sleep(self, delay_s: float) -> None:
         assert self._wake is not None
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay_s)
 

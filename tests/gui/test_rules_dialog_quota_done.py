@@ -1,0 +1,68 @@
+"""The rules dialog said "Done." after Set quota while its Block and quota
+tab still read "No quota. A new quota counts from when it is set." with
+Remove quota greyed, until the next poll about a second later (walk28, under
+Xvfb with the real helper): it said the quota was set beside words saying
+there was none. "Done." now comes with the listing that shows the change.
+The real AppController and RulesFlow, on a scripted client whose listing
+shows a quota once it is set; polls far apart, so only the change's own poll
+can bring it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from chadthrottle.contract import ApplicationInfo, Direction
+
+from tests.gui.sample_data import sample_applications
+
+FIREFOX = "app:org.mozilla.firefox"
+NO_QUOTA = "No quota."
+
+
+def test_done_after_set_quota_comes_with_the_quota_shown(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.gui.scripted_app import scripted_app
+    from tests.gui.test_connection import ScriptedClient
+
+    class QuotaClient(ScriptedClient):
+        quota: tuple[int, str] | None = None
+
+        async def list_applications(self) -> list[ApplicationInfo]:
+            apps = sample_applications()
+            if self.quota is None:
+                return apps
+            size, period = self.quota
+            return [dataclasses.replace(app, down_quota_bytes=size, down_quota_left_bytes=size,
+                                        down_quota_period=period) if app.id == FIREFOX else app
+                    for app in apps]  # fmt: skip
+
+        async def set_quota(self, app_id: str, direction: Direction | None, quota_bytes: int,
+                            period: str, reset_minute: int = 0, then_rate_bps: int = 0) -> str:  # fmt: skip
+            self.calls.append(("quota", app_id, direction, quota_bytes, period))
+            self.quota = (quota_bytes, period)
+            return app_id
+
+        async def clear_quota(self, app_id: str, direction: Direction | None = None) -> str:
+            self.calls.append(("clear quota", app_id, direction))
+            self.quota = None
+            return app_id
+
+    client = QuotaClient()
+    with scripted_app(client, tmp_path, refresh_s=30.0) as app:
+        app.start(show_window=True)
+        qtbot.waitUntil(lambda: app.model.application(FIREFOX) is not None, timeout=5000)
+        app.window.rulesRequested.emit(FIREFOX)
+        dialog = app.rules.dialog
+        assert dialog is not None
+        assert dialog.quota_state.text().startswith(NO_QUOTA)
+        dialog.quota_size.setText("20MB")
+        dialog.set_quota.click()
+        qtbot.waitUntil(lambda: dialog.message.text() == "Done.", timeout=5000)
+        assert client.calls[-1][:2] == ("quota", FIREFOX)
+        assert "20.0 MB" in dialog.quota_state.text(), dialog.quota_state.text()
+        assert dialog.clear_quota.isEnabled()
+        dialog.message.setText("")
+        dialog.clear_quota.click()
+        qtbot.waitUntil(lambda: dialog.message.text() == "Done.", timeout=5000)
+        assert client.calls[-1][:2] == ("clear quota", FIREFOX)
+        assert dialog.quota_state.text().startswith(NO_QUOTA), dialog.quota_state.text()
+        dialog.close()
