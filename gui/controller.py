@@ -128,6 +128,7 @@ class AppController(QObject):
         self.window.header.show_start_at_login(autostart.is_enabled(self._autostart_path))
         self.window.header.startAtLoginToggled.connect(self._set_start_at_login)
         self.window.header.settingsRequested.connect(self.open_settings)
+        self.window.header.quitRequested.connect(self.quitRequested)
         self.window.closedForGood.connect(self._on_window_closed)
         self.usage = UsageFlow(
             self.connection, self.model, self.window, settings_store

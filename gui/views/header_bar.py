@@ -40,6 +40,7 @@ class HeaderBar(QWidget):
     linkRequested = (
         Signal()
     )  # the link capacity dialog (gui/priority_flow.py), as the status bar's link field
+    quitRequested = Signal()  # the menu's Quit (Ctrl+Q), as the tray's
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -70,6 +71,7 @@ class HeaderBar(QWidget):
         )
         self.usage_button.clicked.connect(self.usageRequested)
         QShortcut(QKeySequence("Ctrl+U"), self).activated.connect(self.usageRequested.emit)
+        QShortcut(QKeySequence("Ctrl+Q"), self).activated.connect(self.quitRequested.emit)
         self.menu_button = QToolButton(self)
         self.menu_button.setText("☰")
         self.menu_button.setAccessibleName("Settings")
@@ -152,6 +154,10 @@ class HeaderBar(QWidget):
         self.start_at_login = QAction("Start at login", menu, checkable=True)
         self.start_at_login.toggled.connect(self.startAtLoginToggled)
         menu.addAction(self.start_at_login)
+        # Closing the window hides it in the tray: only the tray's menu quit, and a
+        # user at the window did not find it there (walk28). The key: the QShortcut above.
+        menu.addSeparator()
+        menu.addAction("Quit ChadThrottle\tCtrl+Q", self.quitRequested.emit).setObjectName("quit")
         return menu
 
     def show_settings(self, settings: Settings) -> None:
