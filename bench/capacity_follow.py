@@ -46,6 +46,11 @@ level, the modem's queues are read every 0.05 s, and each phase's worst echoes a
 with what the modem held over them and the helper's steps before them (bench/helper_trace.py);
 with --record, the helper's inputs are written as the in-process estimator's are.
 
+--capture PCAP (kernel) tcpdumps the host veth's TCP headers beside the run, lined up with
+--record's rows: bench/one_way.py reads each direction's one-way queue from the TCP timestamps
+in it (owd28). --one-way-judge (kernel, with --as-helper) judges the upload's raises by that
+reading, live (bench/one_way_judge.py, a prototype); --one-way-cadence adds faster upload turns.
+
 --record writes the estimator's inputs tick by tick (what passed, the delay signal, our
 queues' waits) beside the modem's truth, so a run replays through the pure estimator
 (tests/helper/engine/test_capacity_estimate.py replays two).
@@ -86,7 +91,7 @@ from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.priority import Priority
 from pyroute2 import IPRoute
 
-from bench import helper_trace
+from bench import helper_trace, one_way, one_way_judge
 from bench.bottleneck import Internet, modem
 from bench.priorities import START_TIMEOUT_S, TSO_RTT_LOG, Bench, CallResult, _rate_arg
 from bench.priority_shaper import CACHE_DIR, CALL_SLOT
@@ -170,9 +175,10 @@ class Follower(helper_trace.SamplingThread):
                                     netns=None, floor_samples=round(RECEIVER_FLOOR_TICKS * glance_per_s))  # fmt: skip
         self.watch = False  # glances recorded (round trips, our queues, bytes) but not judged
         self.as_helper = False  # glances only while a download raise is judged, our queues only
-        self._netns = pair.host_ns
+        self._netns, self.host_addr = pair.host_ns, pair.host_addr
         self.true = (0, 0)
         self.internet: Internet | None = None
+        self.one_way: one_way_judge.LiveUpload | None = None  # --one-way-judge: read each row
 
     def _shaping(self) -> dict[Direction, float | None]:
         return {
@@ -202,6 +208,10 @@ class Follower(helper_trace.SamplingThread):
         counted = self._read_links()  # at the last row, for a glance's bytes
         while not self._stop.wait(glance_s - (time.monotonic() - last) % glance_s):
             now, cpu = time.monotonic(), time.thread_time()
+            if self.one_way is not None and isinstance(
+                self.estimator, one_way_judge.OneWayEstimator
+            ):
+                self.estimator.note(self.one_way.take()["up"])
             paths_before = self._sampler._paths
             before = self.estimator.capacities()
             if now - tick_at >= self.tick_s - glance_s / 2:  # a tick: the bytes since the last
@@ -435,11 +445,13 @@ def record_helper(path: Path, start: dict[Direction, int], steps: list[helper_tr
                                 "modem_bytes": modem_bytes, "echoes": echoes}))  # fmt: skip
 
 
-def record(path: Path, start: dict[Direction, int], follower: Follower) -> None:
+def record(path: Path, start: dict[Direction, int], follower: Follower,
+           capture: dict[str, object] | None = None) -> None:  # fmt: skip
     """The estimator's inputs tick by tick (L3 bytes, s), so a run can be replayed
-    through the pure estimator; the modem's rates and queues beside them (the truth)."""
+    through the pure estimator; the modem's rates and queues beside them (the truth);
+    with --capture, what lines the capture up with the rows (bench/one_way.py)."""
     ticks = [
-        {"kind": kind, "seconds": sample.seconds, "bytes": {d.value: sample.bytes.get(d, 0) for d in Direction},
+        {"kind": kind, "at": second.at, "seconds": sample.seconds, "bytes": {d.value: sample.bytes.get(d, 0) for d in Direction},
          "delay_s": sample.delay_s, "waits_s": {d.value: w for d, w in sample.local_wait_s.items()},
          "base_rtt_s": sample.base_rtt_s,
          "true": [second.true_down, second.true_up], "modem_ms": list(second.modem_ms),
@@ -447,7 +459,11 @@ def record(path: Path, start: dict[Direction, int], follower: Follower) -> None:
          "beyond_up_bytes": second.beyond_up, "up_drops": second.up_drops}
         for sample, second, kind in zip(follower.samples, follower.trace, follower.kinds, strict=True)
     ]  # fmt: skip
-    path.write_text(json.dumps({"start": {d.value: v for d, v in start.items()}, "ticks": ticks}))
+    lined_up = {} if capture is None else {"capture": capture, "began_mono_s": follower._began,
+                                           "host_addr": follower.host_addr}  # fmt: skip
+    path.write_text(
+        json.dumps({"start": {d.value: v for d, v in start.items()}, "ticks": ticks} | lined_up)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -512,6 +528,24 @@ def main(argv: list[str] | None = None) -> int:
         "each phase's worst echoes (bench/helper_trace.py)",
     )
     parser.add_argument(
+        "--capture",
+        type=Path,
+        help="kernel: tcpdump the host veth's TCP headers to this pcap beside the run (with "
+        "--record: lined up with its rows; bench/one_way.py reads the one-way queues from it)",
+    )
+    parser.add_argument(
+        "--one-way-judge",
+        action="store_true",
+        help="kernel: the upload's raises judged by the one-way reading of the modem's upload "
+        "queue from a live capture (bench/one_way_judge.py: a prototype)",
+    )
+    parser.add_argument(
+        "--one-way-cadence",
+        action="store_true",
+        help="with --one-way-judge: upload turns every 5 s that climb while they pass "
+        "(one_way_judge.FASTER_TURNS)",
+    )
+    parser.add_argument(
         "--bulk",
         choices=("both", "down"),
         default="both",
@@ -551,7 +585,17 @@ def main(argv: list[str] | None = None) -> int:
             # before est16h: the floor spanned 3 readings (0.3 s) with --glance-s 0.1
             glancing = arguments.glance_s and not arguments.as_helper
             per_s = 1 / (arguments.glance_s if glancing else arguments.tick_s)
-            follower = Follower(pair, shaper, ipr, CapacityEstimator(start), per_s)
+            estimator = (
+                one_way_judge.OneWayEstimator if arguments.one_way_judge else CapacityEstimator
+            )(start)
+            follower = Follower(pair, shaper, ipr, estimator, per_s)
+            if arguments.one_way_judge and arguments.one_way_cadence:
+                one_way_judge.faster_turns()
+            if arguments.one_way_judge:
+                follower.one_way = one_way_judge.LiveUpload(
+                    pair.host_ns, pair.host_if, pair.host_addr
+                )
+                stack.callback(follower.one_way.close)
             follower.tick_s, follower.glance_s = arguments.tick_s, arguments.glance_s
             follower.watch, follower.as_helper = arguments.watch, arguments.as_helper
             follower.apply()
@@ -573,6 +617,11 @@ def main(argv: list[str] | None = None) -> int:
         bench.tag = tag
         total_s = 3 * arguments.phase_s
         calls: list[CallResult] = []
+        captured: dict[str, object] | None = None
+        if arguments.capture is not None:
+            captured = stack.enter_context(
+                one_way.capture(pair.host_ns, pair.host_if, arguments.capture)
+            )
         with (
             bulk(bench, arguments.flows if arguments.bulk == "both" else 0, arguments.flows),
             follower.running(),
@@ -600,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
             if arguments.through == "helper" and arguments.trace else ([], [])  # fmt: skip
     print(f"uptime: {os.popen('uptime').read().strip()}")
     if arguments.record is not None and isinstance(follower, Follower):
-        record(arguments.record, start, follower)
+        record(arguments.record, start, follower, captured)
     if arguments.record is not None and steps:
         record_helper(
             arguments.record, start, steps, follower.trace, watch, follower._began, calls[0]
