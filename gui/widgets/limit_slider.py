@@ -44,6 +44,7 @@ from chadthrottle.units import (
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
+    QFocusEvent,
     QFontMetrics,
     QGuiApplication,
     QKeyEvent,
@@ -361,6 +362,7 @@ class LimitControl(QWidget):
         self._setting_programmatically = False
         self.slider = RateSlider(self)
         self.field = QLineEdit(self)
+        self._select_on_release = False  # the field's focus came with a click (eventFilter)
         self.field.setPlaceholderText(NO_LIMIT)
         self.field.setStyleSheet(_field_style(error=False))
         self.field.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -697,6 +699,17 @@ class LimitControl(QWidget):
             and self.field.isModified()  # left without Enter: not applied
         ):
             self.cancel()
+        elif watched is self.field and event.type() == QEvent.Type.FocusIn:
+            # Its value is its text ("none", "400 KB/s"): a click put the cursor in
+            # it and "1M" typed read "1Mnone", refused (walk28). The click that
+            # gives it the focus selects it, as Tab does, once released (the press
+            # places the cursor); a drag that selected a part keeps that part.
+            reason = event.reason() if isinstance(event, QFocusEvent) else None
+            self._select_on_release = reason == Qt.FocusReason.MouseFocusReason
+        elif watched is self.field and event.type() == QEvent.Type.MouseButtonRelease:
+            if self._select_on_release and not self.field.hasSelectedText():
+                self.field.selectAll()  # before the line edit's own release: it keeps it
+            self._select_on_release = False
         return super().eventFilter(watched, event)
 
     def _has_something_to_cancel(self) -> bool:

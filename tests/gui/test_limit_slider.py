@@ -174,3 +174,24 @@ def test_the_value_field_says_a_limit_holds_the_sum_not_a_share_per_namespace(
     hint = " ".join(control.field.toolTip().split())
     assert hint.startswith("Type 500K") and LIMIT_REACH in hint
     assert all(len(line) <= 90 for line in control.field.toolTip().splitlines())
+
+
+@pytest.mark.parametrize("limit", [None, 2_000_000])
+def test_a_click_into_the_field_then_typing_replaces_its_value(
+    qtbot, control: LimitControl, limit
+) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb (walk28) a click on a row's field reading "none", then "1M"
+    and Enter, read "1Mnone": not a rate, refused. The field's value is its
+    text, and the click put the cursor in it. A click selects it, as Tab does,
+    so what is typed replaces it."""
+    control.set_limit(limit)
+    field = control.field
+    qtbot.mouseClick(
+        field, Qt.MouseButton.LeftButton, pos=QPoint(field.width() // 2, field.height() // 2)
+    )
+    qtbot.waitUntil(field.hasFocus)
+    qtbot.keyClicks(field, "1M")
+    with qtbot.waitSignal(control.limitChosen) as blocker:
+        qtbot.keyClick(field, Qt.Key.Key_Return)
+    assert blocker.args == [1_000_000], field.text()
+    assert not field.property("error")
