@@ -269,7 +269,7 @@ class RulesDialog(QDialog):
         self.schedule_blocks = {d: QCheckBox("block", tab) for d in Direction}
         for direction, rate_edit in self.schedule_rates.items():
             rate_edit.setObjectName(f"schedule:{direction.value}")
-            rate_edit.setPlaceholderText("not limited")
+            rate_edit.setPlaceholderText(NO_LIMIT)  # the one word for it (walk28: "not limited")
             box = self.schedule_blocks[direction]
             box.setObjectName(f"schedule:block:{direction.value}")
             box.setToolTip(

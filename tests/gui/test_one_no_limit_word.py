@@ -30,6 +30,8 @@ def test_the_window_the_rules_dialog_and_the_tray_say_no_limit_alike(
     dialog = RulesDialog(AppRules(SYNCTHING, "Syncthing"), UnitSystem.BYTES_DECIMAL)
     qtbot.addWidget(dialog)
     assert {edit.placeholderText() for edit in dialog.limit_edits.values()} == {word}
+    # a schedule's fields too: they read "not limited" (walk28)
+    assert {edit.placeholderText() for edit in dialog.schedule_rates.values()} == {word}
 
     model, tray = make_tray()
     model.apply_snapshot(sample_applications())
