@@ -148,6 +148,7 @@ class RunningEngine(Engine):
                 datapath.poll_new_owners(OWNER_POLL_MS)
                 if self._proc_events is not None:
                     self._proc_events.drain()  # before its buffer fills
+                self.keep_leases_between_ticks()  # while a tick runs late
             except EngineClosed:  # a new owner came as close() shut the engine
                 return
             except Exception:

@@ -291,13 +291,17 @@ class Gating:
                 log.error("could not renew the gates' leases: %s", error)
             self._renew_failed = str(error)
 
+    def renew_due(self) -> bool:
+        """Whether RENEW_DUE_S passed since the leases were last renewed."""
+        return self._clock() - self._renewed_at >= self.renew_due_s
+
     def renew_if_due(self, gates: GatePort) -> None:
         """renew, if RENEW_DUE_S passed since the last: called between walks of
         processes' descriptors, which may hold the engine's lock for seconds
         (a limited program of 19,000 descriptors forking a child every 50 ms:
         2-2.4 s a tick), so that no block or quota lapses meanwhile (an
         administrator's block let 0.9 MB through in 20 s; rights28)."""
-        if self._clock() - self._renewed_at >= self.renew_due_s:
+        if self.renew_due():
             self.renew(gates)
 
     def _write(self, gates: GatePort, gate: Gate, setting: GateSetting, means: Asked,

@@ -2,11 +2,14 @@
 recording ports; the real datapath's walks: tests/helper/kernel/
 test_leases_during_walks.py): it renews the gates' leases once RENEW_DUE_S
 passed since the last renewal, not at every walk, and a datapath closed
-under it (gates gone) is nothing to renew, not a failed walk."""
+under it (gates gone) is nothing to renew, not a failed walk. And between
+ticks, from another thread than the tick's (keep_leases_between_ticks):
+while ticks run late, not once none ended for TICK_SILENCE_S."""
 
 from __future__ import annotations
 
 from chadthrottle.contract import BackendInfo
+from chadthrottle.helper.engine.core import TICK_SILENCE_S
 from chadthrottle.helper.engine.gating import RENEW_DUE_S
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.identity.index import ApplicationIndex
@@ -54,3 +57,20 @@ def test_a_walk_after_the_datapath_closed_is_not_a_failure() -> None:
     _engine(datapath, [0.0])
     assert datapath.between_walks is not None
     datapath.between_walks()  # raised KernelError out of the walk before
+
+
+def test_leases_are_renewed_between_late_ticks_until_the_ticks_stop() -> None:
+    gates, now = RecordingGates(), [100.0]
+    datapath = RecordingDatapath()
+    datapath.gates = gates  # type: ignore[assignment]
+    engine = _engine(datapath, now)
+    engine.tick()
+    renewed = gates.renewed  # the tick's own
+    now[0] += RENEW_DUE_S
+    engine.keep_leases_between_ticks()  # a tick running late
+    assert gates.renewed == renewed + 1
+    engine.keep_leases_between_ticks()
+    assert gates.renewed == renewed + 1, "renewed again before it was due"
+    now[0] += TICK_SILENCE_S  # no tick ended since: the helper fails open
+    engine.keep_leases_between_ticks()
+    assert gates.renewed == renewed + 1
