@@ -661,18 +661,21 @@ class HelperService:
         connections = await self._slow_read(call, self._engine.list_connections, app_id, only)
         return [[encode_connection(connection) for connection in connections]]
 
-    async def _slow_read(self, call: _Call, read: Callable[..., Result], *args: Any) -> Result:
+    async def _slow_read(self, call: _Call, read: Callable[..., Result], *args: Any,
+                         gate: asyncio.Semaphore | None = None) -> Result:  # fmt: skip
         """A read whose cost the caller chooses, off the engine thread (the
         engine takes its lock for what it needs): one user's flood of its own
         ListConnections held every other call on the engine thread (root's
         ListApplications waited 8.3 s behind 8 of them, rights28). One such
         read at a time, and of each user's only one waits its turn, so another
-        user's waits behind at most one read of each other user."""
+        user's waits behind at most one read of each other user. gate: the
+        reads of its kind, one at a time (ListConnections' and ListInterfaces'
+        by default, GetUsage's)."""
         uid = await self._caller_uid(call.sender)
         turn = self._slow_readers.setdefault(uid, _Turn())
         turn.reads += 1
         try:
-            async with turn.lock, self._slow_reads:
+            async with turn.lock, gate or self._slow_reads:
                 return await asyncio.to_thread(read, *args)
         finally:
             turn.reads -= 1
@@ -713,9 +716,10 @@ class HelperService:
 
         # Off the engine thread and the event loop (a month by day of 500
         # applications is 15,000 rows: tens of ms), and one at a time: a
-        # flood of them costs one thread's work, not one per call.
-        async with self._usage_queries:
-            return [await asyncio.to_thread(read_and_encode)]
+        # flood of them costs one thread's work, not one per call; and of a
+        # user's only one waits its turn, so another's waits behind at most
+        # one of each user's (until 2026-12-06 behind every one queued).
+        return [await self._slow_read(call, read_and_encode, gate=self._usage_queries)]
 
     @_handles("GetLimitsPaused")
     async def _get_limits_paused(self, call: _Call, grant: _Grant | None) -> list[Any]:

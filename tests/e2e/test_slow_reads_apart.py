@@ -45,11 +45,14 @@ HOLDER = (
     "print('ready', flush=True)\ntime.sleep(600)\n"
 )
 # One bus connection (one pid for polkit's rule). "list" answers as
-# other_users.ClientAs does; "flood APP N" sends N ListConnections at once,
-# says "sent" once they are on their way and "answered" at each reply.
+# other_users.ClientAs does; "flood connections APP N" sends N
+# ListConnections at once ("flood usage SINCE N": GetUsage of all its own
+# history by minute), says "sent" once they are on their way and
+# "answered" at each reply.
 FLOODER = r"""
 import asyncio, json, sys
 from chadthrottle.client import HelperClient, HelperClientError
+from chadthrottle.usage_contract import UsageResolution
 
 async def main():
     async with HelperClient() as client:
@@ -63,10 +66,14 @@ async def main():
                 except HelperClientError as error:
                     print(json.dumps({"error": error.name}), flush=True)
                 continue
+            kind, target, count = args
             async def one():
-                await client.list_connections(args[0])
+                if kind == "usage":  # all of its own history by minute since target
+                    await client.get_usage("", target, 0, UsageResolution.MINUTE)
+                else:
+                    await client.list_connections(target)
                 print("answered", flush=True)
-            calls = [asyncio.ensure_future(one()) for _ in range(args[1])]
+            calls = [asyncio.ensure_future(one()) for _ in range(count)]
             await asyncio.sleep(0.2)  # written to the bus
             print("sent", flush=True)
             await asyncio.gather(*calls)
@@ -113,8 +120,8 @@ class Flooder:
         answer: dict[str, Any] = json.loads(self._line())
         return answer
 
-    def flood(self, app_id: str, calls: int) -> None:
-        self._send("flood", app_id, calls)
+    def flood(self, kind: str, target: str | int, calls: int) -> None:
+        self._send("flood", kind, target, calls)
         threading.Thread(target=self._count, daemon=True).start()
         assert self.sent.wait(60), "the flood was not sent"
 
@@ -177,7 +184,7 @@ def test_a_users_flood_of_slow_reads_holds_up_no_one_else(
     app_id, _process = holder
     listed = lambda: app_id in (flooder.ask("list").get("ok") or [])  # noqa: E731
     assert eventually(listed, 10), "the helper did not list nobody's application"
-    flooder.flood(app_id, QUEUED)
+    flooder.flood("connections", app_id, QUEUED)
     before = flooder.answered
     call_helper(stack.bus_address, lambda c: c.list_applications())
     during = flooder.answered - before
