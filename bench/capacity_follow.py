@@ -211,7 +211,8 @@ class Follower(helper_trace.SamplingThread):
             if self.one_way is not None and isinstance(
                 self.estimator, one_way_judge.OneWayEstimator
             ):
-                self.estimator.note(self.one_way.take()["up"])
+                taken = self.one_way.take()
+                self.estimator.note(taken["up"], self.one_way.counted)
             paths_before = self._sampler._paths
             before = self.estimator.capacities()
             if now - tick_at >= self.tick_s - glance_s / 2:  # a tick: the bytes since the last
@@ -546,6 +547,12 @@ def main(argv: list[str] | None = None) -> int:
         "(one_way_judge.FASTER_TURNS)",
     )
     parser.add_argument(
+        "--one-way-steps",
+        action="store_true",
+        help="with --one-way-judge: the faster turns in slower-growing steps (4, 6, 9, 12, 15%%), "
+        "a take-back at one glance of three ACKs or more (one_way_judge.SLOWER_STEPS)",
+    )
+    parser.add_argument(
         "--bulk",
         choices=("both", "down"),
         default="both",
@@ -589,7 +596,10 @@ def main(argv: list[str] | None = None) -> int:
                 one_way_judge.OneWayEstimator if arguments.one_way_judge else CapacityEstimator
             )(start)
             follower = Follower(pair, shaper, ipr, estimator, per_s)
-            if arguments.one_way_judge and arguments.one_way_cadence:
+            if arguments.one_way_judge and arguments.one_way_steps:
+                one_way_judge.slower_steps()
+                estimator.one_glance = True  # type: ignore[attr-defined]
+            elif arguments.one_way_judge and arguments.one_way_cadence:
                 one_way_judge.faster_turns()
             if arguments.one_way_judge:
                 follower.one_way = one_way_judge.LiveUpload(

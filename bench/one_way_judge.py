@@ -30,6 +30,7 @@ from chadthrottle.helper.engine.capacity_estimate import TURN_HOLD_S, CapacityEs
 from bench.one_way import SEEN_MS, SNAP_BYTES, Packet, Readings, _timestamps
 from tests.support.netns import nsenter_argv
 
+SURE_ACKS = 3  # --one-way-steps: a glance's least over this many ACKs is not a delayed one's
 DOWN_HOLD_AFTER_S = 1.5  # no download raise this long after an upload's one-way take-back
 
 
@@ -49,6 +50,8 @@ class LiveUpload:
         self._readings = Readings(0.0, False, 0.0)
         self._lock = threading.Lock()
         self._least: dict[str, float | None] = {"up": None, "down": None}
+        self.counted = 0  # upload readings since the last take()
+        self._counting = 0
         self._offset_ns = time.time_ns() - time.monotonic_ns()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -56,6 +59,7 @@ class LiveUpload:
     def take(self) -> dict[str, float | None]:
         with self._lock:
             least, self._least = self._least, {"up": None, "down": None}
+            self.counted, self._counting = self._counting, 0
         return least
 
     def close(self) -> None:
@@ -75,6 +79,7 @@ class LiveUpload:
             if packet is None or (reading := self._readings.take(packet)) is None:
                 continue
             with self._lock:
+                self._counting += reading.direction == "up"
                 old = self._least[reading.direction]
                 self._least[reading.direction] = (
                     reading.above_ms if old is None else min(old, reading.above_ms)
@@ -107,13 +112,16 @@ class OneWayEstimator(CapacityEstimator):
         super().__post_init__()
         self._up_ms: float | None = None
         self._up_high = 0  # readings in a row at SEEN_MS or more
+        self._up_many = False  # the last reading took SURE_ACKS ACKs or more
+        self.one_glance = False  # --one-way-steps: one glance of SURE_ACKS ACKs at SEEN_MS suffices
 
-    def note(self, up_ms: float | None) -> None:
+    def note(self, up_ms: float | None, acks: int = 0) -> None:
         """This row's least upload reading (None: no ACK read since the last row)."""
         if up_ms is None:
             return  # no ACK since: the count stands
         self._up_ms = up_ms
         self._up_high = self._up_high + 1 if up_ms >= SEEN_MS else 0
+        self._up_many = acks >= SURE_ACKS
 
     def _up_judged(self) -> bool:
         return (
@@ -127,7 +135,8 @@ class OneWayEstimator(CapacityEstimator):
 
     def glance(self, seconds: float, delay_s: float | None,
                local_wait_s: Mapping[Direction, float] | None = None) -> dict[Direction, int | None]:  # fmt: skip
-        if self._up_judged() and self._up_high >= 2 and seconds > 0:
+        enough = self._up_high >= 2 or (self.one_glance and self._up_high == 1 and self._up_many)
+        if self._up_judged() and enough and seconds > 0:
             self.decisions = ["glance: the upload's one-way queue"]
             self._glanced_s += seconds
             up = self._state[Direction.UP]
@@ -173,5 +182,26 @@ def faster_turns() -> None:
     from chadthrottle.helper.engine import capacity_estimate
 
     for name, value in FASTER_TURNS.items():
+        assert hasattr(capacity_estimate, name), name
+        setattr(capacity_estimate, name, value)
+
+
+# --one-way-steps: the cadence with steps that grow slower and a take-back at one glance of
+# three ACKs or more: a step that fails is smaller, and seen a glance sooner
+SLOWER_STEPS = {
+    "RAISE_STEPS": {
+        Direction.DOWN: (1.03, 1.06, 1.12),
+        Direction.UP: (1.04, 1.06, 1.09, 1.12, 1.15),
+    },
+    "UP_TURN_RAISES": 8,
+}
+
+
+def slower_steps() -> None:
+    """faster_turns(), then SLOWER_STEPS (this process only)."""
+    from chadthrottle.helper.engine import capacity_estimate
+
+    faster_turns()
+    for name, value in SLOWER_STEPS.items():
         assert hasattr(capacity_estimate, name), name
         setattr(capacity_estimate, name, value)
