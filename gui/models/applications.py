@@ -33,6 +33,7 @@ from chadthrottle.gui.models.child_rows import connection_data, process_data
 from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.connection_table import MEASURING, NO_VALUE
 from chadthrottle.gui.models.connections import connection_key, interesting_first
+from chadthrottle.gui.models.held_limits import held_limits
 from chadthrottle.gui.models.history import SHARED_SCALE_SAMPLES, PeakWindow, RateHistory
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.limit_truth import (
@@ -124,13 +125,14 @@ def measuring_tooltip(direction: Direction, stale: bool = False) -> str:
             "and lists no rate until its next reading (at most a second).")  # fmt: skip
 
 
-def _append_history(app: AppRow, now: float) -> None:
+def _append_history(app: AppRow, now: float, held: tuple[float, float]) -> None:
     """The poll's rates into the row's history (its sparkline and the detail
-    graph); a poll with a direction being measured is left out (a gap), not
-    drawn at 0 or at the rate from before its rules changed."""
+    graph) with the limits that held them (held_limits); a poll with a direction
+    being measured is left out (a gap), not drawn at 0 or at the rate from before
+    its rules changed."""
     info = app.info
     if not (info.down_measuring or info.up_measuring):
-        app.history.append(info.down_bps, info.up_bps, now)
+        app.history.append(info.down_bps, info.up_bps, now, held)
 
 
 # Rate columns sort busiest first on their first click (the header asks this role).
@@ -523,6 +525,10 @@ class ApplicationsModel(QAbstractItemModel):
         asked = app.priority_asked[0] if app.priority_asked is not None else None
         return priority_state(app.info, self._viewer_uid, asked, self._enforcement_problem)
 
+    def _held(self, info: ApplicationInfo) -> tuple[float, float]:
+        """The limits that held this poll's rates (the graph's limit line)."""
+        return held_limits(info, self._viewer_uid, self._rules, self._enforcement_problem)
+
     def _state(self, app: AppRow, direction: Direction) -> LimitState:
         return limit_state(app.info, direction, self._viewer_uid, app.pending.get(direction),
                            self._rules, self._enforcement_problem, self._units)  # fmt: skip
@@ -783,12 +789,12 @@ class ApplicationsModel(QAbstractItemModel):
                 app.identity, app.identity_of = identity, info
             app.info = info
             app.note_limits(now)
-            _append_history(app, now)
+            _append_history(app, now, self._held(app.info))
             self._merge_processes(row, app, names)
         for app in self._hidden.values():  # not listed: no signals
             app.info = incoming.pop(app.info.id)
             app.note_limits(now)
-            _append_history(app, now)
+            _append_history(app, now, self._held(app.info))
             app.processes = [
                 ProcessRow(pid, names.get(pid, "")) for pid in dict.fromkeys(app.info.pids)
             ]
@@ -840,8 +846,9 @@ class ApplicationsModel(QAbstractItemModel):
     def _new_row(self, info: ApplicationInfo, names: dict[int, str]) -> AppRow:
         app = AppRow(self._next_serial, info, [ProcessRow(p, names.get(p, "")) for p in info.pids])
         app.usage = self._usage.of(info.id)
-        app.note_limits(time.time())
-        _append_history(app, time.time())
+        now = time.time()
+        app.note_limits(now)
+        _append_history(app, now, self._held(info))
         self._next_serial += 1
         return app
 

@@ -56,11 +56,16 @@ def with_gaps(times: FloatArray, rates: FloatArray, step_s: float) -> tuple[Floa
 def graph_series(live_times: FloatArray, live_rates: FloatArray, minutes: Sequence[UsageRow],
                  now: float, span_s: float, step_s: float) -> tuple[FloatArray, FloatArray]:  # fmt: skip
     """(seconds before now, rates (n, 2)) for a graph of the last ``span_s``:
-    the helper's minutes before the first live sample, then the live ones."""
+    the helper's minutes before the first live sample, then the live ones.
+    Columns past the two rates (the limits held, history.py) ride along: NaN
+    over the helper's minutes (no limit known there) and at gaps."""
     keep = live_times >= now - span_s
     live_times, live_rates = live_times[keep], live_rates[keep]
     first_live = float(live_times[0]) if len(live_times) else now
     seed_times, seed_rates = minute_points(minutes, now - span_s, first_live)
+    extra = live_rates.shape[1] - 2
+    if extra > 0:
+        seed_rates = np.hstack([seed_rates, np.full((len(seed_rates), extra), np.nan)])
     times = np.concatenate([seed_times, live_times])
     rates = np.concatenate([seed_rates, live_rates]) if len(seed_rates) else live_rates
     gap_step = max(step_s, MINUTE_S) if len(seed_times) else step_s
@@ -74,3 +79,20 @@ def graph_series(live_times: FloatArray, live_rates: FloatArray, minutes: Sequen
     else:
         times, rates = with_gaps(times, rates, gap_step)
     return times - now, rates
+
+
+def limit_steps(x: FloatArray, held: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The limit line through samples at x (held: the limit each was measured
+    under, NaN none): between two samples, the looser of their two limits, so
+    the rate's line between them, which runs from one to the other, is never
+    drawn above a limit that held it: a limit lowered steps down at the first
+    sample under it, one raised steps up at the last sample under the old.
+    Where either sample held none (or is a gap) no line: (xs, ys) for a curve
+    that breaks at NaN."""
+    if len(x) < 2:
+        return np.zeros(0), np.zeros(0)
+    between = np.fmax(held[:-1], held[1:])  # fmax: NaN only where both are NaN
+    between[np.isnan(held[:-1]) | np.isnan(held[1:])] = np.nan
+    xs = np.column_stack([x[:-1], x[1:]]).ravel()
+    ys = np.repeat(between, 2)
+    return xs, ys

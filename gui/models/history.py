@@ -2,13 +2,16 @@
 
 Two numpy ring buffers per application: one sample per poll for the last five
 minutes, and ten-poll means for the last hour. Bounded memory whatever the
-number of applications (about 15 KB each). Each sample keeps its wall-clock
+number of applications (about 25 KB each). Each sample keeps its wall-clock
 time, so the detail graph has a real time axis: a poll that did not happen
 (the helper away, the machine asleep) is a gap, not samples pushed together.
+Each also keeps the limit that held as it was measured (NaN: none held), so
+the graph draws the limit of each moment, not today's over the past minute.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -22,19 +25,38 @@ SHARED_SCALE_SAMPLES = 60  # the sparklines' minute
 FloatArray = npt.NDArray[np.float64]
 
 
-class _Ring:
-    """Fixed-size ring of (down, up) pairs, oldest first on read."""
+NO_LIMITS = (math.nan, math.nan)  # nothing held either direction
 
-    def __init__(self, size: int) -> None:
+
+def looser(held: float, other: float) -> float:
+    """The looser of two held limits (bytes/s, NaN: none held, which is looser
+    than any): ten polls' mean stays under the loosest limit among them."""
+    return math.nan if math.isnan(held) or math.isnan(other) else max(held, other)
+
+
+class _Ring:
+    """Fixed-size ring of (down, up) pairs, oldest first on read; with
+    ``limits``, the (down, up) limit held at each pair too."""
+
+    def __init__(self, size: int, limits: bool = False) -> None:
         self._data = np.zeros((size, 2), dtype=np.float64)
         self._times = np.zeros(size, dtype=np.float64)  # unix seconds of each pair
+        self._limits = np.full((size, 2), np.nan) if limits else None
         self._next = 0
         self._count = 0
 
-    def append(self, down_bps: float, up_bps: float, at: float = 0.0) -> None:
+    def append(
+        self,
+        down_bps: float,
+        up_bps: float,
+        at: float = 0.0,
+        limits: tuple[float, float] = NO_LIMITS,
+    ) -> None:
         self._data[self._next, 0] = down_bps
         self._data[self._next, 1] = up_bps
         self._times[self._next] = at
+        if self._limits is not None:
+            self._limits[self._next] = limits
         self._next = (self._next + 1) % len(self._data)
         self._count = min(self._count + 1, len(self._data))
 
@@ -50,6 +72,13 @@ class _Ring:
         count = min(count, self._count)
         return self._times[(np.arange(self._next - count, self._next)) % len(self._data)]
 
+    def last_limits(self, count: int) -> FloatArray:
+        """The limits held at the pairs ``last(count)`` returns, shape (n, 2)."""
+        count = min(count, self._count)
+        if self._limits is None:
+            return np.full((count, 2), np.nan)
+        return self._limits[(np.arange(self._next - count, self._next)) % len(self._data)]
+
     def __len__(self) -> int:
         return self._count
 
@@ -58,26 +87,41 @@ class RateHistory:
     """Recent down/up rates of one application, in bytes/s."""
 
     def __init__(self) -> None:
-        self._fine = _Ring(FINE_SAMPLES)
-        self._coarse = _Ring(COARSE_SAMPLES)
+        self._fine = _Ring(FINE_SAMPLES, limits=True)
+        self._coarse = _Ring(COARSE_SAMPLES, limits=True)
         # Plain floats: a numpy += per application and poll cost more than the rest of append.
         self._pending_down = 0.0
         self._pending_up = 0.0
         self._pending_count = 0
+        self._pending_limits = (-math.inf, -math.inf)  # the loosest held so far (looser)
 
-    def append(self, down_bps: float, up_bps: float, at: float | None = None) -> None:
-        """One poll's rates, measured at ``at`` (unix seconds; now if None)."""
+    def append(
+        self,
+        down_bps: float,
+        up_bps: float,
+        at: float | None = None,
+        limits: tuple[float, float] = NO_LIMITS,
+    ) -> None:
+        """One poll's rates, measured at ``at`` (unix seconds; now if None),
+        under ``limits`` (bytes/s held down and up as they were measured: 0 a
+        block, NaN none); an hour view's mean is under the loosest of its polls'."""
         at = time.time() if at is None else at
-        self._fine.append(down_bps, up_bps, at)
+        self._fine.append(down_bps, up_bps, at, limits)
         self._pending_down += down_bps
         self._pending_up += up_bps
         self._pending_count += 1
+        held = self._pending_limits
+        self._pending_limits = (looser(held[0], limits[0]), looser(held[1], limits[1]))
         if self._pending_count == COARSE_EVERY:
             self._coarse.append(
-                self._pending_down / COARSE_EVERY, self._pending_up / COARSE_EVERY, at
+                self._pending_down / COARSE_EVERY,
+                self._pending_up / COARSE_EVERY,
+                at,
+                self._pending_limits,
             )
             self._pending_down = self._pending_up = 0.0
             self._pending_count = 0
+            self._pending_limits = (-math.inf, -math.inf)
 
     def recent(self, samples: int) -> FloatArray:
         """The last ``samples`` polls (at most five minutes' worth), shape (n, 2)."""
@@ -92,6 +136,10 @@ class RateHistory:
         (each at the time of its last poll)."""
         ring = self._coarse if coarse else self._fine
         return ring.last_times(samples), ring.last(samples)
+
+    def limits(self, samples: int, coarse: bool = False) -> FloatArray:
+        """The (down, up) limits held at the samples ``timed`` returns (NaN: none)."""
+        return (self._coarse if coarse else self._fine).last_limits(samples)
 
     def mean(self, samples: int, within_s: float | None = None) -> tuple[float, float]:
         """Mean down/up over the last polls: the "measured" rate next to a limit;

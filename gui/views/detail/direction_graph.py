@@ -1,6 +1,8 @@
 """One direction's plot in the detail pane's graph: its rate on a scale it
-fills, its limit as a dashed line on that scale or a marker at the top edge
-when far above, a legend, and the values where the pointer is."""
+fills, its limit as a dashed line on that scale, stepping where it changed
+and absent where none held (graph_series.limit_steps), or a marker at the top
+edge when the limit now is far above, a legend, and the values where the
+pointer is."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from chadthrottle.contract import Direction
-from chadthrottle.gui.views.graph_scale import graph_top
+from chadthrottle.gui.models.graph_series import limit_steps
+from chadthrottle.gui.views.graph_scale import FLOOR_BPS, LIMIT_ON_SCALE_RATIO, graph_top
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.units import UnitSystem, format_rate
 from PySide6.QtCore import Qt
@@ -54,12 +57,14 @@ class DirectionGraph:
         fill.setAlpha(60)
         self.curve = item.plot(pen=pg.mkPen(colour, width=1.6), fillLevel=0, brush=fill,
                                name="down" if direction is Direction.DOWN else "up")  # fmt: skip
-        self.limit_line = pg.InfiniteLine(
-            angle=0, pen=pg.mkPen(colour.darker(120), style=Qt.PenStyle.DashLine)
+        # The limit as it held at each sample: a step line, broken where none held
+        # (the limit now drawn over the past minute showed traffic "above" a limit
+        # a schedule had just lowered, walk28).
+        self.limit_line = item.plot(
+            pen=pg.mkPen(colour.darker(120), style=Qt.PenStyle.DashLine), connect="finite"
         )
         self.limit_line.setVisible(False)
-        item.addItem(self.limit_line)
-        # A limit far above the traffic: a marker at the top edge, with its value.
+        # A limit now far above the traffic: a marker at the top edge, with its value.
         self.limit_marker = pg.TextItem("", color=colour.darker(120), anchor=(1, 0))
         self.limit_marker.setVisible(False)
         item.addItem(self.limit_marker, ignoreBounds=True)
@@ -145,28 +150,37 @@ class DirectionGraph:
 
     def clear(self) -> None:
         self.curve.setData([], [])
+        self.limit_line.setData([], [])
         self.limit_line.setVisible(False)
         self.limit_marker.setVisible(False)
 
     def show(
-        self, x: np.ndarray, rates: np.ndarray, limit: int, start_s: float, units: UnitSystem
+        self, x: np.ndarray, rates: np.ndarray, held: np.ndarray, start_s: float, units: UnitSystem
     ) -> None:
-        """Plot the rates on a scale they fill; the limit as a line if it is on
-        that scale, as a marker at the top edge if it is far above."""
+        """Plot the rates on a scale they fill; the limits that held them (held:
+        bytes/s per sample, NaN none) as a line where on that scale; the limit
+        of the last sample, far above, as a marker at the top edge."""
         self.curve.setData(x, rates)
         measured = rates[~np.isnan(rates)]  # a gap (no answer from the helper) is NaN
         peak = float(measured.max()) if len(measured) else 0.0
-        top = graph_top(peak, limit)
+        limits = held[~np.isnan(held)]
+        near = limits[limits <= max(peak, FLOOR_BPS) * LIMIT_ON_SCALE_RATIO]
+        top = graph_top(peak, int(near.max()) if len(near) else 0)
         if (top, start_s) != (self.top, self.start_s):  # each poll mostly neither moves
             self.top, self.start_s = top, start_s
             self._set_range()
-        on_scale = 0 < limit <= top
+        xs, ys = limit_steps(x, held)
+        ys[ys > top] = np.nan  # a limit far above: not drawn on this scale
+        on_scale = bool(np.any(~np.isnan(ys)))
         legend = f"{self.words}   ┄ limit" if on_scale else self.words
         if self.label.textItem.toPlainText() != legend:
             self.label.setText(legend)
         self.limit_line.setVisible(on_scale)
-        if on_scale and self.limit_line.value() != limit:
-            self.limit_line.setValue(limit)
+        if on_scale:
+            self.limit_line.setData(xs, ys)
+        else:
+            self.limit_line.setData([], [])
+        limit = float(held[-1]) if len(held) and not np.isnan(held[-1]) else 0.0
         far = limit > top
         self.limit_marker.setVisible(far)
         if far:

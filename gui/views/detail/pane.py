@@ -398,8 +398,7 @@ class DetailPane(QWidget):
         if self.folded:
             return  # nothing drawn that is not seen (set_folded refreshes on unfolding)
         self.traffic.units = units
-        self.traffic.draw(history, self._minutes, limits, self.span.currentIndex(),
-                          self.refresh_interval_s)  # fmt: skip
+        self.traffic.draw(history, self._minutes, self.span.currentIndex(), self.refresh_interval_s)
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)

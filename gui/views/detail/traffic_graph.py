@@ -78,24 +78,29 @@ class TrafficGraph(QWidget):
         self,
         history: RateHistory,
         minutes: Sequence[UsageRow],
-        limits: tuple[int, int],
         span: int,
         refresh_interval_s: float,
     ) -> None:
-        """The span's samples (SPANS[span]), the helper's minutes before the window's own."""
+        """The span's samples (SPANS[span]), the helper's minutes before the
+        window's own, each direction's limit as it held at each sample."""
         if not self.graphs:
             self._build()
         self.plot.setVisible(True)
         self.empty_note.setVisible(False)
         _label, span_s, coarse = SPANS[span]
         step_s = refresh_interval_s * (COARSE_EVERY if coarse else 1)
-        times, rates = history.timed(int(span_s / step_s) + 1, coarse)
-        x, data = graph_series(times, rates, minutes, time.time(), span_s, step_s)
+        samples = int(span_s / step_s) + 1
+        times, rates = history.timed(samples, coarse)
+        held = history.limits(samples, coarse)
+        x, data = graph_series(
+            times, np.hstack([rates, held]), minutes, time.time(), span_s, step_s
+        )
         per = 60.0 if coarse else 1.0  # the hour view counts in minutes
-        self.plotted = (x / per, data)
+        self.plotted = (x / per, data[:, :2])
         self.coarse = coarse
-        for column, (direction, limit) in enumerate(zip(Direction, limits, strict=True)):
-            self.graphs[direction].show(x / per, data[:, column], limit, -span_s / per, self.units)
+        for column, direction in enumerate(Direction):
+            self.graphs[direction].show(x / per, data[:, column], data[:, 2 + column],
+                                        -span_s / per, self.units)  # fmt: skip
         self.graphs[Direction.UP].set_time_unit("minutes ago" if coarse else "seconds ago")
         for graph in self.graphs.values():  # a new range, or the other plot's (linked in x):
             # pyqtgraph would set the plot's new transform in its paint, which moves
