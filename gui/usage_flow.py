@@ -29,7 +29,7 @@ from chadthrottle.gui.models.usage_periods import (
 )
 from chadthrottle.gui.models.usage_totals import fallback_name, grand_total, totals_by_application
 from chadthrottle.gui.views.main_window import MainWindow
-from chadthrottle.gui.views.usage_column_menu import usage_column_menu
+from chadthrottle.gui.views.usage_column_menu import add_period_submenu, usage_column_menu
 from chadthrottle.gui.views.usage_dialog import UsageDialog
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 from PySide6.QtCore import QObject, QPoint, QSettings, QTimer
@@ -70,6 +70,19 @@ def load_period(store: QSettings, key: str = PERIOD_KEY) -> UsagePeriod:
         return UsagePeriod.TODAY
 
 
+def load_column_period(store: QSettings) -> UsagePeriod:
+    """The totals column's period. A settings file from before gui28 has
+    none of its own: the column then showed usage/period (the usage view's),
+    and keeps showing it rather than turning back to "Today" unasked on the
+    first start after an update (review28)."""
+    if store.contains(COLUMN_PERIOD_KEY):
+        return load_period(store, COLUMN_PERIOD_KEY)
+    period = load_period(store, PERIOD_KEY)
+    if store.contains(PERIOD_KEY):
+        store.setValue(COLUMN_PERIOD_KEY, period.value)
+    return period
+
+
 def unavailable_text(error_name: str, message: str = "") -> str:
     """Why no history is shown, in the words the rest of the window uses."""
     return f"Usage history could not be read: {describe_error(error_name, message).words}"
@@ -86,7 +99,7 @@ class UsageFlow(QObject):
         self._window = window
         self._store = store
         self._clock = clock
-        self.period = load_period(store, COLUMN_PERIOD_KEY)  # the list's totals column's
+        self.period = load_column_period(store)  # the list's totals column's
         self.view_period = load_period(store)  # the usage view's
         self.dialog: UsageDialog | None = None
         self.history_supported: bool | None = None  # None: not known yet
@@ -101,6 +114,10 @@ class UsageFlow(QObject):
         window.header.usageRequested.connect(self.open_dialog)
         window.table.usagePeriodMenuRequested.connect(self.open_column_menu)
         self.column_menu: QMenu | None = None
+        # the same choices in the ☰ menu, for the keyboard: a title takes no focus
+        settings_menu = window.header.menu_button.menu()
+        self.column_submenu = add_period_submenu(settings_menu, window.header.open_usage,
+                                                 lambda: self.period, self.choose_column_period)  # fmt: skip
         # The selected application's last hour, once the selection rests (arrow keys
         # run through many rows: one GetUsage each would queue up at the helper).
         self._seed_timer = QTimer(self)

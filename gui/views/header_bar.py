@@ -117,9 +117,9 @@ class HeaderBar(QWidget):
         menu = QMenu(self)
         open_settings = menu.addAction("Settings…", self.settingsRequested.emit)
         open_settings.setObjectName("open-settings")
-        open_usage = menu.addAction(
+        self.open_usage = open_usage = menu.addAction(
             "Data usage…\tCtrl+U", self.usageRequested.emit
-        )  # the key: the QShortcut above
+        )  # the key: the QShortcut above; the list's column's period follows it (usage_flow)
         open_usage.setObjectName("open-usage")
         self.open_link = menu.addAction("Link capacity…", self.linkRequested.emit)
         self.open_link.setObjectName("open-link")

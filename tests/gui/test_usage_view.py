@@ -371,7 +371,9 @@ def test_the_totals_column_keeps_its_own_period_chosen_on_its_title(
     )  # "30 days" until gui28
     assert model.index_of(FIREFOX, Column.USAGE).data() == "1.00 GB"
     tip = model.headerData(Column.USAGE, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
-    assert tip.endswith("Right-click the title for another period.")
+    assert tip.endswith(
+        "Right-click the title for another period, or use the ☰ menu (Data used in the list)."
+    )
     header = window.table.overall
     _right_click_title(header, Column.DOWN)
     assert QApplication.activePopupWidget() is None and window._row_menu is None
