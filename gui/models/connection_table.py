@@ -42,6 +42,7 @@ from PySide6.QtGui import QGuiApplication, QPalette
 NO_VALUE = "\u2014"
 MEASURING = "\u2026"  # counted, but seen once: a rate needs a second answer
 NO_NAME = "no name"  # the Remote host column: reverse DNS gave no name
+NO_ANSWER = "no answer"  # ... and: it could not be asked (offline), so not known
 UNCOUNTED_TOOLTIP = NO_RATE_TOOLTIP
 MEASURING_TOOLTIP = "Measuring: a socket's rate is the change of its byte counters between two answers from the helper, a second apart."
 # Why a connection can read 0 beside its application's rate: under an upload
@@ -212,7 +213,7 @@ class ConnectionTableModel(QAbstractTableModel):
         if (
             role == Qt.ItemDataRole.ForegroundRole
             and column is ConnColumn.HOST
-            and self._text(row, column) == NO_NAME
+            and self._text(row, column) in (NO_NAME, NO_ANSWER)
         ):  # a placeholder, greyed: not a host called that
             return QGuiApplication.palette().color(QPalette.ColorRole.PlaceholderText)
         return None
@@ -232,6 +233,8 @@ class ConnectionTableModel(QAbstractTableModel):
             name = self.dns.name_of(address)
             if name:
                 return name
+            if self.dns.failed(address):
+                return NO_ANSWER  # not "no name": whether it has one is not known
             return NO_NAME if self.dns.answered(address) else ""  # "": being asked
         if column is ConnColumn.STATE:
             return info.state
@@ -289,4 +292,7 @@ def host_tooltip(address: str, dns: ReverseDnsCache) -> str | None:
         return f"{name}: the name of {address} by reverse DNS"
     if dns.answered(address):
         return f"No name: reverse DNS gave none for {address}"
+    if dns.failed(address):
+        return (f"No answer: reverse DNS could not tell the name of {address}\n"
+                "(no name server answered, or the lookup failed); asked again within a minute")  # fmt: skip
     return f"Looking up the name of {address} (reverse DNS)…"

@@ -4,10 +4,14 @@ A reverse lookup can take seconds (a resolver that does not answer), so it
 never runs on the GUI thread: ``name_of`` answers at once from a bounded cache
 (None while unknown or when there is none; ``answered`` tells them apart) and
 starts a lookup in a small thread pool; ``on_resolved`` is called (from a pool
-thread) when an answer arrives, the name "" when there is none. Names are kept CACHE_TTL_S, failures FAILURE_TTL_S; at most
-MAX_PENDING lookups wait at once, and one still unanswered after
-LOOKUP_TIMEOUT_S counts as a failure (its thread cannot be stopped, but its
-address is no longer waited on and the pool takes the next). ``close`` ends
+thread) when an answer arrives, the name "" when there is none. A lookup that
+got no answer (no name server reached, a resolver error, or still unanswered
+after LOOKUP_TIMEOUT_S) is ``failed``, not answered: it says nothing of
+whether the address has a name (until review28 the table said "no name" of
+it: "reverse DNS gave none" of a machine offline). Names are kept CACHE_TTL_S,
+no name and failures FAILURE_TTL_S; at most MAX_PENDING lookups wait at once
+(a timed-out thread cannot be stopped, but its address is no longer waited on
+and the pool takes the next). ``close`` ends
 the workers and the callback: the cache's owner (the connections model) calls
 it when it goes, so no thread outlives it or calls into it once deleted.
 """
@@ -28,7 +32,16 @@ LOOKUP_TIMEOUT_S = 5.0
 MAX_PENDING = 32
 WORKERS = 2
 
-Resolver = Callable[[str], "str | None"]
+Resolver = Callable[[str], "str | None"]  # None: no name; raises LookupFailed: no answer
+# gethostbyaddr's h_errno for "the address has no name": HOST_NOT_FOUND, NO_DATA,
+# and 0 (glibc's /etc/hosts alone found none: "Resolver Error 0 (no error)").
+# TRY_AGAIN (2: no name server answered), NO_RECOVERY (3) and NETDB_INTERNAL (-1)
+# say nothing of it.
+_NO_NAME_ERRORS = frozenset({0, 1, 4})
+
+
+class LookupFailed(Exception):
+    """The resolver could not say whether the address has a name."""
 
 
 def system_resolver(address: str) -> str | None:
@@ -37,11 +50,19 @@ def system_resolver(address: str) -> str | None:
     gethostbyaddr, not getnameinfo: CPython 3.11's getnameinfo keeps the GIL
     while the resolver waits, which stopped every thread of the window (no
     repaint, no input, no poll) for as long as a name server did not answer,
-    10 s per address offline (walk28). gethostbyaddr lets go of it."""
+    10 s per address offline (walk28). gethostbyaddr lets go of it.
+    None when the resolver says there is no name; LookupFailed when it could
+    not answer (offline: "Host name lookup failure", TRY_AGAIN)."""
     try:
         host, _aliases, _addresses = socket.gethostbyaddr(address)
-    except (OSError, UnicodeError):
-        return None
+    except socket.herror as error:
+        if error.args and error.args[0] in _NO_NAME_ERRORS:
+            return None
+        raise LookupFailed(str(error)) from error
+    except UnicodeError:
+        return None  # a name that is not text: none to show
+    except OSError as error:
+        raise LookupFailed(str(error)) from error
     return host or None
 
 
@@ -71,9 +92,9 @@ class ReverseDnsCache:
         # running or can start (reentrant: an inline lookup's callback may ask again).
         self._callback_lock = threading.RLock()
         self._closed = False
-        self._names: OrderedDict[str, tuple[str | None, float]] = (
+        self._names: OrderedDict[str, tuple[str | None, float, bool]] = (
             OrderedDict()
-        )  # address -> (name, expiry)
+        )  # address -> (name, expiry, failed: no answer)
         self._pending: dict[str, float] = {}  # address -> when its lookup started
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
@@ -101,30 +122,39 @@ class ReverseDnsCache:
         answer is still kept: None from name_of then means it has no name."""
         with self._lock:
             cached = self._names.get(address)
-            return cached is not None and cached[1] > self._clock()
+            return cached is not None and cached[1] > self._clock() and not cached[2]
+
+    def failed(self, address: str) -> bool:
+        """Whether the last lookup of address got no answer (no name server
+        reached, an error, a timeout) and that is still kept: whether it has
+        a name is not known."""
+        with self._lock:
+            cached = self._names.get(address)
+            return cached is not None and cached[1] > self._clock() and cached[2]
 
     def _expire_pending(self, now: float) -> None:
         for address, started in list(self._pending.items()):
             if now - started > LOOKUP_TIMEOUT_S:
                 del self._pending[address]
-                self._store(address, None, now)
+                self._store(address, None, now, failed=True)
 
-    def _store(self, address: str, name: str | None, now: float) -> None:
-        self._names[address] = (name, now + (CACHE_TTL_S if name else FAILURE_TTL_S))
+    def _store(self, address: str, name: str | None, now: float, failed: bool = False) -> None:
+        self._names[address] = (name, now + (CACHE_TTL_S if name else FAILURE_TTL_S), failed)
         self._names.move_to_end(address)
         while len(self._names) > self._size:
             self._names.popitem(last=False)
 
     def _lookup(self, address: str) -> None:
+        failed = False
         try:
             name = self._resolver(address)
-        except Exception:  # a resolver's failure is "no name", never a crash of the pool
-            name = None
+        except Exception:  # no answer (LookupFailed, or any error): never a crash of the pool
+            name, failed = None, True
         with self._lock:
             if self._pending.pop(address, None) is None:
                 name = None  # timed out meanwhile: already stored as a failure
             else:
-                self._store(address, name, self._clock())
+                self._store(address, name, self._clock(), failed)
         with self._callback_lock:  # a name, or none: "no name" replaces the wait
             if self.on_resolved is not None:
                 self.on_resolved(address, name or "")

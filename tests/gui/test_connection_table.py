@@ -331,3 +331,59 @@ def test_a_connections_numbers_say_they_leave_out_what_the_applications_row_coun
     assert "since the connection opened" in model.index(0, ConnColumn.SENT).data(
         Qt.ItemDataRole.ToolTipRole
     )
+
+
+def test_a_lookup_with_no_answer_is_not_said_to_have_no_name(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Offline (walk28: a name server that does not answer) every host read
+    "no name", its tooltip "reverse DNS gave none": said of a lookup that got
+    no answer at all, which tells nothing of a name. A resolver's failure and
+    a lookup past LOOKUP_TIMEOUT_S are "no answer" (greyed, asked again);
+    the resolver's "none" stays "no name"."""
+    from chadthrottle.gui.models.connection_table import NO_ANSWER
+    from PySide6.QtGui import QGuiApplication, QPalette
+
+    clock = Clock()
+    queued: list = []
+
+    def resolve(address: str) -> str | None:
+        if address == "192.0.2.9":
+            raise reverse_dns.LookupFailed("Host name lookup failure")
+        return None  # 10.242.131.1: the resolver says it has none
+
+    dns = ReverseDnsCache(resolve, clock=clock, submit=queued.append)
+    model = ConnectionTableModel(dns=dns, clock=clock)
+    remotes = ["192.0.2.9:443", "10.242.131.1:6440"]
+    model.set_connections(APP, [tcp(n, 0, 0, remote=r) for n, r in enumerate(remotes)])
+
+    def cell(remote: str, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        (row,) = [
+            r for r in range(model.rowCount()) if model.index(r, ConnColumn.REMOTE).data() == remote
+        ]
+        return model.index(row, ConnColumn.HOST).data(role)
+
+    assert [cell(r) for r in remotes] == ["", ""]  # being asked
+    with qtbot.waitSignals([model.dataChanged] * 2):
+        while queued:
+            queued.pop(0)()
+    assert [cell(r) for r in remotes] == [NO_ANSWER, NO_NAME]  # "no name" twice until review28
+    assert str(cell(remotes[0], Qt.ItemDataRole.ToolTipRole)).startswith(
+        "No answer: reverse DNS could not tell the name of 192.0.2.9\n"
+    )
+    assert cell(remotes[1], Qt.ItemDataRole.ToolTipRole) == (
+        "No name: reverse DNS gave none for 10.242.131.1"
+    )
+    placeholder = QGuiApplication.palette().color(QPalette.ColorRole.PlaceholderText)
+    assert cell(remotes[0], Qt.ItemDataRole.ForegroundRole) == placeholder
+    # A failure is asked again once FAILURE_TTL_S passed.
+    clock.now += reverse_dns.FAILURE_TTL_S + 1
+    assert cell(remotes[0]) == "" and len(queued) == 1
+
+    # One that never answers: past the timeout it is no answer too, not "no name".
+    silent = ReverseDnsCache(lambda _a: None, clock=clock, submit=lambda _work: None)
+    table = ConnectionTableModel(dns=silent, clock=clock)
+    table.set_connections(APP, [tcp(1, 0, 0, remote="198.51.100.3:80")])
+    assert table.index(0, ConnColumn.HOST).data() == ""
+    clock.now += reverse_dns.LOOKUP_TIMEOUT_S + 1
+    silent.name_of("198.51.100.3")  # the table's next look at it
+    assert table.index(0, ConnColumn.HOST).data() == NO_ANSWER
+    assert silent.failed("198.51.100.3") and not silent.answered("198.51.100.3")
