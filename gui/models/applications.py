@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from chadthrottle.app_names import names_apart
 from chadthrottle.contract import (
     ApplicationInfo,
     ConnectionInfo,
@@ -199,6 +200,9 @@ class ApplicationsModel(QAbstractItemModel):
         self.peaks = PeakWindow(SHARED_SCALE_SAMPLES)  # the sparklines' shared scale
         self.activity_tooltip = ""  # what that scale is, said by the view that draws it
         self._usage = UsageColumnState()  # the totals column: GetUsage's totals over a period
+        # id -> name as shown: "name (id)" where two share a name (names_apart):
+        # two rows read "python3.11" and nothing told them apart (walk28)
+        self._shown_names: dict[str, str] = {}
         # Why priorities cannot be set here ("" when they can): an older helper (gui/priority_flow.py).
         self.priority_unavailable = ""
         # Why blocks cannot be set here ("" when they can): a helper without SetBlocked
@@ -309,7 +313,7 @@ class ApplicationsModel(QAbstractItemModel):
         info = app.info
         if role == Qt.ItemDataRole.DisplayRole:
             if column == Column.NAME:
-                return info.name
+                return self._shown_names.get(info.id, info.name)
             if column in RATE_COLUMNS:
                 direction = RATE_COLUMNS[column]
                 if info.measuring(direction):
@@ -403,6 +407,13 @@ class ApplicationsModel(QAbstractItemModel):
 
     def applications(self) -> list[ApplicationInfo]:
         return [app.info for app in self._all_rows()]
+
+    def shown_name(self, app_id: str) -> str:
+        """The name the list, the tray and the row menu show: "name (id)" where
+        another application listed shares its name (app_names.names_apart, as
+        the usage view and the CLI say it); its id if it is not listed."""
+        app = self._find(app_id)
+        return app_id if app is None else self._shown_names.get(app_id, app.info.name)
 
     def history(self, app_id: str) -> RateHistory | None:
         app = self._find(app_id)
@@ -800,6 +811,13 @@ class ApplicationsModel(QAbstractItemModel):
             app.processes = [
                 ProcessRow(pid, names.get(pid, "")) for pid in dict.fromkeys(app.info.pids)
             ]
+        shown = names_apart({info.id: info.name for info in applications})
+        if shown != self._shown_names:  # a second of one name came or went: both rows say it
+            changed_rows.extend(
+                row for row, app in enumerate(self._rows)
+                if shown.get(app.info.id) != self._shown_names.get(app.info.id) and row not in changed_rows
+            )  # fmt: skip
+            self._shown_names = shown
         for row in changed_rows:  # names and limits: rare, and they touch the editors
             self._emit_row_changed(row)
         new_rows = [self._new_row(info, names) for info in incoming.values()]

@@ -281,13 +281,14 @@ class TrayController(QObject):
                 protection_word(self._model.priority_state(info.id)),
             )
             least = metrics.averageCharWidth() * MENU_NAME_LEAST_CHARS
+            whole = self._model.shown_name(info.id)  # "name (id)" beside another of its name
             name = menu_name(
-                info.name, metrics, max(least, label_room - metrics.horizontalAdvance(said))
+                whole, metrics, max(least, label_room - metrics.horizontalAdvance(said))
             )
             submenu = self.menu.addMenu(f"{name}{said}\t{rates[info.id]}".rstrip("\t"))
             submenu.setObjectName(f"quick:{info.id}")
-            if name.replace("&&", "&") != info.name:  # cut: the whole name on pointing
-                submenu.menuAction().setToolTip(info.name)
+            if name.replace("&&", "&") != whole:  # cut: the whole name on pointing
+                submenu.menuAction().setToolTip(whole)
             submenu.setToolTipsVisible(True)
             for direction in Direction:
                 state = self._model.limit_state(info.id, direction)
@@ -302,9 +303,7 @@ class TrayController(QObject):
                 # One of them: drawn as radio items (as in the row menu); Block is a switch.
                 group = QActionGroup(submenu)
                 for quick in quick_limits(units):
-                    action = self._quick_action(
-                        submenu, info.id, info.name, direction, quick, units
-                    )
+                    action = self._quick_action(submenu, info.id, whole, direction, quick, units)
                     group.addAction(action)
                     action.setChecked(quick.label == current and not state.blocked)
                     if quick.rate_bps == CUSTOM and quick.label == current:

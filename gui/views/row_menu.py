@@ -92,8 +92,7 @@ def build_row_menu(
     """A menu for one application; each action's objectName says what it is
     (``edit-rules``, ``limit:down:5 MB/s``, ``clear-limits``, ``block:down``,
     ``priority:critical``, ``copy-id``, ``show-connections``)."""
-    info = model.application(app_id)
-    name = info.name if info is not None else app_id
+    name = model.shown_name(app_id)  # "name (id)" beside another of its name, as the list
     menu = QMenu(parent)
     menu.setObjectName(f"row-menu:{app_id}")
     menu.setTitle(name)
