@@ -10,6 +10,7 @@ APP --down unlimited` says the same of that direction.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Collection, Sequence
 
 from chadthrottle.cli.output import owner_label
@@ -66,20 +67,25 @@ def what_stays(
             unquota += [rule.direction] if rule.owner == mine else []
         if rule.rate_bps and rule.owner != mine:
             stays.append(f"{way} limit {format_limit(rule.rate_bps)}{whose}")
-    own_schedules = False
+    said: list[str] = []  # the caller's schedules said here, by name
     for schedule in (s for s in schedules if s.app_id == app_id and _sets(s, directions)):
         stays.append(f"schedule {schedule.name} ({owner_label(schedule.owner, uid)})")
-        own_schedules = own_schedules or schedule.owner == mine
+        said += [schedule.name] if schedule.owner == mine else []
     name = for_terminal(app_id)
     lines = []
     if stays:
         lines.append(f"{name}: still set: {for_terminal('; '.join(stays))}")
     scope_flag = {RuleScope.OWN: " --own", RuleScope.ALL: " --all-users"}.get(scope, "")
+    typed = shlex.quote(name)  # a command to paste: an id with a space ("script:/a b.py") quoted
+    own = [s.name for s in schedules if s.app_id == app_id and s.owner == mine]
     lifts = [
-        *([f"{CTL} unblock {name}{_one_way(unblock)}{scope_flag}"] if unblock else []),
-        *([f"{CTL} quota {name} --off{_one_way(unquota)}{scope_flag}"] if unquota else []),
-        *([f"{CTL} schedule remove {name}{scope_flag}"] if own_schedules else []),
-    ]
+        *([f"{CTL} unblock {typed}{_one_way(unblock)}{scope_flag}"] if unblock else []),
+        *([f"{CTL} quota {typed} --off{_one_way(unquota)}{scope_flag}"] if unquota else []),
+        # "schedule remove APP" removes every schedule of the caller's: only where
+        # each is one said here (`limit APP --up unlimited` says the upload's alone)
+        *([f"{CTL} schedule remove {typed}{scope_flag}"] if said and len(said) == len(own) else
+          [f"{CTL} schedule remove {typed} {shlex.quote(for_terminal(n))}{scope_flag}" for n in said]),
+    ]  # fmt: skip
     if lifts:
         lines.append("to lift yours: " + "; ".join(lifts))
     return lines

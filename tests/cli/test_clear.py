@@ -49,3 +49,31 @@ def test_one_directions_limit_removed_says_what_stays_of_that_direction() -> Non
         f"{APP}: still set: upload quota of 1.00 GB a day (you); schedule sat 01:00-02:00 (you)",
         f"to lift yours: chadthrottle-ctl quota {APP} --off --up; chadthrottle-ctl schedule remove {APP}",
     ]
+
+
+def test_the_commands_offered_lift_only_what_is_said_and_paste_as_typed() -> None:
+    """`limit APP --up unlimited` offered "schedule remove APP", which removes
+    every schedule of the caller's, the download's too, not said; and an id
+    with a space was printed unquoted, a command that fails when pasted."""
+    from chadthrottle.cli.clear import what_stays
+    from chadthrottle.contract import ScheduleInfo
+
+    def schedule(name: str, down: int, up: int, app: str = APP) -> ScheduleInfo:
+        return ScheduleInfo(app, 1000, name, name.split()[0], "01:00", "02:00", down, up,
+                            False, False, False)  # fmt: skip
+
+    both = [schedule("sat 01:00-02:00", 0, 5000), schedule("sun 01:00-02:00", 7000, 0)]
+    assert what_stays(APP, [], both, 1000, directions={"up"}) == [
+        f"{APP}: still set: schedule sat 01:00-02:00 (you)",
+        f"to lift yours: chadthrottle-ctl schedule remove {APP} 'sat 01:00-02:00'",
+    ]  # "schedule remove APP" until review28: the sunday download schedule went too
+    assert what_stays(APP, [], both, 1000)[-1] == (
+        f"to lift yours: chadthrottle-ctl schedule remove {APP}"
+    )  # every one said: all of them
+    script = "script:/home/ann/my tools/sync.py"
+    rules = [RuleInfo(script, "down", 0, 0, 1000, True, blocked=True)]
+    lifts = what_stays(script, rules, [schedule("sat 01:00-02:00", 9, 0, script)], 1000)[-1]
+    assert lifts == (
+        "to lift yours: chadthrottle-ctl unblock 'script:/home/ann/my tools/sync.py' --down; "
+        "chadthrottle-ctl schedule remove 'script:/home/ann/my tools/sync.py'"
+    )
