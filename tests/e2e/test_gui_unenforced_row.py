@@ -75,7 +75,13 @@ def test_a_limit_the_helper_says_is_not_enforced_is_shown_so_in_the_row_and_deta
             assert f"Not enforced: {PAUSED}." in control_tip, control_tip
             assert f"Not enforced: {PAUSED}." in cell_tip, cell_tip
             assert gui.model.active_limit_count() == 0
-            assert gui.window.status_line.limits.text() == f"No limits are enforced: {PAUSED}"
+            # The paused flag is the same poll's next signal, after the listing the
+            # row shows: read at once it was at times not there yet (walk28, load 4-5:
+            # "0 limits active, 1 not enforced").
+            qtbot.waitUntil(
+                lambda: gui.window.status_line.limits.text() == f"No limits are enforced: {PAUSED}",
+                timeout=SHOWN_WITHIN_MS,
+            )
             # the detail pane
             assert gui.window.select_application(app_id)
             qtbot.waitUntil(lambda: gui.window.detail.limit_notes.isVisible(), timeout=2000)
@@ -91,7 +97,10 @@ def test_a_limit_the_helper_says_is_not_enforced_is_shown_so_in_the_row_and_deta
             # nothing to add to the numbers: the pane's notes go
             qtbot.waitUntil(lambda: gui.window.detail.limit_notes.isHidden(), timeout=2000)
             assert gui.model.active_limit_count() == 1
-            assert gui.window.status_line.limits.text().startswith("1 limit active")
+            qtbot.waitUntil(
+                lambda: gui.window.status_line.limits.text().startswith("1 limit active"),
+                timeout=SHOWN_WITHIN_MS,
+            )
         finally:
             call_helper(stack.bus_address, lambda c: c.set_limits_paused(False))
             call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
