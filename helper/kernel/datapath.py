@@ -80,6 +80,7 @@ from chadthrottle.helper.kernel.socket_tagging import (
     clamp_open_windows,
     old_windows_left,
     pace_open_sockets,
+    pausing,
     sends_rtt_us,
     sends_unacked,
     tag_open_sockets,
@@ -478,9 +479,10 @@ class Datapath:
         (again: what is pending then only shrinks, so the walks end). How
         many sockets were tagged."""
         caps, seen = self._caps_of_slot.get(app_slot, NO_CAPS), None if again else WalkSeen()
-        tagged = tag_open_sockets(self._maps["socket_tags"].fd, tgid, app_slot,
-                                  caps if caps != NO_CAPS or was != NO_CAPS else None, was,
-                                  self._namespace_sockets.get(app_slot), made_by, seen)  # fmt: skip
+        with pausing(self._between_walks):
+            tagged = tag_open_sockets(self._maps["socket_tags"].fd, tgid, app_slot,
+                                      caps if caps != NO_CAPS or was != NO_CAPS else None, was,
+                                      self._namespace_sockets.get(app_slot), made_by, seen)  # fmt: skip
         if seen is not None:
             self._accept_queues.after_walk(tgid, start, seen, was)
         self._between_walks()
@@ -526,8 +528,9 @@ class Datapath:
             self._caps_of_slot.pop(app_slot, None)
         self._write_namespace_sockets(app_slot)
         for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
-            cap_open_sockets(tgid, caps, was, self._namespace_sockets.get(app_slot),
-                             self._made_by_of_tgid.get(tgid))  # fmt: skip
+            with pausing(self._between_walks):
+                cap_open_sockets(tgid, caps, was, self._namespace_sockets.get(app_slot),
+                                 self._made_by_of_tgid.get(tgid))  # fmt: skip
             self._between_walks()
 
     def clamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None) -> float | None:
@@ -539,7 +542,8 @@ class Datapath:
         packet, for WINDOW_FIRST_S (0: lifted)."""
         until_ns = time.monotonic_ns() + int(WINDOW_FIRST_S * 1e9) if wire_bps else 0
         self._maps["windows_first"].set(tgid, WindowFirst(wire_bps, until_ns))
-        longest = max(clamp_open_windows(tgid, wire_bps, made_by), default=None)
+        with pausing(self._between_walks):
+            longest = max(clamp_open_windows(tgid, wire_bps, made_by), default=None)
         self._between_walks()
         return longest
 
@@ -710,8 +714,9 @@ class Datapath:
         pacing_bps = self._caps_of_slot.get(app_slot, NO_CAPS).pacing_bps
         if pacing_bps and self._namespace_sockets.get(app_slot) != before:
             for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
-                pace_open_sockets(tgid, pacing_bps, self._namespace_sockets.get(app_slot, {}),
-                                  self._made_by_of_tgid.get(tgid))  # fmt: skip
+                with pausing(self._between_walks):
+                    pace_open_sockets(tgid, pacing_bps, self._namespace_sockets.get(app_slot, {}),
+                                      self._made_by_of_tgid.get(tgid))  # fmt: skip
                 self._between_walks()
 
     def namespace_pacing(self, app_slot: int) -> dict[int, tuple[int, int]]:

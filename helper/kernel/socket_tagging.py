@@ -164,6 +164,25 @@ class FdCloser:
 
 BORROWED_CLOSER = FdCloser()
 
+# A walk reads a whole descriptor table, as many as the process's user
+# chose: its caller (under the engine's lock) may be called back every
+# PAUSE_EVERY_FDS descriptors, in the walking thread only (pausing).
+PAUSE_EVERY_FDS = 4096
+_walking = threading.local()
+
+
+@contextlib.contextmanager
+def pausing(call: Callable[[], None]) -> Iterator[None]:
+    """Within the block, this thread's walks call call every PAUSE_EVERY_FDS
+    descriptors (the engine renews the gates' leases: one table of 524,288
+    descriptors takes seconds)."""
+    was = getattr(_walking, "pause", None)
+    _walking.pause = call
+    try:
+        yield
+    finally:
+        _walking.pause = was
+
 
 def _socket_fds(pid: int) -> Iterator[int]:
     fd_dir = Path(f"/proc/{pid}/fd")
@@ -171,7 +190,10 @@ def _socket_fds(pid: int) -> Iterator[int]:
         entries = list(fd_dir.iterdir())
     except OSError:
         return
-    for entry in entries:
+    pause = getattr(_walking, "pause", None)
+    for count, entry in enumerate(entries, 1):
+        if pause is not None and count % PAUSE_EVERY_FDS == 0:
+            pause()
         try:
             if os.readlink(entry).startswith("socket:["):
                 yield int(entry.name)

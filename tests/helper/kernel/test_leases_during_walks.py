@@ -13,7 +13,9 @@ helper). The engine now renews them between walks when due
 On the real datapath: new processes of a limited program, each holding many
 descriptors, walked at a tick; the lease of another program's block is from
 after the last walk, not from the tick's start. Judged against the tick's
-own length, not against a time."""
+own length, not against a time. And inside one walk: a table of 524,288
+descriptors (systemd's hard limit) takes seconds, so the walk calls back
+every PAUSE_EVERY_FDS descriptors (socket_tagging.pausing)."""
 
 from __future__ import annotations
 
@@ -29,8 +31,9 @@ from chadthrottle.contract import ADMIN_OWNER, BackendInfo, Direction
 from chadthrottle.helper.engine.api import SetBlocked
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.kernel.datapath import Datapath
-from chadthrottle.helper.kernel.gates import LEASE_S, monotonic_ns
+from chadthrottle.helper.kernel.gates import LEASE_S, SlotGates, monotonic_ns
 from chadthrottle.helper.kernel.layout import POLICE_UP, policer_key
+from chadthrottle.helper.kernel.socket_tagging import PAUSE_EVERY_FDS
 
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingShaper
@@ -107,6 +110,45 @@ def test_a_block_is_renewed_after_a_ticks_long_walks(
             f"the block's lease was last renewed {(ended - renewed) / 1e6:.0f} ms before the "
             f"end of a tick of {(ended - started) / 1e6:.0f} ms that walked "
             f"{NEW_PROCESSES} x {DESCRIPTORS} descriptors"
+        )
+    finally:
+        stop(*running)
+        datapath.close()
+
+
+def test_one_long_walk_renews_the_leases_as_it_goes(
+    kernel_ready: Path, programs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked_program, holder_script = programs
+    blocked, limited = f"exe:{blocked_program}", f"script:{holder_script}"
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    engine._applier.gating.renew_due_s = 0.0  # at every call back: their number is judged
+    renewals: list[int] = []
+    renew = SlotGates.renew
+    monkeypatch.setattr(SlotGates, "renew", lambda gates: (renewals.append(1), renew(gates))[1])
+    running: list[subprocess.Popen[str]] = []
+    try:
+        running.append(subprocess.Popen([str(blocked_program), "600"], text=True))
+        wait_for_exec(running[0].pid, blocked_program)
+        running.append(_holder(holder_script, 10))
+        engine.tick()
+        (outcome,) = engine.apply_changes([SetBlocked(blocked, (Direction.UP,), True, ADMIN_OWNER)])
+        assert outcome == blocked, outcome
+        assert engine.set_limit(limited, Direction.UP, 100_000, 0) == limited
+        new = _holder(holder_script, DESCRIPTORS)
+        running.append(new)
+
+        renewals.clear()
+        engine.tick()  # identifies the new process and walks its table
+
+        assert engine._applier.hold.slot_of_process(new.pid), "not walked"
+        # the tick's own and the one after the walk; before, none inside it
+        inside = DESCRIPTORS // PAUSE_EVERY_FDS
+        assert len(renewals) >= 2 + inside, (
+            f"{len(renewals)} renewals in a tick that walked {DESCRIPTORS} descriptors"
         )
     finally:
         stop(*running)
