@@ -699,8 +699,19 @@ class AppTable(QTreeView):
         return (
             self.pointer_over()
             or QApplication.activePopupWidget() is not None
-            or self._editing()
+            or self._in_use()
             or QApplication.mouseButtons() != Qt.MouseButton.NoButton
+        )
+
+    def _in_use(self) -> bool:
+        """A limit control being worked: its slider dragged, a key's change
+        settling, text typed in its field and not yet entered. Its keyboard
+        focus alone is not: a slider keeps it after a drag, and one released
+        outside the window held the list still until the user clicked
+        elsewhere in it (review28, Xvfb)."""
+        return any(
+            isinstance(widget := self.indexWidget(_plain(p)), LimitControl) and widget.is_editing()
+            for p in self._open
         )
 
     def _release_unless_held(self) -> None:
@@ -719,9 +730,6 @@ class AppTable(QTreeView):
             return False
         focus = QApplication.focusWidget()
         return widget.is_editing() or (focus is not None and widget.isAncestorOf(focus))
-
-    def _editing(self) -> bool:
-        return any(self._busy(self.indexWidget(_plain(p))) for p in self._open)
 
     def _wanted_rows(self) -> list[QModelIndex]:
         rows = []
