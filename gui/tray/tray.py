@@ -54,11 +54,13 @@ from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QSystemTrayIcon, Q
 log = logging.getLogger(__name__)
 
 PAUSE_UNSUPPORTED = "The helper running here cannot pause limits: it is older than this window."
-# Pausing lifts blocks and quotas too (helper: "Paused, outranked"): said, as
-# "Clear rate limits" says what it leaves (walk26). Two lines: plain tooltips do
-# not wrap (~125 characters are wider than 1366 px at 2x).
+# Pausing lifts blocks and quotas too (helper: "Paused, outranked"), and
+# priorities (no link capacity is in force while paused: link_plan.capacities;
+# until review28 unsaid): said, as "Clear rate limits" says what it leaves
+# (walk26). Two lines: plain tooltips do not wrap (~125 characters are wider
+# than 1366 px at 2x).
 PAUSE_TOOLTIP = (
-    "Stop enforcing every limit, block and quota, for every user,\n"
+    "Stop enforcing every limit, block, quota and priority, for every user,\n"
     "without forgetting them (asks for an administrator's password)."
 )
 

@@ -36,6 +36,7 @@ BLOCK_TITLES = {Direction.DOWN: "download", Direction.UP: "upload"}
 # It removes the rate limits alone (ClearLimit): a block, a quota and schedules
 # stay. "Clear limits" left them and read as if it had lifted them (walk26).
 CLEAR_RATE_LIMITS = "Clear rate limits"
+CLEAR_NOTHING = "Nothing to remove: no rate limit of yours is set on it, schedules aside."
 CLEAR_KEEPS = (
     "Blocks, data quotas and schedules stay: Unblock below, Rules… for quotas and schedules."
 )
@@ -50,8 +51,9 @@ def _clears(model: ApplicationsModel, app_id: str, direction: Direction) -> bool
     return model.has_own_limit(app_id, direction)
 
 
-def clear_tip(model: ApplicationsModel, app_id: str) -> str:
-    """What "Clear rate limits" removes, and what stays of this application's now."""
+def clear_tip(model: ApplicationsModel, app_id: str, removable: bool = True) -> str:
+    """What "Clear rate limits" removes, and what stays of this application's
+    now; not removable (greyed): why first (it said only what it removes)."""
     stays = []
     for direction in Direction:
         state, way = model.limit_state(app_id, direction), BLOCK_TITLES[direction]
@@ -63,7 +65,8 @@ def clear_tip(model: ApplicationsModel, app_id: str) -> str:
             stays.append(f"{way} schedule {state.schedule}")
     now = [f"Stays now: {', '.join(stays)}."] if stays else []
     # plain tooltips do not wrap: one line of it ran 1,150 px wide at 1x (Xvfb, words28)
-    parts = ["Removes the download and upload rate limits you set.", CLEAR_KEEPS, *now]
+    why = [] if removable else [CLEAR_NOTHING]
+    parts = [*why, "Removes the download and upload rate limits you set.", CLEAR_KEEPS, *now]
     return "\n".join(textwrap.fill(part, 72) for part in parts)
 
 
@@ -139,8 +142,9 @@ def build_row_menu(
             submenu.addAction(action)
     clear = menu.addAction(CLEAR_RATE_LIMITS)
     clear.setObjectName("clear-limits")
-    clear.setEnabled(can_limit and any(_clears(model, app_id, d) for d in Direction))
-    clear.setToolTip(clear_tip(model, app_id))
+    removable = any(_clears(model, app_id, d) for d in Direction)
+    clear.setEnabled(can_limit and removable)
+    clear.setToolTip(clear_tip(model, app_id, removable))
 
     def clear_both() -> None:
         for direction in Direction:

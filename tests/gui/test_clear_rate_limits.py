@@ -55,6 +55,11 @@ def test_a_schedules_rate_alone_is_not_offered_to_clear(window: MainWindow) -> N
     window._model.apply_snapshot(_with_dropbox(up_schedule="mon-fri 09:00-17:00"))
     clear = _clear(window, DROPBOX)
     assert not clear.isEnabled()
+    # greyed, and says why first (it said only what it removes until review28)
+    assert clear.toolTip().startswith(
+        "Nothing to remove: no rate limit of yours is set on it, schedules aside.\n"
+    )
+    assert max(len(line) for line in clear.toolTip().splitlines()) <= 72
     assert "upload schedule mon-fri 09:00-17:00" in " ".join(clear.toolTip().split())
     window._model.set_rules([RuleInfo(DROPBOX, "up", 50_000, 0, mine, True)])  # one beneath it
     assert _clear(window, DROPBOX).isEnabled()
@@ -91,5 +96,6 @@ def test_pause_says_it_lifts_blocks_and_quotas_too() -> None:
     used for rates alone."""
     from chadthrottle.gui.tray.tray import PAUSE_TOOLTIP
 
-    assert "every limit, block and quota" in " ".join(PAUSE_TOOLTIP.split())
+    # and priorities: no link capacity is in force while paused (unsaid until review28)
+    assert "every limit, block, quota and priority" in " ".join(PAUSE_TOOLTIP.split())
     assert max(len(line) for line in PAUSE_TOOLTIP.splitlines()) <= 72  # plain tooltips do not wrap
