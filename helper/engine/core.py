@@ -87,8 +87,12 @@ QUOTA_SAVE_S = 2.0
 RTT_WATCHED_S = 10.0
 
 
-# keep_leases_between_ticks renews nothing once no tick ended for this long.
-TICK_SILENCE_S = 60.0
+# keep_leases_between_ticks renews nothing once the tick thread showed no work
+# (a tick's end, a process's round trips read) for this long: a hung tick
+# thread lets the blocks lapse within it and a lease (until review29, 60 s
+# after the last tick however busy it was). One step of it, a process's whole
+# descriptor table, took 4 s at 524,288 descriptors (rights28).
+TICK_SILENCE_S = 10.0
 
 
 class EngineCore:
@@ -144,9 +148,9 @@ class EngineCore:
         self._gates_turned: set[tuple[str, Direction]] = set()  # _take_gates_turned
         self._estimated: dict[Direction, int] = {}  # set_estimated_capacity's, while estimated
         self._rtt = RttWatch()
-        self._ticked_at = (
-            clock()
-        )  # when the last tick's locked part ended (keep_leases_between_ticks)
+        # when the tick thread last showed work: its locked part ended, or a
+        # process's round trips were read off the lock (keep_leases_between_ticks)
+        self._ticked_at = clock()
         self._crossed = DevicesCrossed()  # the devices each application's bytes crossed lately
         self._forwarded = ForwardedClassed()  # where a container's priority is classed (crossed.py)
         self._listed_at = float("-inf")  # the last ListApplications: rtt only while looked at
@@ -267,7 +271,15 @@ class EngineCore:
         with self._lock:
             apps, uids = prioritized(self._index, self._limits)
         if apps or self._rtt.rtt_us or self._rtt.elsewhere:
-            self._rtt.measure(apps, rtt=self._clock() - self._listed_at <= RTT_WATCHED_S, uids=uids)
+            self._rtt.measure(apps, rtt=self._clock() - self._listed_at <= RTT_WATCHED_S,
+                              uids=uids, progress=self._tick_working)  # fmt: skip
+
+    def _tick_working(self) -> None:
+        """The tick thread is at work off the lock (RttWatch.measure, after
+        each process and each namespace's dump): not stuck, so the leases are
+        kept between its late ticks (keep_leases_between_ticks). A float
+        written whole: read by the new-owner thread without the lock."""
+        self._ticked_at = self._clock()
 
     def note_new_owner(self, pid: int, cgroup_id: int = 0, start: int = 0) -> None:
         """A process opened its first socket: learn whose it is now, while it
@@ -321,8 +333,9 @@ class EngineCore:
         every 2 s, each of its processes' descriptor tables read), and a
         prioritized program of 40 processes of 19,000 descriptors let an
         administrator's block on another application pass 233 KB in 20 s
-        (rights28). Not once no tick ended for TICK_SILENCE_S: a helper whose
-        ticks stopped fails open, as one that is gone."""
+        (rights28). Not once the tick thread showed no work for
+        TICK_SILENCE_S (_tick_working): a helper whose tick thread is stuck
+        fails open, as one that is gone."""
         if self._clock() - self._ticked_at > TICK_SILENCE_S:
             return
         if not self._applier.gating.renew_due():  # no lock taken for nothing

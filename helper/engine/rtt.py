@@ -74,11 +74,18 @@ class RttWatch:
         return self._by_user.get((app_id, uid), (0, ""))
 
     def measure(
-        self, apps: Mapping[str, list[int]], rtt: bool = True, uids: Mapping[int, int] | None = None
+        self,
+        apps: Mapping[str, list[int]],
+        rtt: bool = True,
+        uids: Mapping[int, int] | None = None,
+        progress: Callable[[], None] = lambda: None,
     ) -> None:
         """apps: application id -> its pids (those whose priority is not normal).
         rtt False: only where their sockets are (no sock_diag dump); rtt_us is
-        forgotten rather than kept stale. uids: pid -> its user, for seen_by."""
+        forgotten rather than kept stale. uids: pid -> its user, for seen_by.
+        progress: called after each process's descriptors and each
+        namespace's dump (a user sizes both: the engine keeps the gates'
+        leases while it is called, EngineCore._tick_working)."""
         self._measured_at = self._clock()
         self.measured = frozenset(apps)
         uids = uids or {}
@@ -92,6 +99,7 @@ class RttWatch:
             for pid in pids:
                 netns = _netns(pid)
                 found = socket_inodes(pid) if netns else []
+                progress()
                 if not found:
                     continue
                 key = (app_id, uids.get(pid))
@@ -114,6 +122,8 @@ class RttWatch:
                 )
             except OSError:
                 continue
+            finally:
+                progress()
             for key, key_inodes in by_key.items():
                 samples.setdefault(key, []).extend(
                     rtts[inode] for inode in key_inodes if inode in rtts

@@ -6,7 +6,7 @@ Kernel ports are recording stand-ins (engine unit tests)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from chadthrottle.contract import ADMIN_OWNER, Direction
 from chadthrottle.helper.engine.api import SetPriority
@@ -251,7 +251,8 @@ def test_traffic_in_another_namespace_is_said_before_anyone_has_listed(world: Wo
         dumped: list[bool]
 
         def measure(self, apps: Mapping[str, list[int]], rtt: bool = True,
-                    uids: Mapping[int, int] | None = None) -> None:  # fmt: skip
+                    uids: Mapping[int, int] | None = None,
+                    progress: Callable[[], None] = lambda: None) -> None:  # fmt: skip
             self.dumped.append(rtt)
             self._measured_at, self.measured = self._clock(), frozenset(apps)
             self.elsewhere = {app_id: "net:[4026532999]" for app_id in apps}
@@ -340,7 +341,8 @@ def test_a_user_is_shown_the_round_trip_and_namespace_of_their_own_processes_onl
         given: dict[int, int]
 
         def measure(self, apps: Mapping[str, list[int]], rtt: bool = True,
-                    uids: Mapping[int, int] | None = None) -> None:  # fmt: skip
+                    uids: Mapping[int, int] | None = None,
+                    progress: Callable[[], None] = lambda: None) -> None:  # fmt: skip
             self._measured_at, self.measured, self.given = (
                 self._clock(),
                 frozenset(apps),

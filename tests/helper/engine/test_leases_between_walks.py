@@ -4,7 +4,10 @@ test_leases_during_walks.py): it renews the gates' leases once RENEW_DUE_S
 passed since the last renewal, not at every walk, and a datapath closed
 under it (gates gone) is nothing to renew, not a failed walk. And between
 ticks, from another thread than the tick's (keep_leases_between_ticks):
-while ticks run late, not once none ended for TICK_SILENCE_S."""
+while ticks run late and the tick thread shows work (a tick's end, each
+process its round trips were read of: _tick_working), not once it showed
+none for TICK_SILENCE_S: a tick thread stuck off the lock must let the
+blocks lapse within a few leases, not after a minute (review29)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from chadthrottle.helper.engine.core import TICK_SILENCE_S
 from chadthrottle.helper.engine.gating import RENEW_DUE_S
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.kernel.gates import LEASE_S
 
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingGates, RecordingShaper
@@ -74,3 +78,42 @@ def test_leases_are_renewed_between_late_ticks_until_the_ticks_stop() -> None:
     now[0] += TICK_SILENCE_S  # no tick ended since: the helper fails open
     engine.keep_leases_between_ticks()
     assert gates.renewed == renewed + 1
+
+
+def test_a_stuck_tick_thread_lets_the_leases_lapse_within_a_few_of_them() -> None:
+    """The house rule: a helper that hangs lets blocked traffic through within
+    seconds. Until review29, a tick thread stuck off the lock (a read of
+    /proc that never returns) had its leases renewed from the new-owner
+    thread for 60 s after its last tick."""
+    gates, now = RecordingGates(), [100.0]
+    datapath = RecordingDatapath()
+    datapath.gates = gates  # type: ignore[assignment]
+    engine = _engine(datapath, now)
+    engine.tick()
+    renewed = gates.renewed
+    now[0] += 4 * LEASE_S  # no tick ended, no sign of work since
+    engine.keep_leases_between_ticks()
+    assert gates.renewed == renewed, (
+        f"renewed {4 * LEASE_S:.0f} s after the tick thread's last sign of work"
+    )
+
+
+def test_a_tick_thread_at_work_off_the_lock_keeps_the_leases_however_long() -> None:
+    """A user sizes the tick's work off the lock (every descriptor table of a
+    program of theirs given "low", each 2 s): while it goes on, process by
+    process, the leases hold, past a minute too (until review29 they lapsed
+    60 s after the last tick however busy the tick thread was)."""
+    gates, now = RecordingGates(), [100.0]
+    datapath = RecordingDatapath()
+    datapath.gates = gates  # type: ignore[assignment]
+    engine = _engine(datapath, now)
+    engine.tick()
+    renewed = gates.renewed
+    steps = int(3 * TICK_SILENCE_S / RENEW_DUE_S) + 1
+    for _ in range(steps):  # one process's table read per step, no tick ending
+        now[0] += RENEW_DUE_S
+        engine._tick_working()
+        engine.keep_leases_between_ticks()
+    assert gates.renewed == renewed + steps, (
+        f"{gates.renewed - renewed} renewals in {steps * RENEW_DUE_S:.0f} s of work off the lock"
+    )

@@ -128,6 +128,12 @@ def test_rtt_of_established_sockets_and_of_an_application() -> None:
         assert (
             0 < watch.rtt_us["exe:/self"] < 1_000_000 and watch.elsewhere == {} and not watch.due()
         )
+        # Each process read and each namespace dumped is a sign the tick thread
+        # works (the engine keeps the leases meanwhile: EngineCore._tick_working).
+        steps: list[None] = []
+        RttWatch().measure({"exe:/self": [os.getpid(), os.getpid()]},
+                           progress=lambda: steps.append(None))  # fmt: skip
+        assert len(steps) == 3, f"{len(steps)} signs for two processes and one namespace"
 
 
 def test_rtt_of_an_application_in_another_namespace_and_where_it_is(pair: NetnsPair) -> None:
