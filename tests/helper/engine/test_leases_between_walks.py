@@ -11,15 +11,23 @@ blocks lapse within a few leases, not after a minute (review29)."""
 
 from __future__ import annotations
 
-from chadthrottle.contract import BackendInfo
+from collections.abc import Callable, Mapping
+
+import pytest
+from chadthrottle.contract import ADMIN_OWNER, BackendInfo
+from chadthrottle.helper.engine.api import SetPriority
 from chadthrottle.helper.engine.core import TICK_SILENCE_S
 from chadthrottle.helper.engine.gating import RENEW_DUE_S
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.kernel.gates import LEASE_S
+from chadthrottle.priority import Priority
 
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingGates, RecordingShaper
+from tests.helper.engine.test_engine_plan import World
+
+CURL = "exe:/usr/bin/curl"
 
 
 class ClosedDatapath(RecordingDatapath):
@@ -117,3 +125,40 @@ def test_a_tick_thread_at_work_off_the_lock_keeps_the_leases_however_long() -> N
     assert gates.renewed == renewed + steps, (
         f"{gates.renewed - renewed} renewals in {steps * RENEW_DUE_S:.0f} s of work off the lock"
     )
+
+
+def test_the_ticks_own_reads_of_round_trips_count_as_its_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine gives RttWatch.measure its sign of work: a measure of a
+    program given "low" whose tables take twice TICK_SILENCE_S, process by
+    process, leaves the leases to be renewed after it, not lapsing."""
+    from chadthrottle.helper.engine.rtt import RttWatch
+
+    now = [100.0]
+
+    class Watch(RttWatch):  # the kernel's side: tests/helper/kernel/test_socket_diag.py
+        def measure(self, apps: Mapping[str, list[int]], rtt: bool = True,
+                    uids: Mapping[int, int] | None = None,
+                    progress: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+            self._measured_at, self.measured = self._clock(), frozenset(apps)
+            for _ in range(int(2 * TICK_SILENCE_S)):  # a process's table a second
+                now[0] += 1.0
+                progress()
+
+    world = World(clock=lambda: now[0])
+    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", world.processes.get)
+    monkeypatch.setattr(
+        "chadthrottle.helper.engine.tracking.process_exists", world.processes.__contains__
+    )
+    gates = RecordingGates()
+    world.datapath.gates = gates  # type: ignore[assignment]
+    world.engine._rtt = Watch(clock=lambda: now[0])
+    world.spawn(10)
+    world.engine.tick()
+    (outcome,) = world.engine.apply_changes([SetPriority(CURL, Priority.LOW, ADMIN_OWNER)])
+    assert outcome == CURL
+    world.engine.tick()  # ends with the measure: 2 x TICK_SILENCE_S of work off the lock
+    renewed = gates.renewed
+    world.engine.keep_leases_between_ticks()
+    assert gates.renewed == renewed + 1, "the tick thread's reads were not taken for work"
