@@ -63,6 +63,7 @@ from chadthrottle.gui.models.rows import (
     sort_key,
 )
 from chadthrottle.gui.models.usage_cells import UsageColumnState, usage_text, usage_tooltip
+from chadthrottle.gui.models.usage_periods import COLUMN_PERIOD_MENU
 from chadthrottle.units import NO_LIMIT, UnitSystem, format_limit, format_rate, unit_label
 from PySide6.QtCore import (
     QAbstractItemModel,
@@ -154,7 +155,7 @@ def sort_words(column: Column, descending: bool) -> str:
 # Why a list sorted by a live column is not in order now (gui/views/app_table.py)
 HELD_WORDS = "The rows hold still while the pointer is over the list."
 PERIOD_WORDS = (  # gui/views/usage_column_menu.py
-    "Right-click the title for another period, or use the ☰ menu (Data used in the list)."
+    f"Right-click the title for another period, or use the ☰ menu ({COLUMN_PERIOD_MENU})."
 )
 _RIGHT_COLUMNS = frozenset({Column.DOWN, Column.UP, Column.USAGE})
 

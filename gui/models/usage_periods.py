@@ -14,6 +14,9 @@ from enum import Enum
 from chadthrottle.usage_contract import UsageResolution
 
 HOUR_S = 3_600
+# The ☰ menu's entry for the list's totals column's period
+# (gui/views/usage_column_menu.py), named in that column's title tooltip too.
+COLUMN_PERIOD_MENU = "Data used in the list"
 
 
 class UsagePeriod(Enum):

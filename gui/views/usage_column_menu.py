@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chadthrottle.gui.models.usage_periods import PERIODS, UsagePeriod
+from chadthrottle.gui.models.usage_periods import COLUMN_PERIOD_MENU, PERIODS, UsagePeriod
 from chadthrottle.gui.views.menu_heading import add_heading
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QWidget
 
 MENU_TITLE = "Data used in this column"
-SUBMENU_TITLE = "Data used in the list"  # in the ☰ menu
+SUBMENU_TITLE = COLUMN_PERIOD_MENU  # in the ☰ menu
 
 
 def add_period_actions(
