@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from chadthrottle.cli.terminal import for_terminal
+from chadthrottle.helper_errors import HelperClientError
 from chadthrottle.units import format_size as format_bytes
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
@@ -234,5 +235,15 @@ def usage_report(client: BlockingHelperClient, arguments: argparse.Namespace) ->
     rows = client.get_usage(arguments.app or "", since, 0, resolution)
     if arguments.json:  # ids, as scripts know them
         return usage_json(rows, by, since, int(now))
-    listed = {app.id: app.name for app in client.list_applications()}
-    return format_usage(rows, by, since, shown_names((row.app_id for row in rows), listed))
+    return format_usage(
+        rows, by, since, shown_names((row.app_id for row in rows), _listed_names(client))
+    )
+
+
+def _listed_names(client: BlockingHelperClient) -> dict[str, str]:
+    """Running applications' names by id; none when the helper did not answer:
+    the usage it gave is still shown, named as gone applications are (review28)."""
+    try:
+        return {app.id: app.name for app in client.list_applications()}
+    except HelperClientError:
+        return {}

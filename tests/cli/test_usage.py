@@ -173,3 +173,23 @@ def test_the_verb_loads_its_module_only_when_it_runs_and_nothing_heavy(args: lis
         else "imported:"
     )
     assert marker == [expected], result.stderr
+
+
+def test_the_table_is_shown_when_the_names_cannot_be_had() -> None:
+    """review28: the usage came, the names' ListApplications failed (a timeout):
+    the table is still printed, applications named as gone ones are."""
+    import argparse
+
+    from chadthrottle.cli.usage import usage_report
+    from chadthrottle.helper_errors import HelperClientError
+
+    class NamesFail:
+        def get_usage(self, *_: object) -> list[UsageRow]:
+            return ROWS[:1]
+
+        def list_applications(self) -> list[object]:
+            raise HelperClientError("org.freedesktop.DBus.Error.NoReply", "no reply")
+
+    arguments = argparse.Namespace(since_unix=TODAY, by=None, app=None, json=False)
+    lines = usage_report(NamesFail(), arguments).splitlines()  # type: ignore[arg-type]
+    assert lines[2].split()[0] == "curl"
