@@ -55,8 +55,9 @@ class _Ring:
         self._data[self._next, 0] = down_bps
         self._data[self._next, 1] = up_bps
         self._times[self._next] = at
-        if self._limits is not None:
-            self._limits[self._next] = limits
+        if self._limits is not None:  # two scalars: a row from a tuple cost 4x as much
+            self._limits[self._next, 0] = limits[0]
+            self._limits[self._next, 1] = limits[1]
         self._next = (self._next + 1) % len(self._data)
         self._count = min(self._count + 1, len(self._data))
 
@@ -111,7 +112,10 @@ class RateHistory:
         self._pending_up += up_bps
         self._pending_count += 1
         held = self._pending_limits
-        self._pending_limits = (looser(held[0], limits[0]), looser(held[1], limits[1]))
+        if limits is NO_LIMITS or held is NO_LIMITS:  # most applications: none held, no work
+            self._pending_limits = NO_LIMITS
+        else:
+            self._pending_limits = (looser(held[0], limits[0]), looser(held[1], limits[1]))
         if self._pending_count == COARSE_EVERY:
             self._coarse.append(
                 self._pending_down / COARSE_EVERY,

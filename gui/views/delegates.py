@@ -110,8 +110,9 @@ class SparklineDelegate(QStyledItemDelegate):
             return
         down_limit, up_limit = index.data(Role.LIMITS)
         rect = QRectF(option.rect).adjusted(4, 2, -4, -2)
+        # each sample under the limit that held it, not today's across the minute
         paint_sparkline(painter, rect, history.recent(SPARKLINE_SAMPLES), down_limit, up_limit, self.dimmed,
-                        self.scale)  # fmt: skip
+                        self.scale, history.limits(SPARKLINE_SAMPLES))  # fmt: skip
 
     def scale_text(self, units: UnitSystem) -> str:
         """What the shared scale is, for the column's tooltip."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from chadthrottle.gui.models.graph_series import limit_steps
 from chadthrottle.gui.models.history import FloatArray
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QPolygonF
@@ -112,6 +113,7 @@ def paint_sparkline(
     up_limit_bps: int = 0,
     dimmed: bool = False,
     scale: tuple[float, float] | None = None,
+    held: FloatArray | None = None,
 ) -> None:
     """Download as an area rising from a middle line, upload hanging below it.
 
@@ -120,6 +122,10 @@ def paint_sparkline(
     download; the table passes one ``scale`` (down, up) for every row, so rows
     compare. A limit on the scale is a dashed line; a limit above it is a
     small marker at the outer edge, never a reason to flatten the traffic.
+    ``held`` (n, 2), the limit each sample was measured under (NaN: none,
+    RateHistory.limits), draws the limit as it was at each moment instead of
+    the limits given across the whole line: today's limit drawn over the
+    minute showed the traffic before it "above" a limit just lowered.
     """
     rect = rect.adjusted(1, 2, -1, -2)
     if scale is None:  # on its own: its own peaks
@@ -152,7 +158,9 @@ def paint_sparkline(
                 _polygon(samples[:, column], half, top, downward=downward),
                 _LINE_PENS[column],
             )
-        if limit > 0:
+        if held is not None:
+            _draw_held(painter, half, held[:, column], top, colour, downward)
+        elif limit > 0:
             _draw_limit(painter, half, limit, top, colour, downward)
     painter.restore()
 
@@ -176,6 +184,44 @@ def _draw_limit(
     painter.setBrush(colour.darker(120))
     painter.drawPolygon(marker)
     painter.setBrush(Qt.BrushStyle.NoBrush)
+
+
+def _draw_held(
+    painter: QPainter, half: QRectF, held: FloatArray, top: float, colour: QColor, downward: bool
+) -> None:
+    """The limits the samples were measured under, across the samples as
+    _polygon places them: a dashed line where one held on the scale, stepping
+    where it changed (graph_series.limit_steps: between two samples the looser
+    of theirs), none where none held; the last sample's, above the scale, a
+    marker at the outer edge."""
+    count = len(held)
+    if count == 0 or np.isnan(held).all():  # most rows: nothing held this minute
+        return
+    last = float(held[-1])
+    if last > top:
+        _draw_limit(painter, half, last, top, colour, downward)
+    if count < 2:
+        return
+    step = half.width() / max(1, SPARKLINE_SAMPLES - 1)
+    x = half.right() - step * (count - 1) + step * np.arange(count, dtype=np.float64)
+    xs, ys = limit_steps(x, held)
+    edge = half.bottom() if downward else half.top()
+    span = -half.height() if downward else half.height()
+    painter.setPen(QPen(colour.darker(120), 1, Qt.PenStyle.DashLine))
+    run: list[QPointF] = []
+    for px, value in zip(xs.tolist(), ys.tolist(), strict=True):
+        if value == value and value <= top:  # not NaN, on the scale
+            point = QPointF(px, edge + (1 - value / top) * span)
+            if not (len(run) >= 2 and run[-1].y() == point.y() == run[-2].y()):
+                run.append(point)
+            else:
+                run[-1] = point  # the same level: one longer segment
+            continue
+        if len(run) >= 2:
+            painter.drawPolyline(QPolygonF(run))
+        run = []
+    if len(run) >= 2:
+        painter.drawPolyline(QPolygonF(run))
 
 
 class Sparkline(QWidget):

@@ -6,6 +6,7 @@ KB/s stood above a 200 KB/s line, as if the limit had failed)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 import types
@@ -14,9 +15,13 @@ import numpy as np
 import pytest
 from chadthrottle.contract import PAUSED_PROBLEM, Direction
 from chadthrottle.gui.models import applications
+from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.graph_series import limit_steps
 from chadthrottle.gui.models.history import COARSE_EVERY, RateHistory
 from chadthrottle.gui.views.detail import traffic_graph
+from PySide6.QtCore import QPointF, QRect, Qt
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import QStyleOptionViewItem
 
 from tests.gui.bare_window import shown_connected_window
 from tests.gui.sample_data import app
@@ -141,3 +146,56 @@ def test_the_hour_views_mean_is_under_the_loosest_limit_of_its_polls() -> None:
     assert history.limits(1, coarse=True)[0, 0] == 1e6
     assert math.isnan(history.limits(1, coarse=True)[0, 1])  # one poll held none
     assert history.limits(1)[0, 0] == 2e5
+
+
+class _RecordingPainter(QPainter):
+    """A real painter on an image that also notes the dashed lines drawn."""
+
+    def __init__(self, image: QImage) -> None:
+        super().__init__(image)
+        self.dashed: list[list[tuple[float, float]]] = []
+
+    def _note(self, points: list[tuple[float, float]]) -> None:
+        if self.pen().style() == Qt.PenStyle.DashLine:
+            self.dashed.append(points)
+
+    def drawLine(self, *args) -> None:  # type: ignore[no-untyped-def,override]
+        a, b = args if len(args) == 2 else (QPointF(args[0], args[1]), QPointF(args[2], args[3]))
+        self._note([(a.x(), a.y()), (b.x(), b.y())])
+        super().drawLine(*args)
+
+    def drawPolyline(self, polygon) -> None:  # type: ignore[no-untyped-def,override]
+        self._note([(p.x(), p.y()) for p in polygon])
+        super().drawPolyline(polygon)
+
+
+def _dashed_y_at(painter: _RecordingPainter, x: float) -> float:
+    for points in painter.dashed:
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
+            if y0 == y1 and min(x0, x1) <= x <= max(x0, x1):
+                return y0
+    return math.nan
+
+
+def test_the_rows_sparkline_draws_each_samples_limit_too(qtbot, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    """The Activity column drew today's limit across the minute as well (a
+    dashed 150 KB/s under 300 KB/s of the seconds before it, under Xvfb)."""
+    model, window = _shown(qtbot, clock)
+    for _ in range(10):  # none held
+        _poll(model, clock, 300 * KB, 0)
+    for _ in range(20):
+        _poll(model, clock, 300 * KB, 1_000 * KB)
+    for _ in range(30):
+        _poll(model, clock, 149 * KB, 150 * KB)
+    index = window.table.proxy_index(BROWSER, Column.ACTIVITY)
+    option = QStyleOptionViewItem()
+    window.table.initViewItemOption(option)
+    option.rect = QRect(0, 0, 240, 40)
+    image = QImage(240, 40, QImage.Format.Format_ARGB32)
+    painter = _RecordingPainter(image)
+    window.table.sparkline_delegate.scale = (1_200 * KB, 10 * KB)
+    window.table.sparkline_delegate.paint(painter, option, index)
+    painter.end()
+    old, new = _dashed_y_at(painter, 100.0), _dashed_y_at(painter, 220.0)
+    assert new > old  # lower on the cell: 150 KB/s now, 1.00 MB/s over the older samples
+    assert math.isnan(_dashed_y_at(painter, 20.0))  # before it was set: none

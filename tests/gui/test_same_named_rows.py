@@ -73,3 +73,54 @@ def test_the_trays_quick_limits_name_which_one(qtbot) -> None:  # type: ignore[n
         assert shown.startswith(f"python3.11 ({app_id[:12]}")
     texts = [entries[f"quick:{a}"].menuAction().text() for a in (SYSTEM, PYENV)]
     assert texts[0] != texts[1]
+
+
+def test_a_name_told_apart_is_cut_by_its_ids_start_not_its_end(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Cut at the right, two rows read "python3.11 (exe:/tmp/graph28/…" alike
+    (Xvfb, 1x): the id's end, which differs, stays."""
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    model, window = shown_connected_window()
+    qtbot.addWidget(window)
+    ours = [app(f"exe:/tmp/graph28/{d}/python3.11", "python3.11", MB, pids=(p,))
+            for d, p in (("a", 201), ("b", 202))]  # fmt: skip
+    model.apply_snapshot(ours)
+    table = window.table
+    table.setColumnWidth(Column.NAME, 200)
+    shown = []
+    for info in ours:
+        index = table.proxy_index(info.id, Column.NAME)
+        option = QStyleOptionViewItem()
+        table.initViewItemOption(option)
+        option.rect = table.visualRect(index)
+        table.name_delegate.initStyleOption(option, index)
+        room = table.name_delegate.text_room(option)
+        assert option.fontMetrics.horizontalAdvance(option.text) <= room, option.text
+        shown.append(option.text)
+    assert shown[0].startswith("python3.11 (…") and shown[0].endswith("/a/python3.11)"), shown
+    assert shown[1].endswith("/b/python3.11)"), shown
+
+
+def test_where_little_room_is_left_the_ids_folder_shows_not_its_file() -> None:
+    """At 2x three rows read "python3.11 (…11)": the end of the id is the
+    program's file, named as the application; the folder before it differs."""
+    from chadthrottle.gui.views.priority_badge import fitted_name_apart
+
+    def advance(text: str) -> float:
+        return 10.0 * len(text)
+
+    ids = [
+        "exe:/tmp/graph28/a/python3.11",
+        "exe:/tmp/graph28/b/python3.11",
+        "exe:/usr/bin/python3.11",
+    ]
+    narrow = [fitted_name_apart(f"python3.11 ({i})", i, 180.0, advance) for i in ids]
+    assert len(set(narrow)) == 3, narrow
+    assert all(text.startswith("python3.11 (…") and len(text) * 10 <= 180 for text in narrow)
+    wide = fitted_name_apart(f"python3.11 ({ids[0]})", ids[0], 270.0, advance)
+    assert wide == "python3.11 (…/a/python3.11)", wide
+    assert fitted_name_apart(f"Web Browser ({BROWSER})", BROWSER, 1000.0, advance).endswith(")")
+    # narrower still: Qt's own cut, not "(…/…)" on every row
+    assert fitted_name_apart(f"python3.11 ({ids[0]})", ids[0], 160.0, advance).endswith(
+        "python3.11)"
+    )
