@@ -31,6 +31,7 @@ from chadthrottle.gui.models.limit_truth import (
     block_lifts,
     describe_limit,
 )
+from chadthrottle.gui.models.name_cut import fitted_name_apart
 from chadthrottle.gui.models.priority_view import ADMIN_ASKED, PriorityState, describe_priority
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
 from chadthrottle.gui.tray.menu_width import (
@@ -118,14 +119,16 @@ def marker(*words: str) -> str:
 MENU_NAME_CHARS = 36
 
 
-def menu_name(name: str, metrics: QFontMetrics, room: int | None = None) -> str:
+def menu_name(name: str, metrics: QFontMetrics, room: int | None = None, app_id: str = "") -> str:
     """The name as a menu entry shows it: cut to MENU_NAME_CHARS (and to ``room``
-    pixels: menu_width.name_room), and a "&" doubled (a single one is a
-    mnemonic: "AT&T" read "ATT", T underlined)."""
+    pixels: menu_width.name_room), a "name (id)" by the id's start, as the list
+    cuts it (name_cut), and a "&" doubled (a single one is a mnemonic: "AT&T"
+    read "ATT", T underlined)."""
     most = metrics.averageCharWidth() * MENU_NAME_CHARS
-    shown = metrics.elidedText(
-        name, Qt.TextElideMode.ElideRight, most if room is None else min(most, room)
-    )
+    width = most if room is None else min(most, room)
+    if app_id:
+        name = fitted_name_apart(name, app_id, width, metrics.horizontalAdvance)
+    shown = metrics.elidedText(name, Qt.TextElideMode.ElideRight, width)
     return shown.replace("&", "&&")
 
 
@@ -285,7 +288,7 @@ class TrayController(QObject):
             least = metrics.averageCharWidth() * MENU_NAME_LEAST_CHARS
             whole = self._model.shown_name(info.id)  # "name (id)" beside another of its name
             name = menu_name(
-                whole, metrics, max(least, label_room - metrics.horizontalAdvance(said))
+                whole, metrics, max(least, label_room - metrics.horizontalAdvance(said)), info.id
             )
             submenu = self.menu.addMenu(f"{name}{said}\t{rates[info.id]}".rstrip("\t"))
             submenu.setObjectName(f"quick:{info.id}")
