@@ -190,7 +190,7 @@ class _Call:
 
 @dataclass
 class _Turn:
-    """One user's slow reads (HelperService._slow_read): one at a time."""
+    """One user's slow reads of one kind (HelperService._slow_read): one at a time."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     reads: int = 0  # waiting or running
@@ -262,7 +262,9 @@ class HelperService:
         # call): off the engine thread, one at a time, at most one of a user's
         # waiting for its turn (_slow_read; rights28)
         self._slow_reads = asyncio.Semaphore(1)
-        self._slow_readers: dict[int, _Turn] = {}  # uid -> its turn, while it has such reads
+        # (uid, the reads' gate) -> that user's turn at reads of that kind, while
+        # it has such reads: a kind's turn is not held by another's (review29)
+        self._slow_readers: dict[tuple[int, asyncio.Semaphore], _Turn] = {}
 
     def export(self) -> None:
         self._bus.add_message_handler(self._on_message)
@@ -670,17 +672,21 @@ class HelperService:
         read at a time, and of each user's only one waits its turn, so another
         user's waits behind at most one read of each other user. gate: the
         reads of its kind, one at a time (ListConnections' and ListInterfaces'
-        by default, GetUsage's)."""
+        by default, GetUsage's), each with its own turns: a user's GetUsage
+        does not wait for its ListConnections, which waits behind everyone's
+        (until review29 it did, so another user's flood of ListConnections
+        held up root's usage view)."""
         uid = await self._caller_uid(call.sender)
-        turn = self._slow_readers.setdefault(uid, _Turn())
+        gate = gate or self._slow_reads
+        turn = self._slow_readers.setdefault((uid, gate), _Turn())
         turn.reads += 1
         try:
-            async with turn.lock, gate or self._slow_reads:
+            async with turn.lock, gate:
                 return await asyncio.to_thread(read, *args)
         finally:
             turn.reads -= 1
             if not turn.reads:
-                del self._slow_readers[uid]
+                del self._slow_readers[(uid, gate)]
 
     @_handles("ListProcesses")
     async def _list_processes(self, call: _Call, grant: _Grant | None) -> list[Any]:

@@ -17,6 +17,7 @@ client monitor and limit-own."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chadthrottle.client import HelperClient
+from chadthrottle.usage_contract import UsageResolution
 
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
@@ -38,6 +41,9 @@ from tests.support.waiting import eventually
 NOBODY = 65534
 SOCKETS = 4000  # nobody's own process's: a few tenths of a second a ListConnections
 QUEUED = 8  # nobody's ListConnections sent at once
+# nobody's process's in the GetUsage case: root's ListConnections then waits
+# seconds behind nobody's, long past when root's GetUsage is sent
+SLOWER_SOCKETS = 16_000
 HOLDER = (
     "import socket, sys, time\n"
     "held = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(int(sys.argv[1]))]\n"
@@ -146,15 +152,17 @@ class Flooder:
 
 
 @pytest.fixture
-def holder() -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """nobody's process holding SOCKETS sockets, and its application's id."""
+def holder(request: pytest.FixtureRequest) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """nobody's process holding SOCKETS sockets (or the test's parameter),
+    and its application's id."""
+    sockets = getattr(request, "param", SOCKETS)
     folder = Path(tempfile.mkdtemp(prefix="ct-many-sockets-"))
     folder.chmod(0o755)
     script = folder / "holder.py"
     script.write_text(HOLDER)
     script.chmod(0o644)
     argv = [require_program("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
-            "--clear-groups", sys.executable, str(script), str(SOCKETS)]  # fmt: skip
+            "--clear-groups", sys.executable, str(script), str(sockets)]  # fmt: skip
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
@@ -195,3 +203,39 @@ def test_a_users_flood_of_slow_reads_holds_up_no_one_else(
     during = flooder.answered - before
     assert during <= 2, f"root's ListConnections waited for {during} of nobody's"
     assert not flooder.done.is_set(), "nobody's flood was over before root's calls: not judged"
+
+
+@pytest.mark.parametrize("holder", [SLOWER_SOCKETS], indirect=True)
+def test_a_users_usage_read_waits_for_no_slow_read_of_another_kind(
+    stack: Stack, holder: tuple[str, subprocess.Popen[str]], flooder: Flooder
+) -> None:
+    """GetUsage has a turn of its own (its reads are one at a time apart from
+    ListConnections'): root's, sent while root's ListConnections waits behind
+    nobody's flood, is answered first. Until review29 a user's slow reads of
+    every kind shared one turn, so root's usage waited for root's
+    ListConnections, and so for nobody's (after 2d30247)."""
+    app_id, _process = holder
+    listed = lambda: app_id in (flooder.ask("list").get("ok") or [])  # noqa: E731
+    assert eventually(listed, 10), "the helper did not list nobody's application"
+    flooder.flood("connections", app_id, QUEUED)
+    answered: list[str] = []
+
+    async def both(client: HelperClient) -> None:
+        async def connections() -> None:
+            await client.list_connections(app_id)
+            answered.append("connections")
+
+        async def usage() -> None:
+            # after root's ListConnections has its turn (it then waits seconds
+            # behind nobody's): sent first, it would not wait for it either way
+            await asyncio.sleep(0.2)
+            await client.get_usage("", 0, 0, UsageResolution.HOUR)
+            answered.append("usage")
+
+        await asyncio.gather(connections(), usage())
+
+    call_helper(stack.bus_address, both)
+    assert not flooder.done.is_set(), "nobody's flood was over before root's calls: not judged"
+    assert answered == ["usage", "connections"], (
+        f"root's GetUsage was answered after its ListConnections: {answered}"
+    )
