@@ -99,6 +99,9 @@ log = logging.getLogger("chadthrottle.helper.adapter.service")
 
 GENERIC_FAILURE_TEXT = "the helper hit an internal error; details are in its log"
 STOPPING_TEXT = "the helper is stopping"
+# A slow read whose caller left the bus while it waited its turn (_slow_read):
+# not read. No one gets the answer; it counts as the user's failure.
+CALLER_LEFT_TEXT = "not read: the caller left the bus"
 # A caller (a uid, over all its connections) whose calls failed this often
 # within a second (refused, unknown ids, bad arguments) is paced: its next
 # calls start one per FAILURE_DELAY_S,
@@ -265,6 +268,10 @@ class HelperService:
         # (uid, the reads' gate) -> that user's turn at reads of that kind, while
         # it has such reads: a kind's turn is not held by another's (review29)
         self._slow_readers: dict[tuple[int, asyncio.Semaphore], _Turn] = {}
+        # sender -> its slow reads waiting or running; of those, the senders
+        # that left the bus: what waits of theirs is not read (_on_signal)
+        self._slow_senders: dict[str, int] = {}
+        self._slow_senders_gone: set[str] = set()
 
     def export(self) -> None:
         self._bus.add_message_handler(self._on_message)
@@ -383,6 +390,8 @@ class HelperService:
             waiting = None if uid is None else self._paced.get(uid)
             if waiting:
                 waiting.drop(sender)
+            if sender in self._slow_senders:  # its slow reads waiting: not read (_slow_read)
+                self._slow_senders_gone.add(sender)
             self._uids.forget(sender)
             self._refusals.ended(sender)
             self._authority.forget(sender)
@@ -675,18 +684,28 @@ class HelperService:
         by default, GetUsage's), each with its own turns: a user's GetUsage
         does not wait for its ListConnections, which waits behind everyone's
         (until review29 it did, so another user's flood of ListConnections
-        held up root's usage view)."""
+        held up root's usage view). A read whose caller left the bus while
+        it waited is not done (review29: a user could queue 128 on a
+        connection, drop it and queue again, each read what it chose)."""
         uid = await self._caller_uid(call.sender)
         gate = gate or self._slow_reads
         turn = self._slow_readers.setdefault((uid, gate), _Turn())
         turn.reads += 1
+        sender = call.sender
+        self._slow_senders[sender] = self._slow_senders.get(sender, 0) + 1
         try:
             async with turn.lock, gate:
+                if sender in self._slow_senders_gone:  # no one can get its answer
+                    raise HelperError(CALLER_LEFT_TEXT)
                 return await asyncio.to_thread(read, *args)
         finally:
             turn.reads -= 1
             if not turn.reads:
                 del self._slow_readers[(uid, gate)]
+            self._slow_senders[sender] -= 1
+            if not self._slow_senders[sender]:
+                del self._slow_senders[sender]
+                self._slow_senders_gone.discard(sender)
 
     @_handles("ListProcesses")
     async def _list_processes(self, call: _Call, grant: _Grant | None) -> list[Any]:
