@@ -91,8 +91,16 @@ def limit_steps(x: FloatArray, held: FloatArray) -> tuple[FloatArray, FloatArray
     that breaks at NaN."""
     if len(x) < 2:
         return np.zeros(0), np.zeros(0)
+    xs = np.column_stack([x[:-1], x[1:]]).ravel()
+    ys = np.repeat(limit_between(held), 2)
+    return xs, ys
+
+
+def limit_between(held: FloatArray) -> FloatArray:
+    """The limit between each two samples (n - 1 of them): the looser of the
+    two they were measured under, NaN where either held none (limit_steps)."""
+    if len(held) < 2:
+        return np.zeros(0)
     between = np.fmax(held[:-1], held[1:])  # fmax: NaN only where both are NaN
     between[np.isnan(held[:-1]) | np.isnan(held[1:])] = np.nan
-    xs = np.column_stack([x[:-1], x[1:]]).ravel()
-    ys = np.repeat(between, 2)
-    return xs, ys
+    return between

@@ -95,6 +95,8 @@ class RateHistory:
         self._pending_up = 0.0
         self._pending_count = 0
         self._pending_limits = (-math.inf, -math.inf)  # the loosest held so far (looser)
+        self._appended = 0
+        self._last_held = -FINE_SAMPLES  # the append that last had a limit (NO_LIMITS: none)
 
     def append(
         self,
@@ -108,6 +110,9 @@ class RateHistory:
         block, NaN none); an hour view's mean is under the loosest of its polls'."""
         at = time.time() if at is None else at
         self._fine.append(down_bps, up_bps, at, limits)
+        self._appended += 1
+        if limits is not NO_LIMITS:
+            self._last_held = self._appended
         self._pending_down += down_bps
         self._pending_up += up_bps
         self._pending_count += 1
@@ -140,6 +145,11 @@ class RateHistory:
         (each at the time of its last poll)."""
         ring = self._coarse if coarse else self._fine
         return ring.last_times(samples), ring.last(samples)
+
+    def held_in_last(self, samples: int) -> bool:
+        """Whether any of the last polls came with a limit: most applications'
+        sparklines have none to draw, and need not read them (a tenth of a row's paint)."""
+        return self._appended - self._last_held < samples
 
     def limits(self, samples: int, coarse: bool = False) -> FloatArray:
         """The (down, up) limits held at the samples ``timed`` returns (NaN: none)."""

@@ -8,6 +8,7 @@ the moment the user reaches for it.
 
 from __future__ import annotations
 
+import numpy as np
 from chadthrottle.contract import Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.limit_truth import LimitState
@@ -94,6 +95,9 @@ def blocked_value(state: LimitState, units: UnitSystem) -> str:
     return QUOTA_USED_TEXT if state.quota_not_holding else BLOCKED_TEXT
 
 
+_NONE_HELD = np.zeros((0, 2))  # no limit held this minute: none to draw
+
+
 class SparklineDelegate(QStyledItemDelegate):
     """Paints the activity column from the row's RateHistory."""
 
@@ -111,8 +115,13 @@ class SparklineDelegate(QStyledItemDelegate):
         down_limit, up_limit = index.data(Role.LIMITS)
         rect = QRectF(option.rect).adjusted(4, 2, -4, -2)
         # each sample under the limit that held it, not today's across the minute
+        held = (
+            history.limits(SPARKLINE_SAMPLES)
+            if history.held_in_last(SPARKLINE_SAMPLES)
+            else _NONE_HELD
+        )
         paint_sparkline(painter, rect, history.recent(SPARKLINE_SAMPLES), down_limit, up_limit, self.dimmed,
-                        self.scale, history.limits(SPARKLINE_SAMPLES))  # fmt: skip
+                        self.scale, held)  # fmt: skip
 
     def scale_text(self, units: UnitSystem) -> str:
         """What the shared scale is, for the column's tooltip."""

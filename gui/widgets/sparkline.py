@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from chadthrottle.gui.models.graph_series import limit_steps
+from chadthrottle.gui.models.graph_series import limit_between
 from chadthrottle.gui.models.history import FloatArray
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QPolygonF
@@ -191,8 +191,8 @@ def _draw_held(
 ) -> None:
     """The limits the samples were measured under, across the samples as
     _polygon places them: a dashed line where one held on the scale, stepping
-    where it changed (graph_series.limit_steps: between two samples the looser
-    of theirs), none where none held; the last sample's, above the scale, a
+    where it changed (graph_series.limit_between: between two samples the
+    looser of theirs), none where none held; the last sample's, above the scale, a
     marker at the outer edge."""
     count = len(held)
     if count == 0 or np.isnan(held).all():  # most rows: nothing held this minute
@@ -203,25 +203,26 @@ def _draw_held(
     if count < 2:
         return
     step = half.width() / max(1, SPARKLINE_SAMPLES - 1)
-    x = half.right() - step * (count - 1) + step * np.arange(count, dtype=np.float64)
-    xs, ys = limit_steps(x, held)
+    x0 = half.right() - step * (count - 1)
+    between = limit_between(held)
+    between[between > top] = np.nan  # above the scale: not drawn (the marker says the last)
+    key = np.where(np.isnan(between), -1.0, between)  # limits are >= 0: -1, none drawn
+    edges = np.flatnonzero(np.diff(key)) + 1  # runs of one level: a few per minute at most
     edge = half.bottom() if downward else half.top()
     span = -half.height() if downward else half.height()
     painter.setPen(QPen(colour.darker(120), 1, Qt.PenStyle.DashLine))
-    run: list[QPointF] = []
-    for px, value in zip(xs.tolist(), ys.tolist(), strict=True):
-        if value == value and value <= top:  # not NaN, on the scale
-            point = QPointF(px, edge + (1 - value / top) * span)
-            if not (len(run) >= 2 and run[-1].y() == point.y() == run[-2].y()):
-                run.append(point)
-            else:
-                run[-1] = point  # the same level: one longer segment
+    line: list[QPointF] = []
+    for first, end in zip([0, *edges.tolist()], [*edges.tolist(), len(key)], strict=True):
+        level = float(key[first])
+        if level < 0:
+            if len(line) >= 2:
+                painter.drawPolyline(QPolygonF(line))
+            line = []
             continue
-        if len(run) >= 2:
-            painter.drawPolyline(QPolygonF(run))
-        run = []
-    if len(run) >= 2:
-        painter.drawPolyline(QPolygonF(run))
+        y = edge + (1 - level / top) * span
+        line += [QPointF(x0 + step * first, y), QPointF(x0 + step * end, y)]  # a step from the last
+    if len(line) >= 2:
+        painter.drawPolyline(QPolygonF(line))
 
 
 class Sparkline(QWidget):
