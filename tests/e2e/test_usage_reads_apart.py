@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chadthrottle.helper.usage.buckets import Level, bucket_start
 from chadthrottle.helper.usage.store import UsageStore
 from chadthrottle.usage_contract import UsageResolution
 
@@ -41,6 +42,12 @@ def _nobodys_history(state_dir: Path, now: int) -> int:
     first = (now - MINUTES * 60) // 60 * 60
     rows = [(60, first + minute * 60, f"exe:/opt/history/program{program}", NOBODY, 1000, 100, 0, 0)
             for program in range(PROGRAMS) for minute in range(MINUTES)]  # fmt: skip
+    # and the hours they add up to, as the store writes every level at once
+    # (root reads by hour: with minutes alone it read none, unless the helper
+    # had written some of its own by then)
+    hours = {bucket_start(Level.HOUR, first + minute * 60) for minute in range(MINUTES)}
+    rows += [(int(Level.HOUR), hour, f"exe:/opt/history/program{program}", NOBODY, 60_000, 6_000, 0, 0)
+             for program in range(PROGRAMS) for hour in sorted(hours)]  # fmt: skip
     with sqlite3.connect(state_dir / "usage.sqlite3") as db:
         db.executemany("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     return first
@@ -62,7 +69,7 @@ def test_a_users_flood_of_its_own_usage_holds_up_no_one_else(
     _process, since = helper
     flooder = Flooder(private_bus.address)
     try:
-        with granted(flooder):  # type: ignore[arg-type]  # pid and ask, as ClientAs
+        with granted(flooder):
             assert eventually(lambda: "ok" in flooder.ask("list"), 10)
             flooder.flood("usage", since, QUEUED)
             before = flooder.answered
