@@ -90,20 +90,28 @@ def packets(pcap: Path, host_addr: str, offset_ns: int, began_s: float) -> Itera
         seconds, nanos, kept, _ = struct.unpack_from("<IIII", data, at)
         frame = data[at + 16 : at + 16 + kept]
         at += 16 + kept
-        if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
-            continue
-        ihl = (frame[14] & 0x0F) * 4
-        total = struct.unpack_from(">H", frame, 16)[0]
-        tcp = 14 + ihl
-        sport, dport, seq, ack, offset = struct.unpack_from(">HHIIB", frame, tcp)
-        doff = (offset >> 4) * 4
-        stamp = _timestamps(frame[tcp + 20 : tcp + doff])
-        if stamp is None:
-            continue
-        out = frame[26:30] == host
         when = ((seconds * 10**9 + nanos) - offset_ns) / 1e9 - began_s
-        yield Packet(when, out, (sport, dport) if out else (dport, sport), seq, ack,
-                     total - ihl - doff, *stamp)  # fmt: skip
+        packet = frame_packet(frame, host, when)
+        if packet is not None:
+            yield packet
+
+
+def frame_packet(frame: bytes, host: bytes, at: float) -> Packet | None:
+    """An Ethernet frame's IPv4 TCP segment with timestamps, seen at `at`; None
+    for any other frame. host: our address, which tells the way it went."""
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+        return None
+    ihl = (frame[14] & 0x0F) * 4
+    total = struct.unpack_from(">H", frame, 16)[0]
+    tcp = 14 + ihl
+    sport, dport, seq, ack, offset = struct.unpack_from(">HHIIB", frame, tcp)
+    doff = (offset >> 4) * 4
+    stamp = _timestamps(frame[tcp + 20 : tcp + doff])
+    if stamp is None:
+        return None
+    out = frame[26:30] == host
+    return Packet(at, out, (sport, dport) if out else (dport, sport), seq, ack,
+                  total - ihl - doff, *stamp)  # fmt: skip
 
 
 def _timestamps(options: bytes) -> tuple[int, int] | None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.capacity_estimate import TURN_HOLD_S, CapacityEstimator
 
-from bench.one_way import SEEN_MS, SNAP_BYTES, Packet, Readings, _timestamps
+from bench.one_way import SEEN_MS, SNAP_BYTES, Readings, frame_packet
 from tests.support.netns import nsenter_argv
 
 SURE_ACKS = 3  # --one-way-steps: a glance's least over this many ACKs is not a delayed one's
@@ -75,7 +75,9 @@ class LiveUpload:
         while len(header := stream.read(16)) == 16:
             seconds, nanos, kept, _ = struct.unpack("<IIII", header)
             frame = stream.read(kept)
-            packet = _packet(frame, self._host, (seconds * 10**9 + nanos - self._offset_ns) / 1e9)
+            packet = frame_packet(
+                frame, self._host, (seconds * 10**9 + nanos - self._offset_ns) / 1e9
+            )
             if packet is None or (reading := self._readings.take(packet)) is None:
                 continue
             with self._lock:
@@ -84,23 +86,6 @@ class LiveUpload:
                 self._least[reading.direction] = (
                     reading.above_ms if old is None else min(old, reading.above_ms)
                 )
-
-
-def _packet(frame: bytes, host: bytes, at: float) -> Packet | None:
-    if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
-        return None
-    ihl = (frame[14] & 0x0F) * 4
-    total = struct.unpack_from(">H", frame, 16)[0]
-    tcp = 14 + ihl
-    sport, dport, seq, ack, offset = struct.unpack_from(">HHIIB", frame, tcp)
-    doff = (offset >> 4) * 4
-    stamp = _timestamps(frame[tcp + 20 : tcp + doff])
-    if stamp is None:
-        return None
-    out = frame[26:30] == host
-    return Packet(
-        at, out, (sport, dport) if out else (dport, sport), seq, ack, total - ihl - doff, *stamp
-    )
 
 
 @dataclass

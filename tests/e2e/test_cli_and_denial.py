@@ -19,7 +19,6 @@ from tests.support.helper_calls import call_helper
 from tests.support.idle_app import idle_app
 from tests.support.netns import app_scope, start_stream
 from tests.support.requirements import require_program
-from tests.support.waiting import eventually
 
 CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
 PAYLOAD_SHARE = 1448 / 1500
@@ -174,14 +173,11 @@ def test_ctl_calls_against_the_helper_load_no_json_and_make_no_record_methods(st
     records' generated methods (common/frozen_record.py) are left out of a real call."""
     env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": stack.bus_address}
     with idle_app(
-        stack.cgroup_root, stack.pair.host_ns, own_names.desktop_id("TestCtlLean")
+        stack.cgroup_root,
+        stack.pair.host_ns,
+        own_names.desktop_id("TestCtlLean"),
+        stack.bus_address,
     ) as app_id:
-
-        def listed() -> bool:
-            apps = call_helper(stack.bus_address, lambda c: c.list_applications())
-            return app_id in {app.id for app in apps}
-
-        assert eventually(listed, 15.0, 0.1)
         try:
             for args in (["list", "--json"], ["list"], ["limit", app_id, "--up", "1M"],
                          ["priority", app_id, "low"], ["--help"]):  # fmt: skip

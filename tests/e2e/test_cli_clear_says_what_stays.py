@@ -13,7 +13,6 @@ from tests.e2e.conftest import Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.idle_app import idle_app
-from tests.support.waiting import eventually
 
 CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
 
@@ -27,14 +26,11 @@ def test_clear_removes_the_rate_limits_and_says_what_stays_and_how_to_lift_it(
     stack: Stack,
 ) -> None:
     with idle_app(
-        stack.cgroup_root, stack.pair.host_ns, own_names.desktop_id("TestCtlClear")
+        stack.cgroup_root,
+        stack.pair.host_ns,
+        own_names.desktop_id("TestCtlClear"),
+        stack.bus_address,
     ) as app_id:
-
-        def listed() -> bool:
-            apps = call_helper(stack.bus_address, lambda c: c.list_applications())
-            return app_id in {app.id for app in apps}
-
-        assert eventually(listed, 15.0, 0.1)
         try:
             for args in (["limit", app_id, "--down", "1M", "--up", "2M"], ["block", app_id, "--up"],
                          ["quota", app_id, "5MB", "--per", "day", "--down"],

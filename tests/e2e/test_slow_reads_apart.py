@@ -18,7 +18,6 @@ client monitor and limit-own."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,6 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from chadthrottle.client import HelperClient
@@ -34,7 +32,7 @@ from chadthrottle.usage_contract import UsageResolution
 
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
-from tests.support.other_users import granted
+from tests.support.other_users import ClientAs, granted
 from tests.support.requirements import require_program
 from tests.support.waiting import eventually
 
@@ -89,42 +87,16 @@ asyncio.run(main())
 """
 
 
-class Flooder:
+class Flooder(ClientAs):
     """FLOODER as nobody; counts the replies its flood got, as they come."""
 
+    CLOSE_WAIT_S = 30.0
+
     def __init__(self, bus_address: str) -> None:
-        argv = [require_program("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                "--clear-groups", sys.executable, "-c", FLOODER]  # fmt: skip
-        env = {"DBUS_SYSTEM_BUS_ADDRESS": bus_address, "PYTHONDONTWRITEBYTECODE": "1",
-               "PATH": "/usr/bin:/bin"}  # fmt: skip
-        self.bus_address = bus_address
-        self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-        )
-        assert json.loads(self._line()) == {"ready": True}
+        super().__init__(bus_address, NOBODY, FLOODER)
         self.answered = 0
         self.sent = threading.Event()
         self.done = threading.Event()
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def _line(self) -> str:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line, "the flooding client died"
-        return line
-
-    def _send(self, *command: Any) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-
-    def ask(self, *command: Any) -> dict[str, Any]:
-        self._send(*command)
-        answer: dict[str, Any] = json.loads(self._line())
-        return answer
 
     def flood(self, kind: str, target: str | int, calls: int) -> None:
         self._send("flood", kind, target, calls)
@@ -138,17 +110,6 @@ class Flooder:
             elif line == "sent":
                 self.sent.set()
         self.done.set()
-
-    def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 @pytest.fixture
@@ -179,7 +140,7 @@ def holder(request: pytest.FixtureRequest) -> Iterator[tuple[str, subprocess.Pop
 def flooder(stack: Stack) -> Iterator[Flooder]:
     client = Flooder(stack.bus_address)
     try:
-        with granted(client):  # type: ignore[arg-type]  # pid and ask, as ClientAs
+        with granted(client):
             yield client
             assert client.done.wait(120), "the flood was not answered"
     finally:

@@ -94,11 +94,14 @@ NO_SUCH = {"error": ErrorName.NO_SUCH_APPLICATION.value}
 
 
 class ClientAs:
-    """The CLIENT script as another uid."""
+    """The CLIENT script (or another that prints {"ready": true} and answers a
+    JSON line per command) as another uid."""
 
-    def __init__(self, bus_address: str, uid: int) -> None:
+    CLOSE_WAIT_S = 10.0
+
+    def __init__(self, bus_address: str, uid: int, script: str = CLIENT) -> None:
         argv = [require_program("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                sys.executable, "-c", CLIENT]  # fmt: skip
+                sys.executable, "-c", script]  # fmt: skip
         env = {
             "DBUS_SYSTEM_BUS_ADDRESS": bus_address,
             "PYTHONDONTWRITEBYTECODE": "1",
@@ -120,10 +123,13 @@ class ClientAs:
         assert line, "the client died"
         return line
 
-    def ask(self, *command: Any) -> dict[str, Any]:
+    def _send(self, *command: Any) -> None:
         assert self.process.stdin is not None
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
+
+    def ask(self, *command: Any) -> dict[str, Any]:
+        self._send(*command)
         answer: dict[str, Any] = json.loads(self._line())
         return answer
 
@@ -131,7 +137,7 @@ class ClientAs:
         if self.process.stdin is not None:
             self.process.stdin.close()
         try:
-            self.process.wait(10)
+            self.process.wait(self.CLOSE_WAIT_S)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()

@@ -48,6 +48,16 @@ def _engine(datapath: RecordingDatapath, clock: list[float]) -> AdminEngine:
                        clock=lambda: clock[0])  # fmt: skip
 
 
+def _ticked() -> tuple[AdminEngine, RecordingGates, list[float]]:
+    """An engine on recording gates after one tick, its clock at 100 s."""
+    gates, now = RecordingGates(), [100.0]
+    datapath = RecordingDatapath()
+    datapath.gates = gates  # type: ignore[assignment]
+    engine = _engine(datapath, now)
+    engine.tick()
+    return engine, gates, now
+
+
 def test_walks_renew_the_leases_when_due() -> None:
     gates, now = RecordingGates(), [100.0]
     datapath = RecordingDatapath()
@@ -72,11 +82,7 @@ def test_a_walk_after_the_datapath_closed_is_not_a_failure() -> None:
 
 
 def test_leases_are_renewed_between_late_ticks_until_the_ticks_stop() -> None:
-    gates, now = RecordingGates(), [100.0]
-    datapath = RecordingDatapath()
-    datapath.gates = gates  # type: ignore[assignment]
-    engine = _engine(datapath, now)
-    engine.tick()
+    engine, gates, now = _ticked()
     renewed = gates.renewed  # the tick's own
     now[0] += RENEW_DUE_S
     engine.keep_leases_between_ticks()  # a tick running late
@@ -93,11 +99,7 @@ def test_a_stuck_tick_thread_lets_the_leases_lapse_within_a_few_of_them() -> Non
     seconds. Until review29, a tick thread stuck off the lock (a read of
     /proc that never returns) had its leases renewed from the new-owner
     thread for 60 s after its last tick."""
-    gates, now = RecordingGates(), [100.0]
-    datapath = RecordingDatapath()
-    datapath.gates = gates  # type: ignore[assignment]
-    engine = _engine(datapath, now)
-    engine.tick()
+    engine, gates, now = _ticked()
     renewed = gates.renewed
     now[0] += 4 * LEASE_S  # no tick ended, no sign of work since
     engine.keep_leases_between_ticks()
@@ -111,11 +113,7 @@ def test_a_tick_thread_at_work_off_the_lock_keeps_the_leases_however_long() -> N
     program of theirs given "low", each 2 s): while it goes on, process by
     process, the leases hold, past a minute too (until review29 they lapsed
     60 s after the last tick however busy the tick thread was)."""
-    gates, now = RecordingGates(), [100.0]
-    datapath = RecordingDatapath()
-    datapath.gates = gates  # type: ignore[assignment]
-    engine = _engine(datapath, now)
-    engine.tick()
+    engine, gates, now = _ticked()
     renewed = gates.renewed
     steps = int(3 * TICK_SILENCE_S / RENEW_DUE_S) + 1
     for _ in range(steps):  # one process's table read per step, no tick ending

@@ -19,6 +19,7 @@ every PAUSE_EVERY_FDS descriptors (socket_tagging.pausing)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -70,18 +71,21 @@ def _holder(script: Path, descriptors: int) -> subprocess.Popen[str]:
     return process
 
 
-def test_a_block_is_renewed_after_a_ticks_long_walks(
-    kernel_ready: Path, programs: tuple[Path, Path]
-) -> None:
+@contextlib.contextmanager
+def _a_block_and_a_limit(
+    kernel_ready: Path, programs: tuple[Path, Path], renew_due_s: float
+) -> Iterator[tuple[AdminEngine, Datapath, list[subprocess.Popen[str]], str]]:
+    """An engine on the real datapath: an administrator's upload block on the
+    sleeping program, and the descriptor holder limited (one of it running).
+    Yields the engine, its datapath, what runs (stopped after) and the blocked
+    id. renew_due_s: how often the leases are renewed when walks call back."""
     blocked_program, holder_script = programs
     blocked, limited = f"exe:{blocked_program}", f"script:{holder_script}"
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
     engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
                          lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
-    engine._applier.gating.renew_due_s = (
-        0.0  # after every walk: the order, not the interval, is judged
-    )
+    engine._applier.gating.renew_due_s = renew_due_s
     running: list[subprocess.Popen[str]] = []
     try:
         running.append(subprocess.Popen([str(blocked_program), "600"], text=True))
@@ -91,7 +95,18 @@ def test_a_block_is_renewed_after_a_ticks_long_walks(
         (outcome,) = engine.apply_changes([SetBlocked(blocked, (Direction.UP,), True, ADMIN_OWNER)])
         assert outcome == blocked, outcome
         assert engine.set_limit(limited, Direction.UP, 100_000, 0) == limited
-        new = [_holder(holder_script, DESCRIPTORS) for _ in range(NEW_PROCESSES)]
+        yield engine, datapath, running, blocked
+    finally:
+        stop(*running)
+        datapath.close()
+
+
+def test_a_block_is_renewed_after_a_ticks_long_walks(
+    kernel_ready: Path, programs: tuple[Path, Path]
+) -> None:
+    # renewed after every walk: the order, not the interval, is judged
+    with _a_block_and_a_limit(kernel_ready, programs, 0.0) as (engine, datapath, running, blocked):
+        new = [_holder(programs[1], DESCRIPTORS) for _ in range(NEW_PROCESSES)]
         running += new
 
         started = monotonic_ns()
@@ -111,34 +126,17 @@ def test_a_block_is_renewed_after_a_ticks_long_walks(
             f"end of a tick of {(ended - started) / 1e6:.0f} ms that walked "
             f"{NEW_PROCESSES} x {DESCRIPTORS} descriptors"
         )
-    finally:
-        stop(*running)
-        datapath.close()
 
 
 def test_one_long_walk_renews_the_leases_as_it_goes(
     kernel_ready: Path, programs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    blocked_program, holder_script = programs
-    blocked, limited = f"exe:{blocked_program}", f"script:{holder_script}"
-    datapath = Datapath(cache_dir=kernel_ready)
-    datapath.open()
-    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
-                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
-    engine._applier.gating.renew_due_s = 0.0  # at every call back: their number is judged
     renewals: list[int] = []
     renew = SlotGates.renew
     monkeypatch.setattr(SlotGates, "renew", lambda gates: (renewals.append(1), renew(gates))[1])
-    running: list[subprocess.Popen[str]] = []
-    try:
-        running.append(subprocess.Popen([str(blocked_program), "600"], text=True))
-        wait_for_exec(running[0].pid, blocked_program)
-        running.append(_holder(holder_script, 10))
-        engine.tick()
-        (outcome,) = engine.apply_changes([SetBlocked(blocked, (Direction.UP,), True, ADMIN_OWNER)])
-        assert outcome == blocked, outcome
-        assert engine.set_limit(limited, Direction.UP, 100_000, 0) == limited
-        new = _holder(holder_script, DESCRIPTORS)
+    # renewed at every call back: their number is judged
+    with _a_block_and_a_limit(kernel_ready, programs, 0.0) as (engine, _, running, _blocked):
+        new = _holder(programs[1], DESCRIPTORS)
         running.append(new)
 
         renewals.clear()
@@ -150,6 +148,3 @@ def test_one_long_walk_renews_the_leases_as_it_goes(
         assert len(renewals) >= 2 + inside, (
             f"{len(renewals)} renewals in a tick that walked {DESCRIPTORS} descriptors"
         )
-    finally:
-        stop(*running)
-        datapath.close()
