@@ -25,6 +25,23 @@ NAMES = {
 }
 
 
+def _lines_start_at_a_name(dialog: UsageDialog, widths: range) -> None:
+    """Laid out at each width, every line of the legend after the first
+    starts at an application's square: none begins inside a name."""
+    for width in widths:
+        document = QTextDocument()
+        document.setDefaultFont(dialog.legend.font())
+        document.setHtml(dialog.legend.text())
+        document.setTextWidth(width)
+        assert document.size().height() > 0  # laid out
+        block = document.firstBlock()
+        layout = block.layout()
+        text = block.text()
+        for number in range(1, layout.lineCount()):
+            starts = text[layout.lineAt(number).textStart() :].lstrip()
+            assert starts.startswith("■"), (width, starts[:30])
+
+
 def test_the_legend_breaks_lines_between_applications(qtbot) -> None:  # type: ignore[no-untyped-def]
     dialog = UsageDialog(UsagePeriod.TODAY)
     qtbot.addWidget(dialog)
@@ -35,18 +52,7 @@ def test_the_legend_breaks_lines_between_applications(qtbot) -> None:  # type: i
     legend = dialog.legend.text()
     names = [n for n in NAMES.values() if n in legend.replace("&nbsp;", " ")]
     assert "Torrent Client With A Long Name" in names
-    for width in range(300, 760, 20):  # wherever the label's width makes it wrap
-        document = QTextDocument()
-        document.setDefaultFont(dialog.legend.font())
-        document.setHtml(legend)
-        document.setTextWidth(width)
-        assert document.size().height() > 0  # laid out
-        block = document.firstBlock()
-        layout = block.layout()
-        text = block.text()
-        for number in range(1, layout.lineCount()):
-            starts = text[layout.lineAt(number).textStart() :].lstrip()
-            assert starts.startswith("■"), (width, starts[:30])
+    _lines_start_at_a_name(dialog, range(300, 760, 20))  # wherever it makes it wrap
 
 
 def test_a_name_told_apart_by_its_id_is_not_broken_at_its_slashes(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -66,20 +72,8 @@ def test_a_name_told_apart_by_its_id_is_not_broken_at_its_slashes(qtbot) -> None
     start = local_midnight(now)
     rows = [row(app_id, start, 600, (len(names) - n) * 10**9) for n, app_id in enumerate(names)]
     dialog.show_rows(UsagePeriod.TODAY, rows, now, names.__getitem__, UnitSystem.BYTES_DECIMAL)
-    legend = dialog.legend.text()
     widest = max(dialog.legend.fontMetrics().horizontalAdvance(f"■ {n}") for n in names.values())
-    for width in range(widest + 20, widest + 400, 20):
-        document = QTextDocument()
-        document.setDefaultFont(dialog.legend.font())
-        document.setHtml(legend)
-        document.setTextWidth(width)
-        assert document.size().height() > 0  # laid out
-        block = document.firstBlock()
-        layout = block.layout()
-        text = block.text()
-        for number in range(1, layout.lineCount()):
-            starts = text[layout.lineAt(number).textStart() :].lstrip()
-            assert starts.startswith("■"), (width, starts[:30])
+    _lines_start_at_a_name(dialog, range(widest + 20, widest + 400, 20))
 
 
 def test_a_legend_of_several_lines_is_not_drawn_over_the_chart(qtbot) -> None:  # type: ignore[no-untyped-def]
