@@ -9,6 +9,7 @@ functions, so the wording is tested without widgets.
 
 from __future__ import annotations
 
+import functools
 import pwd
 import re
 from collections.abc import Iterable
@@ -215,8 +216,12 @@ class _Quota(TypedDict, total=False):
     count_unknown: str
 
 
+@functools.lru_cache(maxsize=256)
 def user_name(uid: int) -> str:
-    """The login name of uid, or "uid N" when the system has none."""
+    """The login name of uid, or "uid N" when the system has none. Asked of
+    the system once per uid: it runs on the GUI thread for every row with
+    another user's rule at every poll, and a directory service (LDAP, sssd)
+    can take its time to answer (walk28)."""
     try:
         return pwd.getpwuid(uid).pw_name
     except (KeyError, OverflowError):

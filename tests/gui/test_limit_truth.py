@@ -83,6 +83,21 @@ def test_owner_notes_name_whose_rule_it_is() -> None:
     assert user_name(4_000_000_000) == "uid 4000000000"
 
 
+def test_a_users_name_is_asked_of_the_system_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """walk28: asked on the GUI thread at every poll for every row with
+    another user's rule; a slow directory service (LDAP) would stall each poll."""
+    import pwd
+
+    asked: list[int] = []
+    real = pwd.getpwuid
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: (asked.append(uid), real(uid))[1])
+    user_name.cache_clear()
+    for _ in range(3):
+        assert owner_note(OTHER, 0) == "set by nobody"
+    assert asked == [OTHER]
+    user_name.cache_clear()
+
+
 def test_an_administrator_limit_is_read_only_for_a_user(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     model = window._model
     state = model.limit_state(FIREFOX, Direction.DOWN)
