@@ -689,8 +689,10 @@ class AppTable(QTreeView):
         the column titles or a scroll bar, and not over a window above it. Qt's
         own enter and leave bookkeeping (WA_UnderMouse, on the list and every
         parent of the widget under the pointer): it holds on Wayland too, where
-        a window's place on the screen (QApplication.widgetAt) is not known."""
-        return self.underMouse()
+        a window's place on the screen (QApplication.widgetAt) is not known.
+        Not while the list is hidden (closed to the tray): a platform that sends
+        no leave event then would hold it till the pointer came back (review28)."""
+        return self.isVisible() and self.underMouse()
 
     def order_held(self) -> bool:
         """Whether the rows must hold still now: the pointer is over them, a

@@ -244,3 +244,15 @@ def test_a_limit_control_holds_the_rows_while_worked_not_for_its_focus_alone(
     control.cancel()  # the text given up (Escape): no longer in use
     qtbot.waitUntil(lambda: not table.model().frozen, timeout=10_000)
     assert table.model().index(0, 0).data(Role.APP_ID) == STEAM
+
+
+def test_a_window_hidden_to_the_tray_lets_the_rows_go(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """review28: offscreen, a window hidden under the pointer keeps its list
+    "under the mouse" (no leave event comes): the order held while nobody
+    could see it, and when shown again until the pointer came and went."""
+    _sorted_by_down(window)
+    _point_at_row(window, STEAM)
+    window.hide()
+    window._model.apply_snapshot(_steam_busiest(0))
+    qtbot.waitUntil(lambda: not window.table.model().frozen, timeout=5_000)
+    assert window.table.model().index(0, 0).data(Role.APP_ID) == STEAM
