@@ -10,8 +10,10 @@ after LOOKUP_TIMEOUT_S) is ``failed``, not answered: it says nothing of
 whether the address has a name (until review28 the table said "no name" of
 it: "reverse DNS gave none" of a machine offline). Names are kept CACHE_TTL_S,
 no name and failures FAILURE_TTL_S; at most MAX_PENDING lookups wait at once
-(a timed-out thread cannot be stopped, but its address is no longer waited on
-and the pool takes the next). ``close`` ends
+(a timed-out thread cannot be stopped, but its address is no longer waited on)
+and at most MAX_PENDING wait for a pool thread: behind a resolver that hangs,
+lookups queued behind its threads grew by every address shown each minute
+(review30), and one given up while queued is not asked late. ``close`` ends
 the workers and the callback: the cache's owner (the connections model) calls
 it when it goes, so no thread outlives it or calls into it once deleted.
 """
@@ -96,6 +98,7 @@ class ReverseDnsCache:
             OrderedDict()
         )  # address -> (name, expiry, failed: no answer)
         self._pending: dict[str, float] = {}  # address -> when its lookup started
+        self._unstarted = 0  # lookups submitted whose resolver call has not begun
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._submit = submit or self._submit_to_pool
@@ -106,14 +109,18 @@ class ReverseDnsCache:
             return None
         now = self._clock()
         with self._lock:
+            self._expire_pending(
+                now
+            )  # first: a lookup given up now is kept failed, not asked again
             cached = self._names.get(address)
             if cached is not None and cached[1] > now:
                 self._names.move_to_end(address)
                 return cached[0]
-            self._expire_pending(now)
-            if self._closed or address in self._pending or len(self._pending) >= MAX_PENDING:
+            if (self._closed or address in self._pending or len(self._pending) >= MAX_PENDING
+                    or self._unstarted >= MAX_PENDING):  # fmt: skip
                 return cached[0] if cached else None
             self._pending[address] = now
+            self._unstarted += 1
         self._submit(lambda: self._lookup(address))
         return cached[0] if cached else None
 
@@ -145,6 +152,11 @@ class ReverseDnsCache:
             self._names.popitem(last=False)
 
     def _lookup(self, address: str) -> None:
+        with self._lock:
+            self._unstarted -= 1
+            given_up = address not in self._pending  # timed out while queued: stored failed
+        if given_up:
+            return
         failed = False
         try:
             name = self._resolver(address)
