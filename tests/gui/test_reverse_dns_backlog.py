@@ -20,24 +20,29 @@ from chadthrottle.gui.models.reverse_dns import LOOKUP_TIMEOUT_S, MAX_PENDING, R
 
 def test_lookups_queued_behind_a_hung_resolver_are_bounded_and_not_asked_late() -> None:
     release = threading.Event()
+    entered = threading.Semaphore(0)
     asked: list[str] = []
     asked_lock = threading.Lock()
 
     def hung(address: str) -> str | None:
         with asked_lock:
             asked.append(address)
+        entered.release()
         release.wait()
         return None
 
     now = [0.0]
     dns = ReverseDnsCache(hung, clock=lambda: now[0])
     try:
-        for minute in range(10):  # each round: a table of 200 remote hosts shown again
+        dns.name_of("198.51.100.1")
+        dns.name_of("198.51.100.2")
+        entered.acquire()  # both pool threads now wait on the resolver
+        entered.acquire()
+        for minute in range(10):  # a table of 200 remote hosts, repainted every 6 s
             for second in range(0, 60, 6):
                 now[0] = minute * 60.0 + second
                 for host in range(200):
                     dns.name_of(f"192.0.2.{host}")
-                now[0] += LOOKUP_TIMEOUT_S + 0.5
         # Waiting to be asked: at most MAX_PENDING, however long the resolver hangs.
         assert dns._queue.qsize() <= MAX_PENDING + 2, dns._queue.qsize()
         with asked_lock:
