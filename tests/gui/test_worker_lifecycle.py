@@ -15,6 +15,8 @@ import threading
 
 from chadthrottle.gui.ipc.worker import HelperWorker, WorkerSignals
 
+from tests.gui.quiet_helper import QuietHelper
+
 
 class _Dropped:
     """A worker in a reference cycle, as a window's controller holds it: only
@@ -35,31 +37,16 @@ def test_a_worker_never_started_is_collected_quietly_even_inside_a_parse() -> No
         gc.set_threshold(*thresholds)
 
 
-class _Unanswered:
+class _Unanswered(QuietHelper):
     """A helper connection whose ListApplications has not answered yet (as a
     busy helper's, at the moment the user quits): the rest answers at once."""
 
     def __init__(self) -> None:
         self.asked = threading.Event()
 
-    async def connect(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def list_backends(self) -> list[object]:
-        return []
-
     async def list_applications(self) -> list[object]:
         self.asked.set()
         await asyncio.Event().wait()  # no answer before the quit
-        return []
-
-    async def get_limits_paused(self) -> bool:
-        return False
-
-    async def list_rules(self) -> list[object]:
         return []
 
 

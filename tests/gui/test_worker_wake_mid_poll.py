@@ -16,10 +16,12 @@ import threading
 
 from chadthrottle.gui.ipc.worker import HelperWorker, WorkerSignals
 
+from tests.gui.quiet_helper import QuietHelper
+
 NEVER_S = 3600.0  # the refresh interval: the next poll is not the interval's
 
 
-class _HeldListing:
+class _HeldListing(QuietHelper):
     """A helper whose first ListApplications answers only when released."""
 
     def __init__(self) -> None:
@@ -28,15 +30,6 @@ class _HeldListing:
         self.release = asyncio.Event()  # set on the worker's loop
         self.listings = 0
 
-    async def connect(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def list_backends(self) -> list[object]:
-        return []
-
     async def list_applications(self) -> list[object]:
         self.listings += 1
         if self.listings == 1:
@@ -44,12 +37,6 @@ class _HeldListing:
             await self.release.wait()
         else:
             self.asked_again.set()
-        return []
-
-    async def get_limits_paused(self) -> bool:
-        return False
-
-    async def list_rules(self) -> list[object]:
         return []
 
 
