@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -127,3 +128,16 @@ def slot_of_fd(datapath: Datapath, pid: int, fd: int) -> int:
         return int(tag.app_slot) if found else 0
     finally:
         os.close(local)
+
+
+def stop_with_workers(
+    process: subprocess.Popen[str], clients: list[socket.socket], exits: list[int]
+) -> None:
+    """The clients closed and the server stopped; its forked workers then read
+    EOF and exit: each one's exit descriptor (fork_accepting's) waited on."""
+    for client in clients:
+        client.close()
+    stop(process)
+    for exited in exits:
+        select.select([exited], [], [])
+        os.close(exited)

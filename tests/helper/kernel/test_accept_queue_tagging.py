@@ -5,8 +5,6 @@ they are accepted, and nothing is walked or dumped while none waits
 
 from __future__ import annotations
 
-import os
-import select
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,8 +32,8 @@ from tests.support.accepting_server import (
     connect_queued,
     fork_accepting,
     slot_of_fd,
+    stop_with_workers,
 )
-from tests.support.reused_pids import stop
 
 UP = Direction.UP
 
@@ -136,10 +134,7 @@ def test_a_connection_a_sibling_accepted_costs_no_walk_again(
             engine.tick()
         assert walks == [process.pid], "walked again"
     finally:
-        client.close()
-        stop(process)  # its worker then reads EOF and exits
-        select.select([exited], [], [])
-        os.close(exited)
+        stop_with_workers(process, [client], [exited])
 
 
 def test_a_rule_on_a_server_and_its_workers_dumps_once_and_walks_each_once(
@@ -176,12 +171,7 @@ def test_a_rule_on_a_server_and_its_workers_dumps_once_and_walks_each_once(
         assert len(dumps) == 1, f"{len(dumps)} dumps for one change"
         assert [len(calls) for calls in walks] == [1] * 4, "walked again"
     finally:
-        for client in clients:
-            client.close()
-        stop(process)  # its workers then read EOF and exit
-        for _, _, exited in workers:
-            select.select([exited], [], [])
-            os.close(exited)
+        stop_with_workers(process, clients, [exited for _, _, exited in workers])
 
 
 def test_a_connection_held_by_a_process_not_walked_costs_one_walk_again(
@@ -206,10 +196,7 @@ def test_a_connection_held_by_a_process_not_walked_costs_one_walk_again(
     finally:
         datapath.set_process_slot(process.pid, 0)
         datapath.tag_accepted()
-        client.close()
-        stop(process)  # its worker then reads EOF and exits
-        select.select([exited], [], [])
-        os.close(exited)
+        stop_with_workers(process, [client], [exited])
 
 
 def test_a_connection_closed_before_its_accept_drops_out_unwalked(
