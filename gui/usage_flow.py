@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from chadthrottle.app_names import names_apart
+from chadthrottle.app_names import fallback_name, names_apart
 from chadthrottle.gui.ipc.connection import HelperConnection
 from chadthrottle.gui.ipc.error_text import describe_error
 from chadthrottle.gui.ipc.state import HelperStatus
@@ -27,7 +27,7 @@ from chadthrottle.gui.models.usage_periods import (
     period_since,
     totals_resolution,
 )
-from chadthrottle.gui.models.usage_totals import fallback_name, grand_total, totals_by_application
+from chadthrottle.gui.models.usage_totals import grand_total, totals_by_application
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.usage_column_menu import add_period_submenu, usage_column_menu
 from chadthrottle.gui.views.usage_dialog import UsageDialog

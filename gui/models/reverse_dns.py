@@ -109,9 +109,8 @@ class ReverseDnsCache:
             return None
         now = self._clock()
         with self._lock:
-            self._expire_pending(
-                now
-            )  # first: a lookup given up now is kept failed, not asked again
+            # first: a lookup given up now is kept failed, not asked again
+            self._expire_pending(now)
             cached = self._names.get(address)
             if cached is not None and cached[1] > now:
                 self._names.move_to_end(address)

@@ -12,9 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from chadthrottle.app_names import (
-    fallback_name as fallback_name,
-)  # the window names gone apps by it
 from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageRow
 
 # Applications with a colour of their own in the chart; the rest are "Other".

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from chadthrottle.gui.models.desktop_names import desktop_name
+from chadthrottle.app_names import desktop_name, fallback_name
 from chadthrottle.gui.models.usage_periods import UsagePeriod
-from chadthrottle.gui.models.usage_totals import fallback_name
 from chadthrottle.gui.views.usage_dialog import UsageDialog
 from chadthrottle.units import UnitSystem
 

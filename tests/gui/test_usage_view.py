@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from chadthrottle.app_names import fallback_name
 from chadthrottle.client import HelperClientError
 from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.gui.controller import AppController
@@ -28,7 +29,7 @@ from chadthrottle.gui.models.usage_periods import (
     totals_resolution,
 )
 from chadthrottle.gui.models.usage_table import UsageColumn
-from chadthrottle.gui.models.usage_totals import OTHER_KEY, fallback_name, stacked_bars
+from chadthrottle.gui.models.usage_totals import OTHER_KEY, stacked_bars
 from chadthrottle.gui.settings import Theme
 from chadthrottle.gui.theme import apply_theme
 from chadthrottle.gui.usage_flow import GRAPH_OLD_HELPER, OLD_HELPER, load_period
