@@ -10,6 +10,7 @@ the window clamp ahead of a change calls them on the table it will leave.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 
 from chadthrottle.contract import ADMIN_OWNER, Direction
@@ -44,6 +45,8 @@ FAIR_IDLE_S = 30.0
 FAIR_OWNER = -2  # no user's uid nor ADMIN_OWNER: a fair share is no rule
 
 LiveRules = list[tuple[RuleKey, dict[Direction, Limit]]]
+# A cgroup path component naming a systemd user instance (user@UID.service).
+_USER_INSTANCE = re.compile(r"user@[^/]*\.service")
 
 
 def rule_of(table: LimitTable, identity: AppIdentity, uid: int | None) -> RuleKey | None:
@@ -235,9 +238,21 @@ def scopes_of_rule(index: ApplicationIndex, key: RuleKey, pids: list[int]) -> se
     for pid in pids:
         identity = index.identity_of(pid)
         scope = identity.scope if identity and identity.app_id == key[0] else ""
-        if scope and (owner == ADMIN_OWNER or f"/user@{owner}.service/" in scope):
+        if scope and (owner == ADMIN_OWNER or user_instance_of(scope) == f"user@{owner}.service"):
             scopes.add(scope)
     return scopes
+
+
+def user_instance_of(cgroup: str) -> str | None:
+    """The outermost systemd user instance component (user@UID.service) on a
+    cgroup path, compared whole: a user names the cgroups below their own
+    instance as they like (user@<another uid>.service among them), so only
+    the outermost one says whose instance a scope is in, and user@1000 is
+    not user@10000."""
+    for part in cgroup.split("/"):
+        if _USER_INSTANCE.fullmatch(part):
+            return part
+    return None
 
 
 def wanted_tags(
