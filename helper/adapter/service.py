@@ -556,14 +556,20 @@ class HelperService:
         if scope is RuleScope.ALL:
             resolved = await self._resolves.submit(app_id)
             return _Grant(resolved.app_id, ADMIN_OWNER)
+        not_yours = NoSuchApplication(f"no application of yours is called {app_id!r}")
         try:
             resolved = await self._resolves.submit(app_id)
         except NoSuchApplication:
-            raise NoSuchApplication(f"no application of yours is called {app_id!r}") from None
+            raise not_yours from None
         if resolved.pid_uid is not None and resolved.pid_uid != caller_uid:
-            raise NotAuthorized("not authorized: that process is not yours")
+            # Under hidepid a user must not learn from the helper which pids
+            # run: someone else's process is answered as one that does not
+            # exist. Root sees every pid anyway and is told which it is.
+            if caller_uid == 0:
+                raise NotAuthorized("not authorized: that process is not yours")
+            raise not_yours
         if caller_uid not in resolved.owner_uids and caller_uid not in resolved.rule_owners:
-            raise NoSuchApplication(f"no application of yours is called {app_id!r}")
+            raise not_yours
         return _Grant(resolved.app_id, caller_uid)
 
     async def _require(self, call: _Call, action: Action) -> None:

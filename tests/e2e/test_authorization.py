@@ -8,11 +8,13 @@ Whose rules apply to which processes: tests/e2e/test_rule_owners.py."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chadthrottle.contract import Direction
+from chadthrottle.client import HelperClientError
+from chadthrottle.contract import Direction, ErrorName, RuleScope
 
 from tests.e2e.conftest import MiB, Stack
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
@@ -20,6 +22,7 @@ from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, app_scope, start_stream
 from tests.support.other_users import DENIED, NO_SUCH, ClientAs, granted, stream_as
+from tests.support.requirements import require_program
 from tests.support.waiting import eventually
 
 NOBODY = 65534
@@ -107,7 +110,7 @@ def test_granted_limit_own_limits_its_own_application_only(
     # application of yours", exactly like one that does not exist.
     assert nobody.ask("set", ROOT_APP, "up", MiB) == NO_SUCH
     assert nobody.ask("set", "exe:/no/such/app", "up", MiB) == NO_SUCH
-    assert nobody.ask("set", f"pid:{others.app_pid}", "up", MiB) == DENIED
+    assert nobody.ask("set", f"pid:{others.app_pid}", "up", MiB) == NO_SUCH  # as if none ran
     assert nobody.ask("set", ROOT_APP, "up", MiB, "all") == DENIED
     assert nobody.ask("clear", ROOT_APP) == NO_SUCH
     assert nobody.ask("clear", ROOT_APP, "all") == DENIED
@@ -116,7 +119,7 @@ def test_granted_limit_own_limits_its_own_application_only(
     assert (
         nobody.ask("priority", ROOT_APP, "critical") == DENIED
     )  # above normal: limit-any, asked first
-    assert nobody.ask("priority", f"pid:{others.app_pid}", "low") == DENIED
+    assert nobody.ask("priority", f"pid:{others.app_pid}", "low") == NO_SUCH
     assert nobody.ask("priority", ROOT_APP, "critical", "all") == DENIED
     assert nobody.ask("capacity", 1_000_000, 1_000_000, False) == DENIED
     assert stack.tc_state() == limited
@@ -144,3 +147,63 @@ def test_list_applications_shows_a_user_only_its_own(
     )  # nothing of root's, nor anyone else's
     everything = {a.id for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
     assert {NOBODY_APP, ROOT_APP} <= everything
+
+
+# Every call that names an application by "pid:N" (the listing's calls too).
+PID_CALLS: list[tuple[str, ...]] = [
+    ("set", "up", MiB), ("block", "up", True), ("quota", "up", 10**9), ("clear-quota",),
+    ("priority", "low"), ("schedule", "mon", "09:00", "10:00", 50_000), ("clear",),
+    ("processes",), ("connections",),
+]  # fmt: skip
+
+
+def _gone_pid() -> int:
+    """A pid no process has now: a child's, reaped."""
+    child = subprocess.Popen([require_program("true")])
+    child.wait()
+    assert not Path(f"/proc/{child.pid}").exists()
+    return child.pid
+
+
+def test_a_user_learns_not_which_pids_run(
+    stack: Stack, nobody: ClientAs, grant: Path, two_users_apps: tuple[Stream, Stream]
+) -> None:
+    """Under hidepid a user does not see others' pids in /proc, and the helper
+    must not tell them either: another user's process, root's, and a pid no
+    process has get one answer, word for word, from every call taking
+    "pid:N". (Another's was NotAuthorized, "that process is not yours".)
+    Root, who sees every pid, is told which it is."""
+    own, roots = two_users_apps
+    sleeper = subprocess.Popen(
+        [require_program("setpriv"), "--reuid=61002", "--regid=61002", "--clear-groups",
+         require_program("sleep"), "60"]
+    )  # fmt: skip
+    try:
+        others = {"root's": roots.app_pid, "another user's": sleeper.pid}
+        assert eventually(lambda: Path(f"/proc/{sleeper.pid}").stat().st_uid == 61002, 5.0)
+        for verb, *rest in PID_CALLS:
+            gone = _gone_pid()
+            expected = nobody.ask("said", verb, f"pid:{gone}", *rest)
+            assert expected["error"] == NO_SUCH["error"], (verb, expected)
+            for whose, pid in others.items():
+                answer = nobody.ask("said", verb, f"pid:{pid}", *rest)
+                text = answer.get("text", "").replace(str(pid), str(gone))
+                assert {**answer, "text": text} == expected, (verb, whose, answer)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert own.app_pid in nobody.ask("processes", f"pid:{own.app_pid}")["ok"]  # one's own: told
+
+    def root_own(pid: int) -> str:
+        try:
+            call_helper(
+                stack.bus_address,
+                lambda c: c.set_limit(f"pid:{pid}", Direction.UP, MiB, scope=RuleScope.OWN),
+            )
+        except HelperClientError as error:
+            return error.name
+        return "ok"
+
+    assert root_own(own.app_pid) == ErrorName.NOT_AUTHORIZED.value
+    assert root_own(_gone_pid()) == ErrorName.NO_SUCH_APPLICATION.value
+    assert call_helper(stack.bus_address, lambda c: c.list_rules()) == []

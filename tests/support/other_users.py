@@ -38,6 +38,9 @@ async def main():
         print(json.dumps({"ready": True}), flush=True)
         for line in sys.stdin:
             name, *args = json.loads(line)
+            said = name == "said"  # ["said", command...]: an error's text too
+            if said:
+                name, *args = args
             try:
                 if name == "list":
                     result = [[a.id, list(a.uids)] for a in await client.list_applications()]
@@ -85,7 +88,7 @@ async def main():
                     result = await client.clear_limit(args[0], scope=scope)
                 print(json.dumps({"ok": result}), flush=True)
             except HelperClientError as error:
-                print(json.dumps({"error": error.name}), flush=True)
+                print(json.dumps({"error": error.name, **({"text": error.message} if said else {})}), flush=True)
 
 asyncio.run(main())
 """
