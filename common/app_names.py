@@ -67,3 +67,46 @@ def names_apart(names: Mapping[str, str]) -> dict[str, str]:
     return {
         app_id: f"{name} ({app_id})" if shared[name] > 1 else name for app_id, name in names.items()
     }
+
+
+def tells_apart(names: Mapping[str, str]) -> dict[str, tuple[int, int]]:
+    """id -> (start, end): the part of the id that differs from each other id
+    of its name, in whole folders where the ids are paths ("/usr/" of
+    exe:/usr/bin/python3.11 beside exe:/root/.pyenv/versions/3.11.9/bin/python3.11,
+    "/a/" of exe:/tmp/a/python3.11 beside exe:/tmp/b/python3.11). Only ids
+    that share a name (names_apart) have one. A cell too narrow for the whole
+    "name (id)" keeps this part (gui/models/name_cut.py): cut by the id's
+    start alone, /usr/bin/python3.11 and a pyenv's .../bin/python3.11 both
+    read "python3.11 (…in/…)" at 2x on 1366x768 (words29)."""
+    groups: dict[str, list[str]] = {}
+    for app_id, name in names.items():
+        groups.setdefault(name, []).append(app_id)
+    tells: dict[str, tuple[int, int]] = {}
+    for ids in groups.values():
+        for app_id in ids if len(ids) > 1 else ():
+            spans = [_differing(app_id, other) for other in ids if other != app_id]
+            start, end = max(s for s, _ in spans), min(e for _, e in spans)
+            if start >= end:  # no one place differs from all: from the first to the last needed
+                start, end = end - 1, start + 1
+            folder = app_id.rfind("/", 0, start)  # the whole folder the difference starts in
+            if folder >= 0:
+                start = folder
+                after = app_id.find("/", max(start + 1, end - 1))
+                end = after + 1 if after >= 0 else len(app_id)
+            tells[app_id] = (start, end)
+    return tells
+
+
+def _differing(app_id: str, other: str) -> tuple[int, int]:
+    """Where app_id differs from other: less their common start and end."""
+    start = _same_start(app_id, other)
+    same_end = _same_start(app_id[::-1], other[::-1])
+    return start, max(start + 1, len(app_id) - same_end)  # "exe:/a/x" beside "exe:/a/a/x"
+
+
+def _same_start(one: str, other: str) -> int:
+    """How many characters two strings start with alike (not path components)."""
+    return next(
+        (at for at, (a, b) in enumerate(zip(one, other, strict=False)) if a != b),
+        min(len(one), len(other)),
+    )

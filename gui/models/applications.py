@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from chadthrottle.app_names import names_apart
+from chadthrottle.app_names import names_apart, tells_apart
 from chadthrottle.contract import (
     ApplicationInfo,
     ConnectionInfo,
@@ -204,6 +204,9 @@ class ApplicationsModel(QAbstractItemModel):
         # id -> name as shown: "name (id)" where two share a name (names_apart):
         # two rows read "python3.11" and nothing told them apart (walk28)
         self._shown_names: dict[str, str] = {}
+        # id -> what of the id tells it from the others of its name (tells_apart),
+        # kept where a narrow cell or menu cuts the rest (name_cut.py)
+        self._tells: dict[str, tuple[int, int]] = {}
         # Why priorities cannot be set here ("" when they can): an older helper (gui/priority_flow.py).
         self.priority_unavailable = ""
         # Why blocks cannot be set here ("" when they can): a helper without SetBlocked
@@ -337,6 +340,8 @@ class ApplicationsModel(QAbstractItemModel):
             return self._app_tooltip(app, column)
         if role == Role.APP_ID:
             return info.id
+        if role == Role.TELL:
+            return self._tells.get(info.id)
         if role == Role.SORT:
             return sort_key(app, column)
         if role == Role.RATE_DOWN:
@@ -415,6 +420,11 @@ class ApplicationsModel(QAbstractItemModel):
         the usage view and the CLI say it); its id if it is not listed."""
         app = self._find(app_id)
         return app_id if app is None else self._shown_names.get(app_id, app.info.name)
+
+    def tell(self, app_id: str) -> tuple[int, int] | None:
+        """The part of the id that tells its name from another's, where one
+        shares it (app_names.tells_apart): a cut name keeps it (name_cut.py)."""
+        return self._tells.get(app_id)
 
     def history(self, app_id: str) -> RateHistory | None:
         app = self._find(app_id)
@@ -812,13 +822,17 @@ class ApplicationsModel(QAbstractItemModel):
             app.processes = [
                 ProcessRow(pid, names.get(pid, "")) for pid in dict.fromkeys(app.info.pids)
             ]
-        shown = names_apart({info.id: info.name for info in applications})
+        named = {info.id: info.name for info in applications}
+        shown = names_apart(named)
         if shown != self._shown_names:  # a second of one name came or went: both rows say it
+            tells = tells_apart(named)  # a third of a name moves the others' tells too
             changed_rows.extend(
                 row for row, app in enumerate(self._rows)
-                if shown.get(app.info.id) != self._shown_names.get(app.info.id) and row not in changed_rows
+                if (shown.get(app.info.id), tells.get(app.info.id))
+                != (self._shown_names.get(app.info.id), self._tells.get(app.info.id))
+                and row not in changed_rows
             )  # fmt: skip
-            self._shown_names = shown
+            self._shown_names, self._tells = shown, tells
         for row in changed_rows:  # names and limits: rare, and they touch the editors
             self._emit_row_changed(row)
         new_rows = [self._new_row(info, names) for info in incoming.values()]

@@ -55,3 +55,4 @@ class Role(IntEnum):
         Qt.ItemDataRole.UserRole + 12
     )  # bool: a child row whose name is all it says (a process)
     CONNECTION = Qt.ItemDataRole.UserRole + 13  # ConnectionInfo, on a connection row's name
+    TELL = Qt.ItemDataRole.UserRole + 14  # (start, end) of the id that tells a name apart, or None

@@ -119,7 +119,13 @@ def marker(*words: str) -> str:
 MENU_NAME_CHARS = 36
 
 
-def menu_name(name: str, metrics: QFontMetrics, room: int | None = None, app_id: str = "") -> str:
+def menu_name(
+    name: str,
+    metrics: QFontMetrics,
+    room: int | None = None,
+    app_id: str = "",
+    tell: tuple[int, int] | None = None,
+) -> str:
     """The name as a menu entry shows it: cut to MENU_NAME_CHARS (and to ``room``
     pixels: menu_width.name_room), a "name (id)" by the id's start, as the list
     cuts it (name_cut), and a "&" doubled (a single one is a mnemonic: "AT&T"
@@ -127,7 +133,7 @@ def menu_name(name: str, metrics: QFontMetrics, room: int | None = None, app_id:
     most = metrics.averageCharWidth() * MENU_NAME_CHARS
     width = most if room is None else min(most, room)
     if app_id:
-        name = fitted_name_apart(name, app_id, width, metrics.horizontalAdvance)
+        name = fitted_name_apart(name, app_id, width, metrics.horizontalAdvance, tell)
     shown = metrics.elidedText(name, Qt.TextElideMode.ElideRight, width)
     return shown.replace("&", "&&")
 
@@ -287,9 +293,8 @@ class TrayController(QObject):
             )
             least = metrics.averageCharWidth() * MENU_NAME_LEAST_CHARS
             whole = self._model.shown_name(info.id)  # "name (id)" beside another of its name
-            name = menu_name(
-                whole, metrics, max(least, label_room - metrics.horizontalAdvance(said)), info.id
-            )
+            room = max(least, label_room - metrics.horizontalAdvance(said))
+            name = menu_name(whole, metrics, room, info.id, self._model.tell(info.id))
             submenu = self.menu.addMenu(f"{name}{said}\t{rates[info.id]}".rstrip("\t"))
             submenu.setObjectName(f"quick:{info.id}")
             if name.replace("&&", "&") != whole:  # cut: the whole name on pointing

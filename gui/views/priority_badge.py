@@ -54,7 +54,7 @@ class NameDelegate(QStyledItemDelegate):
             if isinstance(app_id, str) and app_id:
                 option.text = fitted_name_apart(
                     option.text, app_id, self.text_room(option),
-                    QFontMetricsF(option.font).horizontalAdvance,
+                    QFontMetricsF(option.font).horizontalAdvance, index.data(Role.TELL),
                 )  # fmt: skip
 
     @staticmethod

@@ -70,10 +70,9 @@ def test_the_trays_quick_limits_name_which_one(qtbot) -> None:  # type: ignore[n
         shown = entry.text().split("\t")[0].replace("&&", "&")
         whole = entry.toolTip() or shown  # cut to the menu's width: whole on pointing
         assert whole == SHOWN[app_id], (shown, whole)
-        # cut, by the id's start as the list cuts it: what differs stays
-        assert shown == whole or (
-            shown.startswith("python3.11 (…") and shown.endswith("/python3.11)")
-        )
+        # cut as the list cuts it: what differs from the other stays
+        differs = {SYSTEM: "/usr/", PYENV: "/3.11.9/"}[app_id]
+        assert shown == whole or (shown.startswith("python3") and differs in shown), shown
     texts = [entries[f"quick:{a}"].menuAction().text() for a in (SYSTEM, PYENV)]
     assert texts[0] != texts[1]
 
@@ -104,9 +103,12 @@ def test_a_name_told_apart_is_cut_by_its_ids_start_not_its_end(qtbot) -> None:  
     assert shown[1].endswith("/b/python3.11)"), shown
 
 
-def test_where_little_room_is_left_the_ids_folder_shows_not_its_file() -> None:
-    """At 2x three rows read "python3.11 (…11)": the end of the id is the
-    program's file, named as the application; the folder before it differs."""
+def test_where_little_room_is_left_what_tells_them_apart_shows() -> None:
+    """At 2x three rows read "python3.11 (…11)" (graph28), and cut by the id's
+    start alone /usr/bin/python3.11 and a pyenv's read "python3.11 (…in/…)"
+    alike (words29): what differs from the others of the name stays, in
+    whole folders, the name cut before it is."""
+    from chadthrottle.app_names import tells_apart
     from chadthrottle.gui.models.name_cut import fitted_name_apart
 
     def advance(text: str) -> float:
@@ -116,14 +118,87 @@ def test_where_little_room_is_left_the_ids_folder_shows_not_its_file() -> None:
         "exe:/tmp/graph28/a/python3.11",
         "exe:/tmp/graph28/b/python3.11",
         "exe:/usr/bin/python3.11",
+        "exe:/root/.pyenv/versions/3.11.9/bin/python3.11",
     ]
-    narrow = [fitted_name_apart(f"python3.11 ({i})", i, 180.0, advance) for i in ids]
-    assert len(set(narrow)) == 3, narrow
-    assert all(text.startswith("python3.11 (…") and len(text) * 10 <= 180 for text in narrow)
-    wide = fitted_name_apart(f"python3.11 ({ids[0]})", ids[0], 270.0, advance)
+    tells = tells_apart(dict.fromkeys(ids, "python3.11"))
+
+    def cut(room: float) -> list[str]:
+        return [fitted_name_apart(f"python3.11 ({i})", i, room, advance, tells[i]) for i in ids]
+
+    for room in (300.0, 220.0, 180.0, 150.0, 120.0):
+        shown = cut(room)
+        assert len(set(shown)) == len(ids), (room, shown)
+        assert all(len(text) * 10 <= room for text in shown), (room, shown)
+    assert cut(220.0)[:3] == ["python3.11 (…/a/…)", "python3.11 (…/b/…)", "python3.11 (…/usr/…)"]
+    assert cut(180.0)[3] == "pyth… (…/3.11.9/…)"  # a whole folder, the name cut
+    wide = cut(270.0)[0]
     assert wide == "python3.11 (…/a/python3.11)", wide
     assert fitted_name_apart(f"Web Browser ({BROWSER})", BROWSER, 1000.0, advance).endswith(")")
     # narrower still: Qt's own cut, not "(…/…)" on every row
-    assert fitted_name_apart(f"python3.11 ({ids[0]})", ids[0], 160.0, advance).endswith(
-        "python3.11)"
+    assert fitted_name_apart(f"python3.11 ({ids[0]})", ids[0], 50.0, advance, tells[ids[0]]) == (
+        f"python3.11 ({ids[0]})"
     )
+
+
+FOUR = [
+    app("exe:/usr/bin/python3.11", "python3.11", 4 * MB, pids=(301,)),
+    app("exe:/root/.pyenv/versions/3.11.9/bin/python3.11", "python3.11", 3 * MB, pids=(302,)),
+    app("exe:/tmp/words29/a/python3.11", "python3.11", 2 * MB, pids=(303,)),
+    app("exe:/tmp/words29/b/python3.11", "python3.11", 1 * MB, pids=(304,)),
+]
+DIFFERS = ["/usr/", "/3.11.9/", "/a/", "/b/"]  # what each one's cut keeps
+
+
+def _cell_text(table, app_id: str) -> tuple[str, float]:  # type: ignore[no-untyped-def]
+    """The name cell's text as the delegate paints it, and its room."""
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    index = table.proxy_index(app_id, Column.NAME)
+    option = QStyleOptionViewItem()
+    table.initViewItemOption(option)
+    option.rect = table.visualRect(index)
+    table.name_delegate.initStyleOption(option, index)
+    room = table.name_delegate.text_room(option)
+    assert option.fontMetrics.horizontalAdvance(option.text) <= room, option.text
+    return option.text, room
+
+
+def test_at_2x_each_name_cell_keeps_what_tells_it_apart(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """683x384, a 1366x768 screen at 2x: the name cell (128 px of text) cut
+    /usr/bin/python3.11 and a pyenv's .../bin/python3.11 both to
+    "python3.11 (…in/…)" (words29). Each row keeps the folder that differs."""
+    model, window = shown_connected_window(683, 384)
+    qtbot.addWidget(window)
+    model.apply_snapshot(FOUR)
+    qtbot.waitUntil(lambda: all(window.table.proxy_index(i.id).isValid() for i in FOUR))
+    shown = [_cell_text(window.table, info.id)[0] for info in FOUR]
+    assert len(set(shown)) == len(FOUR), shown
+    for text, differs in zip(shown, DIFFERS, strict=True):
+        assert differs in text and text.startswith("pyth"), shown
+    assert _cell_text(window.table, FOUR[0].id)[1] < 200  # it was cut: the case at hand
+
+
+def test_the_detail_pane_heads_with_which_one(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Its first line read "python3.11: down …" for both (words29): it names
+    the application as the list does, and at 2x the name gives way to what
+    tells it apart and to the rates."""
+    model, window = shown_connected_window()
+    qtbot.addWidget(window)
+    model.apply_snapshot(APPS)
+    for app_id in (SYSTEM, PYENV):
+        assert window.select_application(app_id)
+        assert window.detail.summary.text().startswith(f"{SHOWN[app_id]}: down "), app_id
+    model.apply_snapshot(FOUR)
+    window.resize(683, 384)
+    qtbot.waitUntil(lambda: window.width() == 683, timeout=2000)
+    summary = window.detail.summary
+    lines = []
+    for info, differs in zip(FOUR, DIFFERS, strict=True):
+        assert window.select_application(info.id)
+        text = summary.text()
+        assert differs in text and ": down " in text and ", up " in text, text
+        assert summary.fontMetrics().horizontalAdvance(text) <= summary.parentWidget().width()
+        whole = f"python3.11 ({info.id}): down "
+        assert text.startswith(whole) or summary.toolTip().startswith(whole), summary.toolTip()
+        lines.append(text)
+    assert len(set(lines)) == len(FOUR), lines

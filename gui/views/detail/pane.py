@@ -19,7 +19,7 @@ from chadthrottle.gui.models.priority_view import describe_latency
 from chadthrottle.gui.views.detail.connections_split import ConnectionsSplit
 from chadthrottle.gui.views.detail.direction_graph import DirectionGraph
 from chadthrottle.gui.views.detail.notes_box import NOTES_MAX_LINES, NotesBox, wrapped_lines
-from chadthrottle.gui.views.detail.rates_line import RatesLine
+from chadthrottle.gui.views.detail.rates_line import Named, RatesLine
 from chadthrottle.gui.views.detail.sizes import (
     COMPACT_MARGIN,
     COMPACT_SPACING,
@@ -382,8 +382,11 @@ class DetailPane(QWidget):
             for direction in Direction
         )
         unmeasured = MEASURING if self._live else NO_VALUE
+        named = Named(
+            self._model.shown_name(info.id), info.name, info.id, self._model.tell(info.id)
+        )
         self.rates_line.show_rates(
-            info.name, (down, up), limits, (means[0], means[1]), units, unmeasured, average_s
+            named, (down, up), limits, (means[0], means[1]), units, unmeasured, average_s
         )
         states = {direction: self._model.limit_state(info.id, direction) for direction in Direction}
         own = {direction: self._model.own_limit(info.id, direction) for direction in Direction}

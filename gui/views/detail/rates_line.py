@@ -5,6 +5,9 @@ window out again; where the room is short it is cut, whole in its tooltip."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+from chadthrottle.gui.models.name_cut import fitted_name_apart
 from chadthrottle.gui.views.detail.words import average_tooltip, describe_rates
 from chadthrottle.gui.views.steady_text import (
     ClipBox,
@@ -16,6 +19,15 @@ from chadthrottle.gui.views.steady_text import (
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QWidget
+
+
+class Named(NamedTuple):
+    """An application's name as the line heads with it."""
+
+    shown: str  # as the list shows it: "name (id)" beside another of its name
+    bare: str  # the name alone
+    app_id: str
+    tell: tuple[int, int] | None = None  # what of the id tells it apart (app_names.tells_apart)
 
 
 class RatesLine:
@@ -30,6 +42,7 @@ class RatesLine:
         self._text = ""  # the whole line, cut to the box's room when shown
         self.box.resized.connect(self._cut)
         self._widest = ""  # the widest form of the line shown, its fixed size's measure
+        self._named = Named("", "", "")
 
     def show_words(self, words: str, widest: str) -> None:
         """Words, not rates (nothing shown), sized as the widest given."""
@@ -39,7 +52,7 @@ class RatesLine:
 
     def show_rates(
         self,
-        name: str,
+        name: Named,
         rates: tuple[float | None, float | None],
         limits: tuple[int, int],
         means: tuple[float | None, float | None],
@@ -47,13 +60,16 @@ class RatesLine:
         unmeasured: str,
         average_s: float,
     ) -> None:
-        """The rates (None: unmeasured) and beside a limit the mean of average_s."""
+        """The rates (None: unmeasured) and beside a limit the mean of average_s.
+        name: as the list shows it, "name (id)" beside another of its name, with
+        its id and the part of the id that tells it apart (Named)."""
         widest = widest_rate(self.label, units)
-        self.fit(describe_rates(name, 0, 0, limits, (0, 0), units, lambda _r, _u: widest))
+        self.fit(describe_rates(name.shown, 0, 0, limits, (0, 0), units, lambda _r, _u: widest))
+        self._named = name
         self._text = describe_rates(
-            name, rates[0], rates[1], limits, means, units, unmeasured=unmeasured
+            name.shown, rates[0], rates[1], limits, means, units, unmeasured=unmeasured
         )
-        shown = elided_to_room(self.box, self._text)
+        shown = self._fitted()
         set_selectable_text(self.label, shown)
         tooltip = average_tooltip(average_s) if any(limits) else ""
         if shown != self._text:  # cut: the whole line first
@@ -64,7 +80,22 @@ class RatesLine:
     def _cut(self) -> None:
         """The line cut again to the box's new room (or whole, given room)."""
         if self._text:
-            set_selectable_text(self.label, elided_to_room(self.box, self._text))
+            set_selectable_text(self.label, self._fitted())
+
+    def _fitted(self) -> str:
+        """The line cut to the box's room: a name told apart by its id cut
+        first, keeping what tells it apart (name_cut.py), so that the rates
+        after it stay; cut at the right, two "python3.11 (exe:/usr/…" lines
+        read alike at 2x and said no rate (words29). Then Qt's cut at the right."""
+        name, text = self._named, self._text
+        metrics = self.label.fontMetrics()
+        if name.shown != name.bare and metrics.horizontalAdvance(text) > self.box.room():
+            rest = text[len(name.shown) :]
+            room = self.box.room() - metrics.horizontalAdvance(rest)
+            cut = fitted_name_apart(name.shown, name.app_id, room, metrics.horizontalAdvance,
+                                    name.tell)  # fmt: skip
+            text = cut + rest
+        return elided_to_room(self.box, text)
 
     def fit(self, widest: str) -> None:
         """The line's size fixed to its widest form; it changes with the name,
