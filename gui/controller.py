@@ -237,8 +237,7 @@ class AppController(QObject):
             self.model.resolve_pending(request.app_id, direction, succeeded)
         self.window.table.refresh_editors()
         if not succeeded:
-            name = self.model.application(request.app_id)
-            label = name.name if name else request.app_id
+            label = self.model.shown_name(request.app_id)  # "name (id)" beside another of its name
             self.window.show_message(f"Could not change the limit of {label}: {words}")
 
     def request_block(self, app_id: str, direction: str, blocked: bool) -> None:
@@ -259,8 +258,7 @@ class AppController(QObject):
         elif key == TRAY_BLOCK_KEY and self._unblocking is not None:
             app_id, direction = self._unblocking
             self._unblocking = None
-            info = self.model.application(app_id)
-            name = info.name if info else app_id
+            name = self.model.shown_name(app_id)
             self.window.show_message(unblocked_words(name, direction), 15000,
                                      unblocked_short(name, direction))  # fmt: skip
 

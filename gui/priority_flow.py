@@ -63,8 +63,7 @@ class PriorityFlow(QObject):
 
     def request_priority(self, app_id: str, priority: str) -> None:
         """Show it at once, then SetPriority (never blocks); refusals as a message."""
-        info = self._model.application(app_id)
-        name = info.name if info else app_id
+        name = self._model.shown_name(app_id)  # "name (id)" beside another of its name
         state = self._model.priority_state(app_id)
         why = (self._model.priority_unavailable or (describe_priority(state) if state.read_only else "")
                or ("" if self._connection.status.can_limit else self._connection.status.detail
@@ -156,8 +155,7 @@ class PriorityFlow(QObject):
             if error_name == UNKNOWN_METHOD:
                 self._set_unavailable(OLD_HELPER)
             if error_name:
-                info = self._model.application(app_id)
-                self._say(f"Could not change the priority of {info.name if info else app_id}: "
+                self._say(f"Could not change the priority of {self._model.shown_name(app_id)}: "
                           f"{OLD_HELPER if error_name == UNKNOWN_METHOD else words}")  # fmt: skip
 
     def _say_if_not_in_force(self, app_id: str) -> None:
@@ -168,9 +166,8 @@ class PriorityFlow(QObject):
             return  # the poll that tells has not come yet
         self._settling.discard(app_id)
         if state.problem and state.priority != "normal":
-            info = self._model.application(app_id)
             self._say(
-                f"{info.name if info else app_id}: {state.label} priority set, not in force: {state.problem}."
+                f"{self._model.shown_name(app_id)}: {state.label} priority set, not in force: {state.problem}."
             )
 
     def _show_shaping(self, shaping: LinkShapingInfo) -> None:

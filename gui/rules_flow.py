@@ -270,5 +270,4 @@ class RulesFlow(QObject):
     def _unblocked(self, key: str) -> str:
         """What an unblock done says (block_choice.unblocked_words)."""
         direction, _, app_id = key.removeprefix(UNBLOCK_KEY).partition(":")
-        info = self._model.application(app_id)
-        return unblocked_words(info.name if info else app_id, Direction(direction))
+        return unblocked_words(self._model.shown_name(app_id), Direction(direction))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from chadthrottle.app_names import names_apart
 from chadthrottle.contract import (
     ADMIN_OWNER,
     PAUSED_PROBLEM,
@@ -219,12 +220,16 @@ class AlertPolicy:
         unheld: set[tuple[str, Direction, AlertKind]] = set()
         used_up: dict[tuple[str, Direction], Told | None] = {}
         listed, now = tuple(rules or ()), self._wall()
+        apps = tuple(apps)
+        # "name (id)" beside another of its name, as the window says it: an alert
+        # "python3.11 used up its data quota" said not which of two (words29)
+        names = names_apart({app.id: app.name or app.id for app in apps})
         for app in apps:
             if app.id not in self._known and (app.rx_bytes or app.tx_bytes):
                 self._known[app.id] = None
                 self.known_changed = True
                 if not self._learning:
-                    self._pending[AlertKind.FIRST_USE][app.id] = app.name or app.id
+                    self._pending[AlertKind.FIRST_USE][app.id] = names[app.id]
             if not _has_rules(app):
                 continue
             for direction in _DIRECTIONS:
@@ -232,13 +237,13 @@ class AlertPolicy:
                 if kind is not None:
                     unheld.add((app.id, direction, kind))
                     if (app.id, direction, kind) not in self._unheld:
-                        self._pending[kind][app.id] = app.name or app.id
+                        self._pending[kind][app.id] = names[app.id]
                 if _quota_used_up(app, direction):
                     key, told = (app.id, direction), _told(app, direction, listed, now)
                     used_up[key] = told
                     new = key not in self._used_up or self._used_up[key] != told  # or a new period
                     if new and told not in self._told:  # at a start: told in an earlier one?
-                        self._pending[AlertKind.QUOTA_REACHED][app.id] = app.name or app.id
+                        self._pending[AlertKind.QUOTA_REACHED][app.id] = names[app.id]
                         self._quota_words[app.id] = _quota_words(app, direction, listed)
                         if told is not None:
                             self._telling.setdefault(app.id, []).append(told)

@@ -6,6 +6,8 @@ and the row menu's heading, by the same function."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from chadthrottle.app_names import names_apart
 from chadthrottle.gui.models.columns import Column
 from PySide6.QtCore import Qt
@@ -202,3 +204,26 @@ def test_the_detail_pane_heads_with_which_one(qtbot) -> None:  # type: ignore[no
         assert text.startswith(whole) or summary.toolTip().startswith(whole), summary.toolTip()
         lines.append(text)
     assert len(set(lines)) == len(FOUR), lines
+
+
+def test_a_status_message_names_which_one(make_controller) -> None:  # type: ignore[no-untyped-def]
+    """ "Could not change the limit of python3.11" said not which of the two."""
+    from tests.gui.worker_reports import inject_observations
+
+    controller = make_controller()
+    controller.model.apply_snapshot(APPS)
+    inject_observations(controller.connection, has_polled_ok=True)
+    controller.request_limit(PYENV, "up", 3_000_000)  # the worker is not running: fails at once
+    message = controller.window.status_line.message.text()
+    assert f"Could not change the limit of {SHOWN[PYENV]}" in message, message
+    controller.shutdown()
+
+
+def test_an_alert_names_which_one() -> None:
+    """ "python3.11 uses the network for the first time" twice said not which."""
+    from chadthrottle.gui.alerts.policy import AlertPolicy, AlertSwitches
+
+    policy = AlertPolicy([], lambda: 1000.0)
+    policy.observe_applications([dataclasses.replace(a, rx_bytes=1) for a in APPS[:2]])
+    (alert,) = policy.due(AlertSwitches(first_use=True))
+    assert alert.summary == f"{SHOWN[SYSTEM]} and {SHOWN[PYENV]} use the network for the first time"
