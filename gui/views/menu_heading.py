@@ -8,6 +8,7 @@ section titles (QMenu.addSection), so the heading is a label of its own.
 
 from __future__ import annotations
 
+from chadthrottle.gui.models.name_cut import fitted_name_apart
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics, QPalette
 from PySide6.QtWidgets import QLabel, QMenu, QStyle, QWidgetAction
@@ -16,21 +17,25 @@ HEADING_CHARS = 40  # a longer name ends in "…" (the tooltip has it whole)
 ITEM_TEXT_INDENT = 28
 
 
-def add_heading(menu: QMenu, text: str, tooltip: str = "") -> QWidgetAction:
+def add_heading(
+    menu: QMenu, text: str, tooltip: str = "", app_id: str = "", tell: tuple[int, int] | None = None
+) -> QWidgetAction:
     """A bold, plain-text line first in ``menu`` (objectName ``menu-heading``),
     then a separator. Not an item: disabled, so keys and clicks pass it by,
-    but drawn in the menu's text colour, not greyed as an unavailable choice."""
+    but drawn in the menu's text colour, not greyed as an unavailable choice.
+    A name told apart by app_id is cut keeping tell (name_cut.py): cut at the
+    right, "python3.11 (exe:/tmp/words29/apps/py…" said not which (words29)."""
     label = QLabel(menu)
     label.setTextFormat(Qt.TextFormat.PlainText)  # a name is never markup
     font = label.font()
     font.setBold(True)
     label.setFont(font)
     metrics = QFontMetrics(font)
-    label.setText(
-        metrics.elidedText(
-            text, Qt.TextElideMode.ElideRight, metrics.averageCharWidth() * HEADING_CHARS
-        )
+    room = metrics.averageCharWidth() * HEADING_CHARS
+    shown = (
+        fitted_name_apart(text, app_id, room, metrics.horizontalAdvance, tell) if app_id else text
     )
+    label.setText(metrics.elidedText(shown, Qt.TextElideMode.ElideRight, room))
     label.setToolTip(tooltip or text)
     style = menu.style()
     across = style.pixelMetric(QStyle.PixelMetric.PM_MenuHMargin, None, menu)

@@ -101,7 +101,8 @@ def build_row_menu(
     menu.setTitle(name)
     menu.setToolTipsVisible(True)
     # Whose menu this is: everything below acts on app_id, not on a row number.
-    add_heading(menu, name, f"Everything here acts on {name} ({app_id}).")
+    whose = name if name.endswith(f" ({app_id})") else f"{name} ({app_id})"
+    add_heading(menu, name, f"Everything here acts on {whose}.", app_id, model.tell(app_id))
     units = model.units
     if open_rules is not None:
         rules = menu.addAction("Rules…", lambda: open_rules(app_id))

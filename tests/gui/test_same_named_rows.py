@@ -227,3 +227,21 @@ def test_an_alert_names_which_one() -> None:
     policy.observe_applications([dataclasses.replace(a, rx_bytes=1) for a in APPS[:2]])
     (alert,) = policy.due(AlertSwitches(first_use=True))
     assert alert.summary == f"{SHOWN[SYSTEM]} and {SHOWN[PYENV]} use the network for the first time"
+
+
+def test_the_row_menu_heading_cut_keeps_which_one(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Cut at the right to its 40 characters, the heading read
+    "python3.11 (exe:/tmp/words29/apps/py…" (words29, Xvfb): what tells it
+    apart stays; the whole name is in its action's text and the tooltip."""
+    model, window = shown_connected_window()
+    qtbot.addWidget(window)
+    model.apply_snapshot(FOUR)
+    headings = []
+    for info, differs in zip(FOUR, DIFFERS, strict=True):
+        heading = window.row_menu(info.id).actions()[0]
+        shown = heading.defaultWidget().text()
+        assert differs in shown, shown
+        assert heading.defaultWidget().toolTip().count(info.id) == 1  # said once, not twice
+        headings.append(shown)
+    assert len(set(headings)) == len(FOUR), headings
+    assert any(text.endswith("…)") for text in headings), headings  # one was cut: the case at hand
