@@ -71,6 +71,8 @@ BPF_HASH(namespace_socket_pacing, struct namespace_slot, __u32, MAX_NAMESPACE_PA
 #define IP_PROTO_TCP 6
 #define IP_PROTO_UDP 17
 
+#include "one_way.h" /* the upload's one-way reading (issue 16) */
+
 /* The IP header's length and the protocol after it (IPv6 extension headers
  * not followed), read from the packet's linear part; 0 when it is not there. */
 static __always_inline int ip_header(void *data, void *data_end, __u32 *l3_len, __u8 *proto)
@@ -969,6 +971,79 @@ static __always_inline void carry_slot(struct __sk_buff *skb)
         bpf_set_hash(skb, token);
 }
 
+/* The upload's one-way reading (one_way.h says what it is). */
+static __always_inline struct one_way_control *one_way_asked(void)
+{
+    __u32 first = 0;
+    struct one_way_control *control = one_way_control.lookup(&first);
+    return control && control->on ? control : 0;
+}
+
+/* The uplink's egress: a data segment the upload IFB sends on has left our shaper. */
+static __always_inline void one_way_departed(struct __sk_buff *skb)
+{
+    struct one_way_control *control = one_way_asked();
+    if (!control || skb->sk || skb->ingress_ifindex != control->ifb_ifindex)
+        return;
+    struct one_way_tcp tcp = {};
+    if (!one_way_parse(skb, &tcp) || !tcp.payload || (tcp.flags & 0x07)) /* SYN, RST, FIN: not read */
+        return;
+    struct one_way_segment_key key = {};
+    key.conn.ours = tcp.saddr;
+    key.conn.theirs = tcp.daddr;
+    key.conn.our_port = tcp.sport;
+    key.conn.their_port = tcp.dport;
+    key.end = tcp.seq + tcp.payload;
+    struct one_way_segment *seen = one_way_segments.lookup(&key);
+    if (seen) {
+        seen->state = ONE_WAY_AGAIN;
+        return;
+    }
+    struct one_way_segment segment = {};
+    segment.left_ns = bpf_ktime_get_ns();
+    segment.tsval = tcp.tsval;
+    segment.state = ONE_WAY_SENT;
+    one_way_segments.update(&key, &segment);
+}
+
+/* The uplink's ingress: a pure ACK of a noted segment's end gives a reading. */
+static __always_inline void one_way_acked(struct __sk_buff *skb)
+{
+    if (!one_way_asked())
+        return;
+    struct one_way_tcp tcp = {};
+    if (!one_way_parse(skb, &tcp) || tcp.payload || (tcp.flags & TCP_ACK_RST_SYN_FIN) != TCP_ACK)
+        return;
+    struct one_way_segment_key key = {};
+    key.conn.ours = tcp.daddr;
+    key.conn.theirs = tcp.saddr;
+    key.conn.our_port = tcp.dport;
+    key.conn.their_port = tcp.sport;
+    key.end = tcp.ack;
+    struct one_way_segment *segment = one_way_segments.lookup(&key);
+    /* a duplicate ACK (read already), a segment sent twice, or one stamped
+     * before the segment whose stamp the ACK echoes (it waited for a hole to
+     * fill: bench/one_way.py): not read */
+    if (!segment || segment->state != ONE_WAY_SENT || (__s32)(segment->tsval - tcp.tsecr) < 0)
+        return;
+    segment->state = ONE_WAY_READ;
+    __s64 raw = (__s64)tcp.tsval * ONE_WAY_NS_PER_TICK - (__s64)segment->left_ns;
+    struct one_way_reading *reading = one_way_readings.lookup(&key.conn);
+    if (!reading) {
+        struct one_way_reading first = {};
+        first.least_ns = raw;
+        first.count = 1;
+        if (one_way_readings.update(&key.conn, &first) == 0)
+            return;
+        reading = one_way_readings.lookup(&key.conn);
+        if (!reading)
+            return;
+    }
+    if (raw < reading->least_ns)
+        reading->least_ns = raw;
+    __sync_fetch_and_add(&reading->count, 1);
+}
+
 /* tc ingress, classic cls_bpf mode: 0 = no match (packet goes on untouched),
  * otherwise the class id, and the filter's mirred action redirects the packet
  * to the IFB whose HTB reads skb->priority. l3: where the IP header begins
@@ -980,6 +1055,7 @@ static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
      * with whatever that namespace's filters wrote. The lookup below still
      * finds a socket of this namespace it is for. */
     carry_slot(skb);
+    one_way_acked(skb);
     struct bpf_sock_tuple tuple = {};
     __u32 tuple_len;
     __u8 proto = 0;
@@ -1131,6 +1207,7 @@ int chadt_tc_out(struct __sk_buff *skb)
 {
     __u32 classid = skb->priority;
     __u32 slot = classid & 0xffff;
+    one_way_departed(skb);
     if (!skb->sk && forwarded_in_use()) { /* forwarded: carry_slot */
         /* a slot classed nowhere here is as none, whoever wrote it: no reads to
          * find where it came from */

@@ -55,6 +55,9 @@ from chadthrottle.helper.kernel.layout import (
     CounterSlot,
     ForwardedCount,
     NamespaceSlot,
+    OneWayConn,
+    OneWayControl,
+    OneWayReading,
     OwnedSlot,
     OwnerEvent,
     SlotGate,
@@ -119,6 +122,8 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "forwarded_matches": (ctypes.c_uint32, ForwardedCount),
     "carrying_devices": (CarryingDevice, ctypes.c_uint8),
     "forwarded_tokens": (ctypes.c_uint32, ctypes.c_uint64),
+    "one_way_control": (ctypes.c_uint32, OneWayControl),
+    "one_way_readings": (OneWayConn, OneWayReading),
 }
 _TRAFFIC_KEY_FORMAT = "=" + "".join(
     "Q" if field[1] is ctypes.c_uint64 else "I" for field in TrafficKey._fields_
@@ -426,6 +431,11 @@ class Datapath:
             raise KernelError("the datapath is not open")
         name = TC_INGRESS_PROGRAMS[ethernet] if direction is Direction.DOWN else TC_EGRESS_PROGRAM
         return self._loaded.program_fds[name], name
+
+    def one_way_maps(self) -> tuple[TypedMap, TypedMap]:
+        """(one_way_control, one_way_readings): what the upload's one-way
+        reading (one_way.py) switches and takes its readings from."""
+        return self._maps["one_way_control"], self._maps["one_way_readings"]
 
     def set_process_slot(self, tgid: int, app_slot: int, start: int = 0) -> int:
         """New sockets of tgid get app_slot (0: none); its open sockets are

@@ -203,6 +203,48 @@ class CarryingDevice(ctypes.Structure):
     ]
 
 
+class OneWayControl(ctypes.Structure):
+    """struct one_way_control in bpf/one_way.h: whether the upload's one-way
+    reading is taken, and the upload IFB whose sent-on packets left our shaper."""
+
+    _fields_ = [("on", ctypes.c_uint32), ("ifb_ifindex", ctypes.c_uint32)]
+
+
+class OneWayConn(ctypes.Structure):
+    """struct one_way_conn in bpf/one_way.h: a connection as its data leaves
+    (addresses as on the wire, ports in host order)."""
+
+    _fields_ = [
+        ("ours", ctypes.c_uint32),
+        ("theirs", ctypes.c_uint32),
+        ("our_port", ctypes.c_uint16),
+        ("their_port", ctypes.c_uint16),
+    ]
+
+
+class OneWaySegmentKey(ctypes.Structure):
+    """struct one_way_segment_key in bpf/one_way.h."""
+
+    _fields_ = [("conn", OneWayConn), ("end", ctypes.c_uint32)]
+
+
+class OneWaySegment(ctypes.Structure):
+    """struct one_way_segment in bpf/one_way.h."""
+
+    _fields_ = [
+        ("left_ns", ctypes.c_uint64),
+        ("tsval", ctypes.c_uint32),
+        ("state", ctypes.c_uint32),
+    ]
+
+
+class OneWayReading(ctypes.Structure):
+    """struct one_way_reading in bpf/one_way.h: a connection's least raw
+    reading (far TSval x 1 ms less when its segment left, ns) and how many."""
+
+    _fields_ = [("least_ns", ctypes.c_int64), ("count", ctypes.c_uint64)]
+
+
 class SlotPolicer(ctypes.Structure):
     """struct slot_policer in bpf/policer.h: one slot and direction of the ebpf backend."""
 

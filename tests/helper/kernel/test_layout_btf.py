@@ -46,6 +46,11 @@ MIRRORS: dict[str, type[ctypes.Structure]] = {
     "forwarded_note": layout.ForwardedNote,
     "forwarded_count": layout.ForwardedCount,
     "window_first": layout.WindowFirst,
+    "one_way_control": layout.OneWayControl,
+    "one_way_conn": layout.OneWayConn,
+    "one_way_segment_key": layout.OneWaySegmentKey,
+    "one_way_segment": layout.OneWaySegment,
+    "one_way_reading": layout.OneWayReading,
 }
 # A value the helper writes field by field, each a __u32 (a dataclass, not ctypes).
 U32_VALUES = {"socket_caps": layout.SocketCaps}

@@ -1,0 +1,150 @@
+/* The upload's one-way reading of the queue beyond our shaper (issue 16):
+ * helper/kernel/one_way.py reads it, docs/backends.md says what it is.
+ *
+ *   one_way_departed  on the uplink's tc egress (chadt_tc_out): a TCP data
+ *                     packet the upload IFB sends on (its HTB let it go just
+ *                     now; ingress_ifindex names the IFB) is noted: its
+ *                     connection and end sequence -> when, and our TSval.
+ *                     (A GSO packet's earlier segments are not counted: the
+ *                     modem's bucket passes them at once when it has tokens.)
+ *   one_way_acked     on the uplink's tc ingress (chadt_tc_in): a pure ACK
+ *                     with the timestamp option whose number is a noted end,
+ *                     sent once: the far end's TSval less when that segment
+ *                     left, kept per connection as the least and a count
+ *                     until the helper takes it (lookup and delete).
+ *
+ * Both cost one array lookup a packet while the helper's estimation does not
+ * ask (one_way_control.on == 0). IPv4 only; connections without timestamps
+ * give nothing. The struct layouts are mirrored in helper/kernel/layout.py.
+ */
+#ifndef CHADTHROTTLE_ONE_WAY_H
+#define CHADTHROTTLE_ONE_WAY_H
+
+#define ONE_WAY_SEGMENTS 16384 /* noted segments: ~1.5 s of a 1 Gbit/s upload in full frames */
+#define ONE_WAY_CONNECTIONS 4096
+#define ONE_WAY_TCP_OPTIONS 40
+#define ONE_WAY_NS_PER_TICK 1000000LL /* a far TS clock of 1 kHz (Linux, and RFC 7323's usual) */
+
+struct one_way_control {
+    __u32 on;          /* the helper's estimation reads (1) or not (0) */
+    __u32 ifb_ifindex; /* the upload IFB whose sent-on packets left our shaper */
+};
+
+/* A connection as its data leaves: our address and port, theirs. */
+struct one_way_conn {
+    __u32 ours;
+    __u32 theirs;
+    __u16 our_port;
+    __u16 their_port;
+};
+
+struct one_way_segment_key {
+    struct one_way_conn conn;
+    __u32 end; /* the sequence number after its last byte: what an ACK of all of it carries */
+};
+
+struct one_way_segment {
+    __u64 left_ns; /* bpf_ktime_get_ns() as the IFB sent it on */
+    __u32 tsval;   /* our TSval on it */
+    __u32 state;   /* ONE_WAY_SENT, ONE_WAY_AGAIN (sent twice: which one is acked is not known), ONE_WAY_READ */
+};
+#define ONE_WAY_SENT 1
+#define ONE_WAY_AGAIN 2
+#define ONE_WAY_READ 3
+
+struct one_way_reading {
+    __s64 least_ns; /* the least (far TSval x 1 ms) - left_ns since the helper's last look */
+    __u64 count;    /* ACKs read since then */
+};
+
+BPF_ARRAY(one_way_control, struct one_way_control, 1);
+BPF_TABLE("lru_hash", struct one_way_segment_key, struct one_way_segment, one_way_segments, ONE_WAY_SEGMENTS);
+BPF_TABLE("lru_hash", struct one_way_conn, struct one_way_reading, one_way_readings, ONE_WAY_CONNECTIONS);
+
+/* What a TCP/IPv4 packet's headers say, read from its network header on. */
+struct one_way_tcp {
+    __u32 saddr, daddr, seq, ack, tsval, tsecr;
+    __u16 sport, dport;
+    __u32 payload;
+    __u8 flags;
+};
+
+/* The timestamp option's TSval and TSecr (host order) in the options'
+ * first `length` bytes; 0 if absent. A bounded walk: kinds 0 (end), 1 (nop),
+ * others by their length byte. */
+static __always_inline int one_way_timestamps(__u8 *options, __u32 length, __u32 *tsval, __u32 *tsecr)
+{
+    __u32 at = 0;
+#pragma unroll
+    for (int step = 0; step < ONE_WAY_TCP_OPTIONS; step++) {
+        if (at + 1 >= length || at + 1 >= ONE_WAY_TCP_OPTIONS)
+            return 0;
+        __u8 kind = options[at & 63];
+        if (kind == 0)
+            return 0;
+        if (kind == 1) {
+            at++;
+            continue;
+        }
+        __u8 size = options[(at + 1) & 63];
+        if (size < 2)
+            return 0;
+        if (kind == 8 && size == 10) {
+            if (at + 10 > length)
+                return 0;
+            __u32 value = 0, echo = 0;
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                value = (value << 8) | options[(at + 2 + i) & 63];
+                echo = (echo << 8) | options[(at + 6 + i) & 63];
+            }
+            *tsval = value;
+            *tsecr = echo;
+            return 1;
+        }
+        at += size;
+    }
+    return 0;
+}
+
+/* The packet's TCP/IPv4 headers with a timestamp option; 0 for any other. */
+static __always_inline int one_way_parse(struct __sk_buff *skb, struct one_way_tcp *tcp)
+{
+    if (skb->protocol != bpf_htons(ETH_P_IP))
+        return 0;
+    struct iphdr ip;
+    if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET) < 0)
+        return 0;
+    if (ip.protocol != IP_PROTO_TCP || (ip.frag_off & bpf_htons(0x3fff)))
+        return 0;
+    __u32 l4 = ip.ihl * 4;
+    __u8 header[20];
+    if (l4 < 20 || bpf_skb_load_bytes_relative(skb, l4, header, sizeof(header), BPF_HDR_START_NET) < 0)
+        return 0;
+    __u32 doff = (header[12] >> 4) * 4;
+    __u32 total = bpf_ntohs(ip.tot_len); /* 0 for a BIG TCP super-packet: not read */
+    if (doff < 20 + 10 || total < l4 + doff)
+        return 0;
+    __u8 options[64] = {};
+    __u32 length = (doff - 20) & 63;
+    if (length > ONE_WAY_TCP_OPTIONS || length < 10)
+        return 0;
+    if (bpf_skb_load_bytes_relative(skb, l4 + 20, options, length, BPF_HDR_START_NET) < 0)
+        return 0;
+    if (!one_way_timestamps(options, length, &tcp->tsval, &tcp->tsecr))
+        return 0;
+    tcp->saddr = ip.saddr;
+    tcp->daddr = ip.daddr;
+    tcp->sport = (header[0] << 8) | header[1];
+    tcp->dport = (header[2] << 8) | header[3];
+    tcp->seq = ((__u32)header[4] << 24) | (header[5] << 16) | (header[6] << 8) | header[7];
+    tcp->ack = ((__u32)header[8] << 24) | (header[9] << 16) | (header[10] << 8) | header[11];
+    tcp->flags = header[13];
+    tcp->payload = total - l4 - doff;
+    return 1;
+}
+
+/* one_way_departed and one_way_acked (map method calls) are written in
+ * datapath.c: bcc rewrites those only in the main source file. */
+
+#endif

@@ -1,0 +1,216 @@
+"""The upload's one-way reading (helper/kernel/one_way.py, bpf/one_way.h) on real parts:
+a modem in miniature on the far side of the veth (bench/bottleneck.py: a tbf of 5 Mbit/s
+with 400 ms of buffer), our link tree's upload IFB under it, one bulk upload to a server
+behind the modem. Shaped under the modem's rate the modem's queue stays empty and so does
+the reading; shaped above it, the modem's queue grows and the reading follows it, each
+look's least within a few ms of what the modem held when the segments it read went in."""
+
+from __future__ import annotations
+
+import bisect
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.layout import OneWayControl
+from chadthrottle.helper.kernel.one_way import UploadQueueReader
+from chadthrottle.helper.kernel.priority_classes import LinkShaping
+from chadthrottle.helper.kernel.tc_shaper import TcShaper
+from pyroute2 import IPRoute
+
+from bench.bottleneck import Internet, modem
+from tests.support.netns import NetnsPair, entered_netns
+
+UP_BPS = 625_000  # the modem's upload: 5 Mbit/s, as tbf counts (from the Ethernet header)
+DOWN_BPS = 2_500_000
+BUFFER_MS = 400.0
+LOOK_S = 0.1  # the helper's glance
+SETTLE_S = 1.5  # the upload's start and the reader's first look (no floor yet)
+QUIET_LOOKS = 25
+RISE_S = 3.0
+SEEN_MS = 5.0
+
+
+@dataclass
+class Look:
+    at: float
+    queue_ms: float | None
+    readings: int
+
+
+class ModemQueue:
+    """The modem's upload queue (ms at its rate), sampled every few ms in a thread."""
+
+    def __init__(self, internet: Internet) -> None:
+        self._internet = internet
+        self.times: list[float] = []
+        self.ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with entered_netns(self._internet.modem_ns):
+            ipr = IPRoute()  # pyroute2 0.9: one per thread
+        try:
+            self._sample(ipr, ipr.link_lookup(ifname=self._internet.up_dev)[0])
+        finally:
+            ipr.close()
+
+    def _sample(self, ipr: IPRoute, index: int) -> None:
+        while not self._stop.is_set():
+            for qdisc in ipr.get_qdiscs(index=index):
+                if qdisc["parent"] == 0xFFFFFFFF:
+                    backlog = qdisc.get_attr("TCA_STATS2").get_attr("TCA_STATS_QUEUE")["backlog"]
+                    self.times.append(time.monotonic())
+                    self.ms.append(int(backlog) / UP_BPS * 1000)
+            self._stop.wait(0.003)
+
+    def between(self, start: float, end: float) -> list[float]:
+        return self.ms[
+            bisect.bisect_left(self.times, start) : bisect.bisect_right(self.times, end) + 1
+        ]
+
+    def __enter__(self) -> ModemQueue:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@contextmanager
+def bulk_upload(pair: NetnsPair, internet: Internet) -> Iterator[None]:
+    """A socket of the host namespace sending as fast as it may to a server behind the modem."""
+    with entered_netns(internet.netns):
+        server = socket.create_server((internet.addr, 0))
+    stop = threading.Event()
+    with server, entered_netns(pair.host_ns):
+        client = socket.create_connection(server.getsockname())
+        client.settimeout(0.5)
+        accepted, _ = server.accept()
+
+        def drain() -> None:
+            try:
+                while accepted.recv(1 << 16):
+                    pass
+            except OSError:
+                pass
+
+        def send() -> None:
+            chunk = b"x" * (1 << 16)
+            while not stop.is_set():
+                try:
+                    client.sendall(chunk)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+
+        threads = [threading.Thread(target=drain), threading.Thread(target=send)]
+        for thread in threads:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            client.close()
+            accepted.shutdown(socket.SHUT_RDWR)
+            for thread in threads:
+                thread.join(timeout=30)
+            accepted.close()
+
+
+def _looks(reader: UploadQueueReader, seconds: float) -> list[Look]:
+    looks = []
+    due = time.monotonic()
+    end = due + seconds
+    while due < end:
+        due += LOOK_S
+        time.sleep(max(0.0, due - time.monotonic()))
+        reading = reader.look()
+        assert reading is not None
+        looks.append(Look(time.monotonic(), reading.queue_ms, reading.readings))
+    return looks
+
+
+def _upload_ifb(shaper: TcShaper) -> int:
+    (ifindex,) = {hook.ifb.ifindex for hook in shaper._hooks[Direction.UP].values()}
+    return int(ifindex)
+
+
+def test_the_reading_follows_the_modems_upload_queue(
+    pair: NetnsPair, shaper: TcShaper, datapath: Datapath
+) -> None:
+    with modem(pair, DOWN_BPS, UP_BPS, BUFFER_MS) as internet:
+        shaper.set_link(Direction.DOWN, LinkShaping(capacity_bps=DOWN_BPS))
+        shaper.set_link(Direction.UP, LinkShaping(capacity_bps=UP_BPS))  # x SHAPE_SHARE: under it
+        shaper.reconcile({})
+        reader = UploadQueueReader(datapath)
+        reader.start(_upload_ifb(shaper))
+        try:
+            with ModemQueue(internet) as queue, bulk_upload(pair, internet):
+                _looks(reader, SETTLE_S)
+                quiet = _looks(reader, QUIET_LOOKS * LOOK_S)
+                raised_at = time.monotonic()
+                shaper.set_link(Direction.UP, LinkShaping(capacity_bps=int(UP_BPS * 1.4)))
+                shaper.reconcile({})
+                reader.start(_upload_ifb(shaper))
+                rising = _looks(reader, RISE_S)
+                modem_ms = list(zip(queue.times, queue.ms, strict=False))
+                spans = [(look, queue.between(look.at - LOOK_S - (look.queue_ms or 0) / 1000 - 0.01,
+                                              look.at - (look.queue_ms or 0) / 1000))
+                         for look in rising if look.queue_ms is not None and look.readings >= 3]  # fmt: skip
+        finally:
+            reader.stop()
+        control, _ = datapath.one_way_maps()
+        stopped = control.get(0)
+        assert isinstance(stopped, OneWayControl) and stopped.on == 0
+    # shaped under the modem: its queue empty, the reading too (a look of one or two
+    # ACKs may be a delayed ACK's, 40 ms: one_way_reading.py)
+    read = [look for look in quiet if look.queue_ms is not None and look.readings >= 3]
+    assert len(read) >= QUIET_LOOKS // 2, quiet
+    assert max(look.queue_ms or 0.0 for look in read) < SEEN_MS, quiet
+    quiet_modem = [ms for at, ms in modem_ms if raised_at - QUIET_LOOKS * LOOK_S <= at < raised_at]
+    busy = [ms for ms in quiet_modem if ms >= SEEN_MS]
+    assert len(busy) < len(quiet_modem) / 10, (
+        f"the modem's queue was not empty under our shaper: {busy}"
+    )
+    # shaped above it: seen within 0.5 s of the modem's queue passing 5 ms ...
+    onset = next(at for at, ms in modem_ms if at > raised_at and ms >= SEEN_MS)
+    seen = next((look.at for look in rising if (look.queue_ms or 0.0) >= SEEN_MS), None)
+    assert seen is not None and seen - onset <= 0.5, (onset - raised_at, rising)
+    # ... and each look's least what the modem held as those segments went in
+    assert len(spans) >= 10, rising
+    for look, held in spans:
+        assert held and min(held) - 3.0 <= (look.queue_ms or 0.0) <= max(held) + 3.0, (look, held)
+    assert max(look.queue_ms or 0.0 for look, _ in spans) >= 20.0, rising
+
+
+def test_nothing_is_read_while_stopped(
+    pair: NetnsPair, shaper: TcShaper, datapath: Datapath
+) -> None:
+    """Stopped (the estimation off), the programs read nothing: the flag is down."""
+    with modem(pair, DOWN_BPS, UP_BPS, BUFFER_MS) as internet:
+        shaper.set_link(Direction.DOWN, LinkShaping(capacity_bps=DOWN_BPS))
+        shaper.set_link(Direction.UP, LinkShaping(capacity_bps=UP_BPS))
+        shaper.reconcile({})
+        reader = UploadQueueReader(datapath)
+        reader.start(_upload_ifb(shaper))
+        reader.stop()
+        assert reader.look() is None
+        with bulk_upload(pair, internet):
+            deadline = time.monotonic() + 30
+            while internet.sent_bytes()[1] < UP_BPS and time.monotonic() < deadline:
+                time.sleep(0.05)  # a second of the modem's upload: anything read is in the map
+        assert internet.sent_bytes()[1] >= UP_BPS
+        reader.start(_upload_ifb(shaper))  # a look now takes what the map holds
+        try:
+            assert reader._take() == {}
+        finally:
+            reader.stop()
