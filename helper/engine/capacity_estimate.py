@@ -103,6 +103,33 @@ upload queue at the modem starves the download's acknowledgements, so
 both directions' queues here emptied at once, at a failed upload probe
 and at the link's slowing alike.
 
+The upload read one way (owd29). Where the helper reads the upload's one-way
+queue (Sample.upload_queue, glance(upload_queue=...): kernel/one_way_reading.py,
+the far ends' ACK timestamps against when their segments left our shaper: the
+modem's upload queue alone, the download's not in it), and while readings
+arrive (ONE_WAY_GONE_S; no reader, or none for a while: all of the above, as
+it was), the upload is judged by that reading instead of the round trips:
+- a raise judged (ONE_WAY_SUSPECT_S after it) is taken back, its last raise
+  alone, at the first look (the helper glances meanwhile: wants_glances) that
+  makes SEEN_MS two looks in a row, or one of SURE_ACKS ACKs (a delayed ACK's
+  40 ms is a look of one or two); a turn is held by one such look, and a rise
+  of the round trips while the reading is quiet takes nothing back (it is the
+  download's queue: 5 of 13 take-backs by the round trips were, owd28). The
+  download holds DOWN_HOLD_AFTER_S (the acknowledgements the modem's upload
+  queue held arrive at once), and a rise excuses that take-back's small queue
+  for ONE_WAY_LATE_S, not BLAME_S;
+- what following a faster upload link within 10 s takes (est16j): a turn every
+  ONE_WAY_TURN_S from the last (not only in the download's near zone, but not
+  while the download climbs past where it failed: a faster link of its own),
+  up to ONE_WAY_TURN_RAISES raises ONE_WAY_JUDGE_S apart while they pass, in
+  ONE_WAY_RAISE_STEPS from the smallest; where it failed forgotten after
+  ONE_WAY_FORGET_FAILED_S, held ONE_WAY_HOLD_S after a failure;
+- a reading standing at SEEN_MS and not draining with no raise judged is the
+  upload's link slowed under what we send: cut at that tick to CUT_SHARE of
+  what the modem passed (what we sent less the reading's growth), and a rise
+  while that queue drains and BLAME_S after it was last read cuts nothing (the
+  download's raise made meanwhile is taken back, not by what passed).
+
 Bounds: never below floor_bps, never above the ceiling (the NIC's speed
 when it is known, else MAX_RATE_BPS). Without a starting value a
 direction is not shaped until the first rise under load tells its rate.
@@ -117,6 +144,7 @@ from dataclasses import dataclass, field
 from statistics import median
 
 from chadthrottle.contract import MAX_RATE_BPS, Direction
+from chadthrottle.helper.kernel.one_way_reading import UploadQueueReading
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
 
 RISE_S = 0.010  # a queue this deep (beyond each path's minimum) is bufferbloat
@@ -268,6 +296,28 @@ GLANCE_FALLS = 3
 GLANCE_FALL_MAX = 0.06
 GLANCE_FALL_S = 0.006
 GLANCE_FALL_GAP_S = 0.5  # readings further apart (a tick's, after no glances) start the count again
+# the upload's one-way reading (UploadQueueReading: the modem's upload queue alone, from the far
+# ends' ACK timestamps, the least since the last look). Measured in the bench (owd28): with the
+# modem's queues empty two looks in a row never read SEEN_MS (0 of 5,446 glances), one look did 8
+# times, each of one or two ACKs (a far end's 40 ms delayed ACK); it showed the modem's upload
+# queue 0.1-0.5 s after that passed 5 ms, where the round trips' ticks took a failed raise back
+# 0.2-1.3 s later at 13-158 ms, and 5 of those 13 take-backs were false (the download's queue)
+SEEN_MS = 5.0  # at two looks in a row (or one of SURE_ACKS ACKs): a queue at the modem
+SURE_ACKS = 3  # a look's least over this many ACKs is no delayed ACK's
+ONE_WAY_GONE_S = 5.0  # no reading this long: the upload judged by the round trips again
+DOWN_HOLD_AFTER_S = 1.5  # after a one-way take-back or cut: the acknowledgements held there burst
+# while readings arrive, the upload's cadence: what following a doubled upload link within 10 s
+# takes (est16j: a raise past the old rate within ~5 s of any change, x1.5 in a few raises), in
+# steps that grow slower (a 12-25% step past the link filled 39-52 ms by the second glance at 5
+# ms; in these, 8-15 ms, and (A) followed in 7, 8, 11 s at load <= 2.3: owd28's --one-way-steps)
+ONE_WAY_RAISE_STEPS = (1.04, 1.06, 1.09, 1.12, 1.15)
+ONE_WAY_JUDGE_S = 1.0  # judged at glances within a few tenths: the next raise a tick on
+ONE_WAY_FORGET_FAILED_S = 5.0  # where it failed: a turn every ONE_WAY_TURN_S steps past it
+ONE_WAY_HOLD_S = (2.0, 4.0)  # a failure costs 5-15 ms at the modem, not 30-70
+ONE_WAY_TURN_S = 5.0
+ONE_WAY_SUSPECT_S = 2.0  # an upload raise judged this long (a 2% one showed 1.7-1.8 s on, owd28)
+ONE_WAY_LATE_S = 2.0  # a one-way take-back's queue shows in the round trips this long at most
+ONE_WAY_TURN_RAISES = 8
 FLOOR_BPS = 32_000  # 256 kbit/s: below it nothing interactive works anyway
 MIN_TRAFFIC_BPS = 8_000  # less than this through a direction tells nothing about its capacity
 
@@ -284,6 +334,8 @@ class Sample:
         default_factory=dict
     )  # in our shaper's queue now (absent: unknown)
     base_rtt_s: float | None = None  # the download's round trip without queues (path_delay.py)
+    # the upload's one-way reading since the last look (None: no reader; SEEN_MS says what)
+    upload_queue: UploadQueueReading | None = None
 
 
 @dataclass
@@ -349,6 +401,16 @@ class CapacityEstimator:
         self._here: float | None = None
         self._falls, self._fallen, self._glanced_s = 0, 0.0, 0.0
         self._base_rtt_s = 0.0  # the last tick's Sample.base_rtt_s (GLANCE_FALL_S says why)
+        # the upload's one-way reading (SEEN_MS): since one last arrived, the last two (ms), the
+        # seconds between them, the looks in a row at SEEN_MS or more, whether the last was of
+        # SURE_ACKS ACKs and was this look's; since a cut for a queue it saw standing, and since
+        # that queue was last read (_rise excuses the round trips' rise meanwhile)
+        self._since_reading_s = float("inf")
+        self._up_ms: float | None = None
+        self._up_ms_before: float | None = None
+        self._up_gap_s = 0.0
+        self._up_high, self._up_many, self._up_fresh = 0, False, False
+        self._since_one_way_cut_s = self._cut_seen_s = float("inf")
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
             start = self.start.get(direction) or None
@@ -366,8 +428,12 @@ class CapacityEstimator:
         self.decisions = []
         if sample.base_rtt_s is not None and sample.base_rtt_s >= 0:
             self._base_rtt_s = sample.base_rtt_s
-        self._queue_here_fell(max(sample.seconds - self._glanced_s, 0.0), sample.local_wait_s)
+        looked_s = max(sample.seconds - self._glanced_s, 0.0)  # since the last glance
+        self._queue_here_fell(looked_s, sample.local_wait_s)
         self._glanced_s = 0.0
+        self._note_reading(looked_s, sample.upload_queue)
+        self._since_one_way_cut_s += sample.seconds
+        self._cut_seen_s += sample.seconds
         achieved = {
             direction: sample.bytes.get(direction, 0) / sample.seconds for direction in Direction
         }
@@ -399,7 +465,7 @@ class CapacityEstimator:
             state.since_raise_s += sample.seconds
             state.hold_s = max(0.0, state.hold_s - sample.seconds)
             state.since_failed_s += sample.seconds
-            if state.since_failed_s > FORGET_FAILED_S[direction]:
+            if state.since_failed_s > self._forget_failed_s(direction):
                 state.failed_at = None  # the link may be faster by now
             state.since_held_s += sample.seconds
             state.since_top_s += sample.seconds
@@ -413,6 +479,13 @@ class CapacityEstimator:
                 for age, before in state.recent
                 if age + sample.seconds <= SUSPECT_S
             ]
+        if self._up_judged() and self._up_seen():  # the raise's queue at the modem, read there
+            self.decisions.append("the upload's one-way queue")
+            self._one_way_take_back()
+            self._delays.extend([] if delay is None else [delay])
+            return self.capacities()  # nothing else judged this tick (its rise is that queue's)
+        if self._up_standing():  # a queue there with no raise judged: the upload's link slowed
+            self._one_way_cut(achieved[Direction.UP])  # a download raise is judged on (_rise)
         if delay is None:
             return self.capacities()  # nothing to judge the queue by: hold
         self._delays.append(delay)
@@ -466,7 +539,8 @@ class CapacityEstimator:
         return self.capacities()
 
     def glance(self, seconds: float, delay_s: float | None,
-               local_wait_s: Mapping[Direction, float] | None = None) -> dict[Direction, int | None]:  # fmt: skip
+               local_wait_s: Mapping[Direction, float] | None = None,
+               upload_queue: UploadQueueReading | None = None) -> dict[Direction, int | None]:  # fmt: skip
         """Between two ticks (`seconds` since the last tick or glance; delay_s and
         local_wait_s as a Sample's): a raise being judged whose failure shows already is
         taken back now, not at the next tick. A probe past the link fills the modem's
@@ -479,11 +553,15 @@ class CapacityEstimator:
         trips' rule alone took failed probes back with 23-62 ms at the modem (median 36)
         where ticks did with 28-125 (median 42), for about a sample's CPU a glance (docs/
         benchmarks.md, est16c); the helper glances with our queues' waits only, while a
-        download raise is judged (judging_down, estimation.py)."""
+        download raise is judged (judging_down, estimation.py), and with the upload's
+        one-way reading (upload_queue: the least since the last look) while an upload raise
+        is judged by it (wants_glances): taken back once it reads SEEN_MS at two looks in a
+        row, or at one of SURE_ACKS ACKs, and never by the round trips then."""
         if not seconds > 0:
             return self.capacities()
         self.decisions = []
         self._glanced_s += seconds
+        self._note_reading(seconds, upload_queue)
         fell = self._queue_here_fell(seconds, local_wait_s or {})
         delay = delay_s if delay_s is not None and delay_s == delay_s else None
         judged = Direction.UP if self._trying or self._probing(Direction.UP) else Direction.DOWN
@@ -497,6 +575,10 @@ class CapacityEstimator:
             if twice:
                 self.decisions.append("glance: round trips rose")
                 self._judge_try(True, None)
+        elif self._up_judged():
+            if self._up_seen():
+                self.decisions.append("glance: the upload's one-way queue")
+                self._one_way_take_back()
         elif self._probing(Direction.UP) and self._state[Direction.UP].recent:
             if twice:
                 self.decisions.append("glance: round trips rose")
@@ -517,6 +599,11 @@ class CapacityEstimator:
         if delay is not None:
             self._delays.append(delay)
         return self.capacities()
+
+    def wants_glances(self) -> bool:
+        """A raise is being judged that a glance can take back: a download's (judging_down)
+        or, while the one-way reading arrives, an upload's (glance() reads the reading)."""
+        return self.judging_down() or self._up_judged()
 
     def judging_down(self) -> bool:
         """A download raise is being judged, with no upload probe or try: what glance()
@@ -553,6 +640,106 @@ class CapacityEstimator:
         step = max(0.0, down.capacity / began - 1.0) if began else 0.0
         enough = GLANCE_FALL_S + step * self._base_rtt_s
         return self._falls >= GLANCE_FALLS and self._fallen >= enough * rate
+
+    def _note_reading(self, seconds: float, reading: UploadQueueReading | None) -> None:
+        """Note a look's one-way reading of the upload's queue (SEEN_MS); none, or one that
+        is not a reading (no ACK read, negative, NaN), leaves the count as it stood."""
+        self._since_reading_s += seconds
+        self._up_fresh = False
+        ms = None if reading is None else reading.queue_ms
+        if ms is None or not 0.0 <= ms < float("inf"):
+            return
+        assert reading is not None
+        self._up_ms_before, self._up_ms, self._up_gap_s = self._up_ms, ms, self._since_reading_s
+        self._since_reading_s, self._up_fresh = 0.0, True
+        self._up_high = self._up_high + 1 if ms >= SEEN_MS else 0
+        self._up_many = reading.readings >= SURE_ACKS
+        if ms >= SEEN_MS and self._cut_seen_s < BLAME_S:
+            self._cut_seen_s = 0.0  # a cut's queue still draining: its rise is seen later
+
+    def _one_way(self) -> bool:
+        """The one-way reading arrives: the upload judged by it (SEEN_MS), in its cadence."""
+        return self._since_reading_s <= ONE_WAY_GONE_S
+
+    def _up_seen(self) -> bool:
+        """The reading shows a queue at the modem: SEEN_MS at two looks in a row, or at one
+        of SURE_ACKS ACKs or more."""
+        return self._up_high >= 2 or (self._up_high >= 1 and self._up_many)
+
+    def _up_judged(self) -> bool:
+        """An upload raise judged by the one-way reading (a try's steps: by the round trips)."""
+        up = self._state[Direction.UP]
+        return (self._one_way() and not self._trying and self._probing(Direction.UP)
+                and bool(up.recent))  # fmt: skip
+
+    def _one_way_take_back(self) -> None:
+        """A failed upload raise, seen by the reading: its last raise alone is blamed (the
+        round trips show a 1-3% overshoot 3-4 s late, BLAME_S; the reading within the modem's
+        bucket: 1.5-1.6 s at 2%, 0.1 s at 25%, owd28), and the download holds while the
+        acknowledgements the modem's upload queue held arrive at once (est25: +35-60 KB)."""
+        up, down = self._state[Direction.UP], self._state[Direction.DOWN]
+        up.recent = up.recent[-1:]
+        self._take_back(Direction.UP, up, {})
+        down.hold_s = max(down.hold_s, DOWN_HOLD_AFTER_S)
+        self._up_high = 0
+        # its queue (5-20 ms, drained in a few tenths) excuses a rise for ONE_WAY_LATE_S, not
+        # BLAME_S: a download raise past its link made just before the turn grew 20-140 ms at
+        # the modem unjudged for BLAME_S (the toy, test_capacity_one_way.py)
+        self._since_back_s = BLAME_S - ONE_WAY_LATE_S
+
+    def _up_standing(self) -> bool:
+        """This tick's reading shows a queue at the modem (_up_seen) not draining (no lower
+        than the look before by more than the far clock's tick) with no upload raise judged:
+        the upload's link slowed under what we send (a failed raise's take-back drains it).
+        Not within REFRACTORY_S of such a cut: a look's least while a cut drains is where the
+        drain stood at its end, above the last (the growth's start): cut twice, the toy's
+        upload fell to 0.6-0.7 of its link."""
+        up = self._state[Direction.UP]
+        return (self._one_way() and self._up_fresh and self._up_seen() and not self._trying
+                and up.capacity is not None and not (self._probing(Direction.UP) and up.recent)
+                and self._since_one_way_cut_s >= REFRACTORY_S
+                and (self._up_ms or 0.0) > (self._up_ms_before or 0.0) - 1.0)  # fmt: skip
+
+    def _one_way_cut(self, sent: float) -> None:
+        """The upload's link slowed under what we send: cut to CUT_SHARE (DEEP_CUT_SHARE
+        past DEEP_RISE_S) of what the modem passed, the bytes we sent less the queue's growth
+        between the last two readings (a queue growing by g s a second passes 1 / (1 + g) of
+        what enters it), so it drains. Measured before: the link halved from a doubled estimate
+        built 175-250 ms at the modem before the round trips' rules cut (owd28)."""
+        up, down = self._state[Direction.UP], self._state[Direction.DOWN]
+        assert self._up_ms is not None and up.capacity is not None
+        sent = sent if sent >= MIN_TRAFFIC_BPS else up.capacity * SHAPE_SHARE
+        growth = (
+            max(0.0, self._up_ms - (self._up_ms_before or 0.0)) / 1000 / max(self._up_gap_s, 0.1)
+        )
+        up.recent, up.held = [], None  # the link is slower than what it held
+        self._cut(Direction.UP, up, sent / (1.0 + growth), self._up_ms / 1000)
+        self.decisions[-1] += f": its one-way queue stood at {self._up_ms:.0f} ms"
+        up.hold_s = max(up.hold_s, ONE_WAY_HOLD_S[0])
+        down.hold_s = max(down.hold_s, DOWN_HOLD_AFTER_S)
+        self._since_one_way_cut_s = self._cut_seen_s = 0.0
+        self._up_high = 0
+
+    def _raise_steps(self, direction: Direction) -> tuple[float, ...]:
+        one_way = direction is Direction.UP and self._one_way()
+        return ONE_WAY_RAISE_STEPS if one_way else RAISE_STEPS[direction]
+
+    def _judge_s(self, direction: Direction) -> float:
+        return (
+            ONE_WAY_JUDGE_S if direction is Direction.UP and self._one_way() else JUDGE_S[direction]
+        )
+
+    def _forget_failed_s(self, direction: Direction) -> float:
+        one_way = direction is Direction.UP and self._one_way()
+        return ONE_WAY_FORGET_FAILED_S if one_way else FORGET_FAILED_S[direction]
+
+    def _hold_s(self, direction: Direction) -> tuple[float, float]:
+        return (
+            ONE_WAY_HOLD_S if direction is Direction.UP and self._one_way() else HOLD_S[direction]
+        )
+
+    def _up_turn_raises(self) -> int:
+        return ONE_WAY_TURN_RAISES if self._one_way() else UP_TURN_RAISES
 
     def _note_raise(self, direction: Direction) -> None:
         """What the round trips read before a raise: its glances judge it against that. An
@@ -611,7 +798,7 @@ class CapacityEstimator:
         # during the waits, its next climb went in 12% steps, 200 ms at the modem in a toy
         down.since_failed_s = 0.0
         if (up.capacity * 1.001 < (up.held or 0) or up.hold_s or self._since_back_s < BLAME_S
-                or (up.recent and up.recent[-1][0] < JUDGE_S[Direction.UP])
+                or (up.recent and up.recent[-1][0] < self._judge_s(Direction.UP))
                 or min(s.since_cut_s for s in self._state.values()) < REFRACTORY_S):  # fmt: skip
             return True
         self._trying = [up.capacity]
@@ -682,6 +869,26 @@ class CapacityEstimator:
         it is after the modem: it fell, so the modem's rate did, or the
         upload's queue there holds its acknowledgements back), alone at first:
         the upload too if the queue stays after DOWN_ALONE_CUTS in a row."""
+        if self._one_way() and self._up_judged() and self._up_high == 0:
+            # the upload's reading quiet: the queue is not its raise's (5 of 13 take-backs by
+            # the round trips were of the download's queue, the upload's empty: owd28)
+            self.decisions.append("rise, not the upload's (its one-way queue quiet)")
+            return
+        if self._cut_seen_s < BLAME_S and not (
+            self._up_fresh and (self._up_ms or 0.0) < SEEN_MS
+            and len(self._delays) >= 2 and delay > self._delays[-2] + RISE_S
+        ):  # fmt: skip
+            # the queue a one-way cut drains, seen late in the round trips (175-250 ms at the
+            # modem when the link halved from a doubled estimate: cut here as the link's
+            # slowing, both directions, it took the download too); once the reading is quiet
+            # and the round trips still grow, it is the download's (its acknowledgements let go)
+            self.decisions.append("rise: the upload's queue, cut, seen late")
+            raised = self._state[Direction.DOWN]
+            if raised.recent and not self._seen_late(Direction.DOWN, achieved):
+                # a download raise made meanwhile, judged so, not by what passed: that is held
+                # back with its acknowledgements (AckClocked's 0.4 of it, the toy's)
+                self._take_back(Direction.DOWN, raised, {})
+            return
         down = active.get(Direction.DOWN)
         under = down is not None and not down.recent and down.capacity is not None \
             and achieved[Direction.DOWN] < UNDER_SHARE * down.capacity * SHAPE_SHARE  # fmt: skip
@@ -859,7 +1066,7 @@ class CapacityEstimator:
             return
         loaded = {d: s for d, s in active.items() if s.capacity is not None and not s.hold_s
                   and achieved[d] >= LOADED_SHARE * s.capacity * SHAPE_SHARE
-                  and (not s.recent or s.recent[-1][0] >= JUDGE_S[d])}  # fmt: skip
+                  and (not s.recent or s.recent[-1][0] >= self._judge_s(d))}  # fmt: skip
         up, down = self._state[Direction.UP], self._state[Direction.DOWN]
         # the upload's turn: while the download is held, or after UP_TURN_S while the
         # download sits at its link (in its near zone; it pauses meanwhile, so one probe
@@ -872,20 +1079,40 @@ class CapacityEstimator:
         if Direction.UP in loaded:
             self._refresh(up)
         up_step = self._step(Direction.UP, up) if Direction.UP in loaded else None
+        # read one way, a turn every ONE_WAY_TURN_S from the last (est16j: a raise past the old
+        # rate within ~5 s of any change), near zone or not: a failed one is taken back within a
+        # glance or two and pauses the download no longer (its raises back to what it held are
+        # no turn); its take-back's queue drained (REFRACTORY_S), not seen in the round trips
+        one_way = self._one_way()
+        # read one way, not while the download climbs past where it last failed (a faster link:
+        # turns every 5 s then held a doubled download link 11-23 s in the toy, 9-27 without)
+        climbing = (down.last_failed is not None and (down.capacity or 0) > down.last_failed
+                    and down.streak > 0 and down.since_raise_s <= STREAK_GAP_S)  # fmt: skip
+        if one_way:
+            due = up.since_probe_s >= ONE_WAY_TURN_S and (near or not climbing)
+        else:
+            due = up.since_raise_s >= UP_TURN_S and near
         up_turn = (
             up_step is not None
-            and down.since_cut_s >= BLAME_S  # the download's last failure seen in the round trips
-            and (Direction.DOWN not in loaded or (up.since_raise_s >= UP_TURN_S and near))
+            # the download's last failure seen in the round trips
+            and down.since_cut_s >= (REFRACTORY_S if one_way else BLAME_S)
+            and (Direction.DOWN not in loaded or due)
         )
         if self._probing(Direction.UP):  # judged by the round trips: no download probe meanwhile
-            if up_step is None or (Direction.DOWN in loaded and up.streak >= UP_TURN_RAISES):
+            if up_step is None or (
+                Direction.DOWN in loaded and up.streak >= self._up_turn_raises()
+            ):
                 return  # the upload goes on while its turn lasts
             if self._turn_above(TURN_HOLD_S, readings=1):
                 return  # the last raise may be past the link: judged on, not raised on
             state, step = up, up_step
-        elif up_turn and not up.recent:
+        elif up_turn and (one_way or not up.recent):
             if down.recent and down.recent[-1][0] < JUDGE_S[Direction.UP]:
-                return  # the download's last raise is still being judged
+                return  # the download's last raise is still being judged (by the round trips)
+            if one_way:  # from the smallest step (its raises back to what it held: no turn's)
+                up.streak = 0
+                if (up_step := self._step(Direction.UP, up)) is None:
+                    return
             state, step = up, up_step  # type: ignore[assignment]
         elif Direction.DOWN in loaded:  # refreshed only now: its near zone holds the upload's turn
             self._refresh(down)
@@ -913,6 +1140,9 @@ class CapacityEstimator:
         """An upload turn (its probes, judged by the round trips) whose last `readings` delays
         are all margin_s above what the delay read before its first raise (TURN_HOLD_S says
         why); that reference is read only while the turn lasts (_probing)."""
+        if self._one_way():  # the reading instead: held at one look at SEEN_MS, failed at _up_seen
+            held = self._up_high >= 1 if margin_s <= TURN_HOLD_S else self._up_seen()
+            return self._probing(Direction.UP) and held
         before = self._raise_delay[Direction.UP]
         recent = list(self._delays)[-readings:]
         return (self._probing(Direction.UP) and before is not None and len(recent) == readings
@@ -938,7 +1168,10 @@ class CapacityEstimator:
     def _probing(self, direction: Direction) -> bool:
         """A raise of this direction above what it held is being judged."""
         state = self._state[direction]
-        return bool(state.recent) and state.since_probe_s <= SUSPECT_S
+        one_way = direction is Direction.UP and self._one_way()
+        return bool(state.recent) and state.since_probe_s <= (
+            ONE_WAY_SUSPECT_S if one_way else SUSPECT_S
+        )
 
     def _note_held(self, achieved: Mapping[Direction, float]) -> None:
         """No rise this tick: a loaded direction with no raise being judged holds its capacity."""
@@ -986,7 +1219,7 @@ class CapacityEstimator:
         """The factor of this direction's next raise; None: none now."""
         if state.capacity is None:
             return None
-        steps = RAISE_STEPS[direction]
+        steps = self._raise_steps(direction)
         step = PAST_STEP if state.past_failed else steps[min(state.streak, len(steps) - 1)]
         top = state.top_failed
         if direction is Direction.DOWN and state.failed_at is None and top is not None \
@@ -1070,7 +1303,7 @@ class CapacityEstimator:
         if direction is Direction.DOWN and failed >= (state.top_failed or 0):
             state.top_failed, state.since_top_s = failed, 0.0
         state.failures = state.failures + 1 if again else 1
-        holds = HOLD_S[direction]
+        holds = self._hold_s(direction)
         state.hold_s = holds[min(max(state.failures, 1), len(holds)) - 1]
         if direction is Direction.UP and not self._probing(direction):
             state.held = None  # a raise back to what it held failed: the link is slower now

@@ -1,0 +1,276 @@
+"""The capacity estimator with the upload's one-way reading (issue 16, owd29), on a toy.
+
+The toy: test_capacity_estimate.py's OurUploadQueue (a modem per direction, our upload
+queue in bytes, the round trips `lag` ticks late), stepped every 0.1 s and looked at as the
+helper does with the one-way reader (estimation.py): a glance while the estimator wants one
+(our queues' waits, no round trips), a tick each second, and at each look the reading
+(UploadQueueReading): the modem's upload queue, least since the last look, in the far
+clock's 1 ms steps; one glance in DELAYED_EVERY has a single ACK, a delayed one, 40 ms high
+(owd28: 2.8-4.9% of the upload's ACKs, a look of one or two ACKs read 8.5-48 ms with the
+modem empty). Pure logic; bench/capacity_follow.py measures it on the kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
+from chadthrottle.helper.kernel.one_way_reading import UploadQueueReading
+from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
+
+from tests.helper.engine.test_capacity_estimate import BUFFER_S, OurUploadQueue
+
+DOWN, UP = Direction.DOWN, Direction.UP
+RATES = {DOWN: 2_500_000, UP: 625_000}
+
+
+class OneWayLink(OurUploadQueue):
+    """OurUploadQueue in 0.1 s steps, looked at with the one-way reading (module doc)."""
+
+    STEP_S = 0.1
+    DELAYED_EVERY = 7  # every 7th glance (a tick's look holds a second of ACKs): one ACK, held 40 ms by the far end
+    DELAYED_MS = 40.0
+
+    def __init__(self, down: float, up: float, lag: int, readings: bool = True) -> None:
+        super().__init__(down, up, lag)
+        self.readings = readings  # False: no reader (None at every look)
+        self.looks = 0
+        self.least_ms = math.inf  # the modem's upload queue, least since the last look
+        self.glances = 0
+        self.up_backs: list[float] = []  # the modem's upload queue (ms) at each upload take-back
+        self.up_cuts: list[float] = []  # and at each cut of the upload
+        self.most_up_ms = 0.0  # the modem's upload queue, its most since this was last read
+
+    def _reading(self, glance: bool) -> UploadQueueReading | None:
+        if not self.readings:
+            return None
+        self.looks += glance
+        least, self.least_ms = self.least_ms, math.inf
+        if glance and self.looks % self.DELAYED_EVERY == 0:
+            return UploadQueueReading(float(math.floor(least)) + self.DELAYED_MS, 1)
+        return UploadQueueReading(float(math.floor(least)), 12)
+
+    def _note(self, estimator: CapacityEstimator) -> None:
+        up_ms = self.modems[UP].queue / self.modems[UP].rate * 1000
+        for decision in estimator.decisions:
+            if decision.startswith("take back up"):
+                self.up_backs.append(up_ms)
+            elif decision.startswith("cut up"):
+                self.up_cuts.append(up_ms)
+
+    def tick(self, estimator: CapacityEstimator) -> float:
+        """One second: ten steps, glances between them while wanted, then the tick."""
+        passed = dict.fromkeys(Direction, 0.0)
+        full = False
+        unglanced = 0.0
+        for step in range(10):
+            capacity = estimator.capacity(UP)
+            assert capacity is not None
+            shaping, modem = capacity * SHAPE_SHARE, self.modems[UP]
+            if shaping > modem.rate:
+                self.ours = max(0.0, self.ours - (shaping - modem.rate) * self.STEP_S)
+            else:
+                self.ours = float(self.LEAF)
+            for direction, toy in self.modems.items():
+                through, _ = toy.tick(
+                    (estimator.capacity(direction) or 0) * SHAPE_SHARE, self.STEP_S
+                )
+                sent = through if direction is DOWN else shaping
+                passed[direction] += sent * self.STEP_S
+            full = modem.queue >= 0.5 * BUFFER_S * modem.rate
+            up_ms = modem.queue / modem.rate * 1000
+            self.least_ms = min(self.least_ms, up_ms)
+            self.most_up_ms = max(self.most_up_ms, up_ms)
+            unglanced += self.STEP_S
+            if step < 9 and estimator.wants_glances():
+                waits = {DOWN: 0.0, UP: 0.0} if full else {DOWN: 0.1, UP: self.ours / shaping}
+                estimator.glance(unglanced, None, waits, upload_queue=self._reading(glance=True))
+                self.glances += 1
+                unglanced = 0.0
+                self._note(estimator)
+        if full:
+            passed[UP], passed[DOWN] = self.modems[UP].rate, passed[DOWN] * 0.4
+            waits = {DOWN: 0.0, UP: 0.0}
+        else:
+            shaping = (estimator.capacity(UP) or 0) * SHAPE_SHARE
+            waits = {DOWN: 0.1, UP: self.ours / shaping}
+        delay = sum(toy.queue / toy.rate for toy in self.modems.values())
+        self.seen.append(delay)
+        moved = {direction: int(bytes_) for direction, bytes_ in passed.items()}
+        estimator.update(
+            Sample(1.0, moved, self.seen.pop(0), waits, upload_queue=self._reading(glance=False))
+        )
+        self._note(estimator)
+        return delay
+
+
+def _settled(
+    lag: int, settle_s: int, readings: bool = True
+) -> tuple[OneWayLink, CapacityEstimator]:
+    link = OneWayLink(RATES[DOWN], RATES[UP], lag, readings)
+    estimator = CapacityEstimator(dict(RATES))
+    for _ in range(settle_s):
+        link.tick(estimator)
+    return link, estimator
+
+
+def _followed(link: OneWayLink, estimator: CapacityEstimator, seconds: int) -> int | None:
+    """The second after which the upload's estimate is within 0.75 of its link's rate."""
+    for second in range(seconds):
+        link.tick(estimator)
+        if (estimator.capacity(UP) or 0) >= 0.75 * link.modems[UP].rate:
+            return second + 1
+    return None
+
+
+def _doubled(direction: Direction, lag: int, settle_s: int, readings: bool = True) -> int | None:
+    """The direction's link doubled after settle_s ticks: the ticks until its estimate is
+    within 0.75 of the new rate (None: not in 30)."""
+    link, estimator = _settled(lag, settle_s, readings)
+    link.modems[direction].rate = 2 * RATES[direction]
+    for second in range(30):
+        link.tick(estimator)
+        if (estimator.capacity(direction) or 0) >= 0.75 * link.modems[direction].rate:
+            return second + 1
+    return None
+
+
+@pytest.mark.parametrize(("lag", "settle_s"), [(1, 20), (1, 36), (2, 28), (2, 50)])
+def test_an_upload_link_faster_than_any_it_held_is_followed_within_ten_seconds_read_one_way(
+    lag: int, settle_s: int
+) -> None:
+    """(A): test_capacity_estimate.py's UNMET_FOLLOW cases (not followed in 40 s without the
+    reading, still xfail there) with it: a raise past the link is taken back at the glance
+    that sees its queue, so the upload's turns come every ONE_WAY_TURN_S and climb on in
+    ONE_WAY_RAISE_STEPS while they pass (4-8 s here; no reader, this toy: not in 30)."""
+    followed = _doubled(UP, lag, settle_s)
+    assert followed is not None and followed <= 10, followed
+
+
+@pytest.mark.parametrize(("lag", "settle_s"), [(1, 40), (1, 43), (2, 42), (2, 46)])
+def test_a_download_link_that_doubles_around_the_uploads_turn_is_followed_within_ten_seconds_read_one_way(
+    lag: int, settle_s: int
+) -> None:  # fmt: skip
+    """(B): the other UNMET_FOLLOW cases, with the reading: an upload turn judged within a
+    glance or two holds the download for ONE_WAY_SUSPECT_S after its last raise, not SUSPECT_S,
+    and no turn starts while the download climbs past where it failed (5-10 s here; no
+    reader, this toy: 13-18)."""
+    followed = _doubled(DOWN, lag, settle_s)
+    assert followed is not None and followed <= 10, followed
+
+
+def test_a_doubled_upload_link_is_followed_within_ten_seconds_mostly_and_twelve_always() -> None:
+    """(A) doubled at each second 14-79 of a run, round trips 1-3 ticks late (198 changes):
+    within 10 s in 166 (the turn waits ONE_WAY_TURN_S after the last, and the download's
+    take-back's REFRACTORY_S: up to 12 s), a doubled download within 10 s in 139 (no reader:
+    141, up to 27 s); stated so that a change that loses either shows."""
+    up = [_doubled(UP, lag, settle_s) or 99 for lag in (1, 2, 3) for settle_s in range(14, 80)]
+    assert max(up) <= 12 and sum(s <= 10 for s in up) >= 160, sorted(up)
+    down = [_doubled(DOWN, lag, settle_s) or 99 for lag in (1, 2, 3) for settle_s in range(14, 80)]
+    assert max(down) <= 17 and sum(s <= 10 for s in down) >= 135, sorted(down)
+
+
+@pytest.mark.parametrize("lag", [1, 2, 3])
+def test_a_steady_link_read_one_way_takes_no_upload_raise_back_for_nothing(lag: int) -> None:
+    """A steady link, its upload probed every few seconds: every upload take-back is made with
+    a queue in the modem's upload queue (SEEN_MS: none with it empty, though the round trips
+    rise with the download's failed probes and one look in 7 is a delayed ACK's 40 ms), each
+    costing the call little there, and nothing is cut."""
+    link, estimator = _settled(lag, 20)
+    link.up_backs, link.most_up_ms, downs = [], 0.0, []
+    for _ in range(120):
+        link.tick(estimator)
+        downs.append((estimator.capacity(DOWN) or 0) / RATES[DOWN])
+    # probed on (every ~9 s), each failure taken back with 5-20 ms there (no reader, this toy:
+    # two in 120 s, at 54-182 ms), none with it empty
+    assert len(link.up_backs) >= 10, link.up_backs
+    assert min(link.up_backs) >= 2.0 and max(link.up_backs) <= 20.0, link.up_backs
+    assert link.up_cuts == [] and link.most_up_ms <= 25.0, (link.up_cuts, link.most_up_ms)
+    assert 0.9 * RATES[UP] <= (estimator.capacity(UP) or 0) <= 1.1 * RATES[UP]
+    assert sum(downs) / len(downs) >= 0.92, sum(downs) / len(downs)  # no reader: 0.97-0.98
+
+
+@pytest.mark.parametrize("lag", [1, 2, 3])
+def test_an_upload_link_halved_under_a_high_estimate_is_cut_by_its_one_way_reading(
+    lag: int,
+) -> None:
+    """The link doubled and followed, then back to half of that (phase 3 of (A)): the reading
+    stands high with no raise judged, so the upload is cut at the next tick to what the modem
+    passed (owd28's prototype: 175-250 ms at the modem, cut by the round trips' rules), and
+    the download, its acknowledgements held there a moment, is not cut for it."""
+    link, estimator = _settled(lag, 20)
+    link.modems[UP].rate = 2 * RATES[UP]
+    for _ in range(20):
+        link.tick(estimator)
+    assert (estimator.capacity(UP) or 0) >= 1.5 * RATES[UP], estimator.capacities()
+    link.modems[UP].rate = RATES[UP]
+    queued, downs, ups = [], [], []
+    for _ in range(20):
+        link.tick(estimator)
+        queued.append(link.modems[UP].queue / link.modems[UP].rate)
+        downs.append((estimator.capacity(DOWN) or 0) / RATES[DOWN])
+        ups.append((estimator.capacity(UP) or 0) / RATES[UP])
+    # cut at the first tick (the toy's queue full within its second: 0.9 past the link), to
+    # what the modem passed as the reading's growth tells it (the least of a second of
+    # readings: the growth's start, so a second cut may follow once REFRACTORY_S passed),
+    # drained within 6 s, in band from the first tick on but a moment after a second cut
+    assert 1 <= len(link.up_cuts) <= 2 and max(queued[6:]) <= 0.02, (link.up_cuts, queued)
+    assert ups[0] <= 1.2 and min(ups) >= 0.6 and sum(0.75 <= u <= 1.2 for u in ups) >= 16, ups
+    assert min(downs) >= 0.75 and sum(downs) / len(downs) >= 0.9, downs
+
+
+def _upload_raised(reading: UploadQueueReading | None) -> CapacityEstimator:
+    """An estimator whose last tick raised the upload, each tick read one way (`reading`)."""
+    estimator = CapacityEstimator({DOWN: 2_500_000, UP: 625_000})
+    for _ in range(30):
+        before = estimator.capacity(UP) or 0
+        loaded = int(before * SHAPE_SHARE)
+        shaped = {UP: loaded, DOWN: loaded * 3 // 100}
+        estimator.update(Sample(1.0, shaped, 0.001, upload_queue=reading))
+        if (estimator.capacity(UP) or 0) > before:
+            return estimator
+    raise AssertionError("the upload was not raised")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [UploadQueueReading(None, 0), UploadQueueReading(float("nan"), 12),
+     UploadQueueReading(-3.0, 12), UploadQueueReading(float("inf"), 12), None],
+)  # fmt: skip
+def test_an_upload_raise_is_taken_back_at_two_glances_of_its_queue_and_not_on_no_reading(
+    bad: UploadQueueReading | None,
+) -> None:
+    """Judged one way: no ACK read, or a value that is no reading, leaves the raise as it
+    stood (and the count: a glance at SEEN_MS each side of it is two in a row); one delayed
+    ACK's 40 ms does not take it back, a second look at SEEN_MS does, at once (no tick)."""
+    estimator = _upload_raised(UploadQueueReading(0.0, 12))
+    assert estimator.wants_glances()
+    raised = estimator.capacity(UP)
+    for reading in (UploadQueueReading(41.0, 1), bad, bad):
+        estimator.glance(0.1, None, {DOWN: 0.1, UP: 0.2}, upload_queue=reading)
+        assert estimator.capacity(UP) == raised, estimator.decisions
+    estimator.glance(0.1, None, {DOWN: 0.1, UP: 0.2}, upload_queue=UploadQueueReading(6.0, 12))
+    assert (estimator.capacity(UP) or 0) < (raised or 0), estimator.decisions
+    assert estimator.decisions[0] == "glance: the upload's one-way queue", estimator.decisions
+    assert not estimator.wants_glances()
+
+
+@pytest.mark.parametrize(
+    ("later", "step"),
+    [(UploadQueueReading(0.0, 12), "x1.040"), (UploadQueueReading(None, 0), "x1.020")],
+)
+def test_with_no_reading_for_a_while_the_upload_is_raised_as_without_a_reader(
+    later: UploadQueueReading, step: str
+) -> None:
+    """Readings arriving, an upload turn begins at ONE_WAY_RAISE_STEPS' 4%; a reader that
+    read no ACK for ONE_WAY_GONE_S (UploadQueueReading(None, 0)) leaves today's rules: 2%."""
+    estimator = _upload_raised(UploadQueueReading(0.0, 12))
+    assert estimator.decisions == ["raise up x1.040"], estimator.decisions
+    idle = {UP: 0, DOWN: 0}
+    for _ in range(7):  # no busy connection: held, the reader reading nothing or quiet
+        estimator.update(Sample(1.0, idle, None, upload_queue=later))
+    loaded = int((estimator.capacity(UP) or 0) * SHAPE_SHARE)
+    estimator.update(Sample(1.0, {UP: loaded, DOWN: loaded * 3 // 100}, 0.001, upload_queue=later))
+    assert estimator.decisions == [f"raise up {step}"], estimator.decisions
