@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 # The letters of a name kept where the name is cut so that a whole folder of
-# the id shows: "pyth… (…/usr/…)" reads better than "python3.11 (…sr/…)".
+# the id shows: "pyth… (…/usr/…)" reads better than "python3.11 (…sr/…)". The
+# same on every row of the name: "pytho… (…/usr/…)" above "python… (…/a/…)"
+# looked like two names (words29, Xvfb at 2x).
 NAME_LEAST = 4
 
 
@@ -24,10 +26,11 @@ def fitted_name_apart(
     the whole id), stays. Cut at the right, two rows read
     "python3.11 (exe:/tmp/graph28/…" alike (graph28); cut by the id's start
     alone, "python3.11 (…in/…)" for /usr/bin and a pyenv's bin at 2x (words29).
-    In turn: the id's end from before its tell ("(…/a/python3.11)"); the tell
-    alone, its end kept, in whole folders ("(…/3.11.9/…)"), then with the name
-    cut to NAME_LEAST letters ("pyth… (…/usr/…)"); the same by letters
-    ("(…sr/…)", "p… (…r/…)"); else the text as it was (Qt cuts it at the
+    In turn: the id's end from its tell on ("(…/a/python3.11)"); the tell
+    alone, from where it starts to differ, in whole folders ("(…/pyenv/…)":
+    its last folder, "(…/bin/…)", read as /usr/bin), then with the name cut
+    to NAME_LEAST letters ("pyth… (…/pyenv/…)"); the same by letters
+    ("(…/pye…)", "pyth… (…/py…)", "p… (…/p…)"); else the text as it was (Qt cuts it at the
     right; the tooltip and the row menu's heading say it whole)."""
     if not text.endswith(f" ({app_id})") or advance(text) <= room:
         return text
@@ -38,19 +41,19 @@ def fitted_name_apart(
         shown = f"{head}…{app_id[cut:]})"
         if (app_id[cut] == "/" or app_id[cut - 1] in ":.") and advance(shown) <= room:
             return shown
-    trail = "…" if end < len(app_id) else ""
+    lead = "…" if start else ""
 
-    def tells(starts: list[int]) -> list[str]:  # the tell, its end kept
-        return [f"{'…' if at else ''}{app_id[at:end]}{trail}" for at in starts]
+    def tells(ends: list[int]) -> list[str]:  # the tell from its start, to each of ends
+        return [f"{lead}{app_id[start:at]}{'…' if at < len(app_id) else ''}" for at in ends]
 
-    folders = tells([at for at in range(start, end - 1) if app_id[at] == "/"])
-    letters = tells([at for at in range(start, end) if app_id[at:end].strip("/")])
-    for parts, least_kept in ((folders, NAME_LEAST), (letters, 1)):
-        for part in parts:
-            if advance(f"{head}{part})") <= room:
-                return f"{head}{part})"
-        for keep in range(len(name) - 1, least_kept - 1, -1):  # the name cut too
-            shown = f"{name[:keep]}… ({parts[-1]})" if parts else ""
-            if parts and advance(shown) <= room:
-                return shown
-    return text
+    folders = tells([end, *(at + 1 for at in range(end - 2, start, -1) if app_id[at] == "/")])
+    letters = tells([at for at in range(end - 1, start, -1) if app_id[start:at].strip("/")])
+    short = f"{name[:NAME_LEAST]}…" if len(name) > NAME_LEAST else name
+    fitting = [
+        *(f"{head}{part})" for part in folders),  # whole folders, the name whole
+        *(f"{short} ({part})" for part in folders),  # the name cut alike on every row
+        *(f"{head}{part})" for part in letters),  # letters of them
+        *(f"{short} ({part})" for part in letters),
+        *(f"{name[:keep]}… ({letters[-1]})" for keep in range(NAME_LEAST - 1, 0, -1) if letters),
+    ]
+    return next((shown for shown in fitting if advance(shown) <= room), text)
