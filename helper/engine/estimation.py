@@ -25,7 +25,10 @@ from typing import Any, Protocol
 
 from chadthrottle.contract import Direction, LinkShapingInfo
 from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
+from chadthrottle.helper.kernel.interfaces import all_links
 from chadthrottle.helper.kernel.internet_route import internet_links
+from chadthrottle.helper.kernel.one_way import UploadQueueReader
+from chadthrottle.helper.kernel.one_way_reading import UploadQueueReading
 from chadthrottle.helper.kernel.path_delay import (
     LinkCounters,
     PathSampler,
@@ -33,6 +36,7 @@ from chadthrottle.helper.kernel.path_delay import (
     shaper_wait_s,
 )
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
+from chadthrottle.helper.kernel.tc_ownership import UPLOAD_IFB_ALIAS
 from pyroute2.iproute import IPRoute
 
 log = logging.getLogger(__name__)
@@ -67,16 +71,29 @@ def nic_ceiling(ipr: Any, sys_net: Path = SYS_NET) -> int | None:
     return max(speeds) if speeds else None
 
 
+def upload_ifb(ipr: Any) -> int | None:
+    """The link tree's upload IFB in this namespace (tc_shaper.py marks it by its alias);
+    None when there is none, or more than one (whose would be a guess)."""
+    found = [link.index for link in all_links(ipr)
+             if link.kind == "ifb" and link.alias == UPLOAD_IFB_ALIAS]  # fmt: skip
+    return found[0] if len(found) == 1 else None
+
+
 class LinkEstimation:
     """Call tick(engine) once per engine tick, and glance(engine) every GLANCE_S
     between ticks while glancing(), from one thread (its netlink socket is made
     there, on first use: pyroute2 0.9 opens one per thread, in the thread's
-    namespace); close() when done."""
+    namespace); close() when done.
+
+    one_way: the upload's one-way reading (kernel/one_way.py), read at each tick and
+    glance while estimating, stopped otherwise; None: the estimator gets none."""
 
     def __init__(
-        self, monotonic: Callable[[], float] = time.monotonic, make_ipr: Callable[[], Any] = IPRoute
-    ) -> None:
+        self, monotonic: Callable[[], float] = time.monotonic, make_ipr: Callable[[], Any] = IPRoute,
+        one_way: UploadQueueReader | None = None,
+    ) -> None:  # fmt: skip
         self._make_ipr, self._monotonic = make_ipr, monotonic
+        self._one_way = one_way
         self._ipr: Any = None
         self._setting: tuple[int, int] | None = (
             None  # the starting values the estimate follows from
@@ -88,7 +105,7 @@ class LinkEstimation:
 
     def glancing(self) -> bool:
         """A download raise is being judged: glance() every GLANCE_S until the next tick."""
-        return self._estimator is not None and self._estimator.judging_down()
+        return self._estimator is not None and self._estimator.wants_glances()
 
     def glance(self, engine: EstimatedEngine) -> None:
         """Between ticks, our queues' waits only (a link dump and the IFBs' qdiscs, no
@@ -102,9 +119,12 @@ class LinkEstimation:
         now = self._monotonic()
         seconds, self._looked = now - self._looked, now
         waits = shaper_wait_s(self._ipr, self._shaping())
+        upload_queue = self._look_one_way()
         before = self._estimator.capacities()
         read = time.monotonic()
-        self._hand(engine, before, self._estimator.glance(seconds, None, waits))
+        self._hand(
+            engine, before, self._estimator.glance(seconds, None, waits, upload_queue=upload_queue)
+        )
         if log.isEnabledFor(logging.DEBUG):
             self._debug("glance", now, seconds, None, None, waits, (started, read))
 
@@ -113,6 +133,7 @@ class LinkEstimation:
         shaping = engine.link_shaping()
         if not shaping.estimate:
             self._setting = self._estimator = self._sampler = None
+            self._stop_one_way()
             return
         setting = (shaping.down_set_bps, shaping.up_set_bps)
         if self._estimator is None or setting != self._setting:
@@ -120,11 +141,14 @@ class LinkEstimation:
             return
         assert self._sampler is not None
         now = self._monotonic()
+        upload_queue = self._read_one_way()
         moved, delay, waits = self._sampler.sample()
         seconds, self._last = now - self._last, now
         self._looked = now
         before = self._estimator.capacities()
-        sample = Sample(seconds, moved, delay, waits, self._sampler.base_rtt_s)
+        sample = Sample(
+            seconds, moved, delay, waits, self._sampler.base_rtt_s, upload_queue=upload_queue
+        )
         read = time.monotonic()
         self._hand(engine, before, self._estimator.update(sample))
         if log.isEnabledFor(logging.DEBUG):
@@ -159,7 +183,42 @@ class LinkEstimation:
                 log.info("%s link capacity estimated at %s", direction.value, text)
                 engine.set_estimated_capacity(direction, capacity)
 
+    def _read_one_way(self) -> UploadQueueReading | None:
+        """The upload's one-way reading since the last look, started on the link tree's
+        upload IFB (moved to it if the tree made another); None without one."""
+        if self._one_way is None or self._ipr is None:
+            return None
+        ifb = upload_ifb(self._ipr)
+        if ifb is None:
+            self._stop_one_way()
+            return None
+        try:
+            self._one_way.start(ifb)
+        except OSError as error:
+            log.warning("the upload's one-way reading could not start: %s", error)
+            return None
+        return self._look_one_way()
+
+    def _look_one_way(self) -> UploadQueueReading | None:
+        """The reading since the last look; None while not reading (or it failed: no
+        information, the estimator's rules without it)."""
+        if self._one_way is None:
+            return None
+        try:
+            return self._one_way.look()
+        except OSError as error:
+            log.warning("reading the upload's one-way queue failed: %s", error)
+            return None
+
+    def _stop_one_way(self) -> None:
+        if self._one_way is not None:
+            try:
+                self._one_way.stop()
+            except OSError as error:  # the datapath closed first (helper stop): nothing reads
+                log.debug("stopping the one-way reading: %s", error)
+
     def close(self) -> None:
+        self._stop_one_way()
         if self._ipr is not None:
             self._ipr.close()
             self._ipr = None
@@ -175,6 +234,7 @@ class LinkEstimation:
             self._read_links, lambda: shaper_wait_s(self._ipr, self._shaping())
         )
         self._sampler.sample()
+        self._read_one_way()  # started now: the floors begin before the first tick reads
         self._last = self._looked = self._monotonic()
 
     def _read_links(self) -> dict[int, LinkCounters]:

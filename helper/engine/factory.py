@@ -31,6 +31,7 @@ from chadthrottle.helper.identity.renames import certain_rename
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.link_events import LinkWatcher
 from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers, NoPacing
+from chadthrottle.helper.kernel.one_way import UploadQueueReader
 from chadthrottle.helper.kernel.ownership import journal_instance
 from chadthrottle.helper.kernel.policer import EbpfPolicer
 from chadthrottle.helper.kernel.proc_events import open_proc_events
@@ -126,9 +127,8 @@ class RunningEngine(Engine):
             wall_clock=wall_clock,
         )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)
-        self._estimation = (
-            LinkEstimation()
-        )  # the link capacity, when the setting asks to estimate it
+        # the link capacity, when the setting asks to estimate it (with the upload's one-way reading)
+        self._estimation = LinkEstimation(one_way=UploadQueueReader(datapath))
         self.note_socket_holders(socket_holders)
         datapath.watch_new_owners(self.note_new_owner)
         usage.start()

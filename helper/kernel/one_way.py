@@ -46,7 +46,10 @@ class UploadQueueReader:
     stop() when it does not; one thread."""
 
     def __init__(self, maps: OneWayMaps, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._control, self._readings = maps.one_way_maps()
+        self._maps = maps
+        self._opened: tuple[TypedMap, TypedMap] | None = (
+            None  # (control, readings), at the first start
+        )
         self._monotonic = monotonic
         self._ifb: int | None = None
         # per connection: (when, its least then, ns) of the looks within FLOOR_S
@@ -64,14 +67,16 @@ class UploadQueueReader:
         """Read the upload past this IFB (the link tree's upload IFB in this namespace)."""
         if self._ifb == ifb_ifindex:
             return
-        self._control.set(0, OneWayControl(on=1, ifb_ifindex=ifb_ifindex))
+        if self._opened is None:
+            self._opened = self._maps.one_way_maps()
+        self._opened[0].set(0, OneWayControl(on=1, ifb_ifindex=ifb_ifindex))
         self._ifb = ifb_ifindex
 
     def stop(self) -> None:
         """The programs back to one lookup a packet; the floors forgotten."""
-        if self._ifb is None:
+        if self._ifb is None or self._opened is None:
             return
-        self._control.set(0, OneWayControl())
+        self._opened[0].set(0, OneWayControl())
         self._ifb = None
         self._floors.clear()
         self._declined.clear()
@@ -115,13 +120,15 @@ class UploadQueueReader:
         """Each connection's (least, count) since the last take, out of the map: the
         keys by one batch read, each entry then taken out at once (an ACK read between
         the two goes with it, or into a new entry for the next look)."""
-        found = bpf_maps.lookup_batch(self._readings.fd, self._keys, self._values,
+        assert self._opened is not None
+        readings = self._opened[1]
+        found = bpf_maps.lookup_batch(readings.fd, self._keys, self._values,
                                       ctypes.sizeof(OneWayConn), ctypes.sizeof(OneWayReading))  # fmt: skip
         taken = {}
         value = OneWayReading()
         for index in range(found):
             key = self._keys[index]
-            if bpf_maps.lookup_and_delete(self._readings.fd, key, value) and value.count:
+            if bpf_maps.lookup_and_delete(readings.fd, key, value) and value.count:
                 conn = (key.ours, key.theirs, key.our_port, key.their_port)
                 taken[conn] = (int(value.least_ns), int(value.count))
         return taken

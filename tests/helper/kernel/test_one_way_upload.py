@@ -188,7 +188,9 @@ def test_the_reading_follows_the_modems_upload_queue(
     # ... and each look's least what the modem held as those segments went in
     assert len(spans) >= 10, rising
     for look, held in spans:
-        assert held and min(held) - 3.0 <= (look.queue_ms or 0.0) <= max(held) + 3.0, (look, held)
+        # the tbf's bucket (16 KB: 26 ms here) may pass part of its backlog at once: its
+        # bytes over its rate are the most a segment waits there, not the least
+        assert held and min(held) - 8.0 <= (look.queue_ms or 0.0) <= max(held) + 3.0, (look, held)
     assert max(look.queue_ms or 0.0 for look, _ in spans) >= 20.0, rising
 
 
