@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from chadthrottle.app_names import tells_apart
 from chadthrottle.gui.models.usage_totals import UsageTotals
 from chadthrottle.units import UnitSystem, format_size
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
@@ -27,6 +28,9 @@ USAGE_HEADERS = {UsageColumn.NAME: "Application", UsageColumn.DOWN: "Download",
                  UsageColumn.UP: "Upload", UsageColumn.TOTAL: "Total"}  # fmt: skip
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 APP_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+TELL_ROLE = (
+    Qt.ItemDataRole.UserRole + 2
+)  # what of the id tells a name apart (app_names.tells_apart)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class UsageTableModel(QAbstractTableModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._rows: list[UsageTableRow] = []
+        self._tells: dict[str, tuple[int, int]] = {}
         self.units = UnitSystem.BYTES_DECIMAL
         self.colour_of: Callable[[str], QPixmap | None] = lambda _app_id: (
             None
@@ -66,6 +71,9 @@ class UsageTableModel(QAbstractTableModel):
         self.units = units
         self._rows = [UsageTableRow(app_id, name_of(app_id), down, up)
                       for app_id, (down, up) in totals.items() if down or up]  # fmt: skip
+        apart = {row.app_id: row.name[: -len(row.app_id) - 3] for row in self._rows
+                 if row.name.endswith(f" ({row.app_id})")}  # fmt: skip
+        self._tells = tells_apart(apart)  # names_apart's "name (id)": cut keeping these
         self._order()
         self.endResetModel()
 
@@ -113,6 +121,8 @@ class UsageTableModel(QAbstractTableModel):
             return f"{row.name}\n{row.app_id}"
         if role == APP_ID_ROLE:
             return row.app_id
+        if role == TELL_ROLE:
+            return self._tells.get(row.app_id)
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:

@@ -15,13 +15,19 @@ import html
 from collections.abc import Callable, Sequence
 
 from chadthrottle.gui.models.usage_periods import PERIODS, UsagePeriod, slot_label, slot_starts
-from chadthrottle.gui.models.usage_table import UsageColumn, UsageTableModel
+from chadthrottle.gui.models.usage_table import (
+    APP_ID_ROLE,
+    TELL_ROLE,
+    UsageColumn,
+    UsageTableModel,
+)
 from chadthrottle.gui.models.usage_totals import (
     OTHER_KEY,
     grand_total,
     stacked_bars,
     totals_by_application,
 )
+from chadthrottle.gui.views.name_apart_delegate import NameApartDelegate
 from chadthrottle.gui.views.sort_arrow import use_honest_arrows
 from chadthrottle.gui.views.usage_chart import UsageChart, series_colour
 from chadthrottle.units import UnitSystem, format_size
@@ -104,6 +110,9 @@ class UsageDialog(QDialog):
         self.table.setObjectName("usageTable")
         self.table.setAccessibleName("Data used by each application")
         self.table.setModel(self.table_model)
+        self.table.setItemDelegateForColumn(
+            UsageColumn.NAME, NameApartDelegate(APP_ID_ROLE, TELL_ROLE, self.table)
+        )  # two "python3.11 (exe:/home/…" read alike, cut at the right
         use_honest_arrows(self.table)  # "Total ▼" over the largest first
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(UsageColumn.TOTAL, Qt.SortOrder.DescendingOrder)
