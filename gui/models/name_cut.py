@@ -57,3 +57,15 @@ def fitted_name_apart(
         *(f"{name[:keep]}… ({letters[-1]})" for keep in range(NAME_LEAST - 1, 0, -1) if letters),
     ]
     return next((shown for shown in fitting if advance(shown) <= room), text)
+
+
+def fitted_keeping_end(text: str, end_at: int, room: float, advance: Callable[[str], float]) -> str:
+    """text cut to room in its part before end_at, text[end_at:] kept whole:
+    at 2x an expanded row's process read "python3.11 (pid …", its pid, what
+    tells it from the others, cut away (words29). The text as it was where
+    even one letter and the end do not fit."""
+    if advance(text) <= room:
+        return text
+    head, end = text[:end_at], text[end_at:]
+    cuts = (f"{head[:keep]}…{end}" for keep in range(len(head) - 1, 0, -1))
+    return next((shown for shown in cuts if advance(shown) <= room), text)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.models.columns import Role
 from chadthrottle.gui.models.connections import fitted_connection_label
-from chadthrottle.gui.models.name_cut import fitted_name_apart
+from chadthrottle.gui.models.name_cut import fitted_keeping_end, fitted_name_apart
 from chadthrottle.gui.models.priority_view import PriorityState
 from chadthrottle.gui.widgets.limit_slider import problem_colour
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, Qt
@@ -40,7 +40,7 @@ def badge_text(state: PriorityState, short: bool = False) -> str:
 class NameDelegate(QStyledItemDelegate):
     """Icon and name as Qt paints them, then the badge where there is one; a
     connection row's label cut so that its far end stays whole, as is the id
-    of a name told apart by it."""
+    of a name told apart by it and a process row's pid."""
 
     def initStyleOption(self, option: QStyleOptionViewItem, index: AnyIndex) -> None:
         super().initStyleOption(option, index)
@@ -49,6 +49,11 @@ class NameDelegate(QStyledItemDelegate):
             option.text = fitted_connection_label(
                 connection, self.text_room(option), QFontMetricsF(option.font).horizontalAdvance
             )
+        elif index.data(Role.IS_PROCESS) and " (pid " in option.text:  # its pid whole
+            option.text = fitted_keeping_end(
+                option.text, option.text.rindex(" (pid "), self.text_room(option),
+                QFontMetricsF(option.font).horizontalAdvance,
+            )  # fmt: skip
         elif option.text.endswith(")"):  # cheap first: most names are no "name (id)"
             app_id = index.data(Role.APP_ID)
             if isinstance(app_id, str) and app_id:

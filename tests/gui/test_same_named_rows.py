@@ -11,7 +11,7 @@ import dataclasses
 from chadthrottle.app_names import names_apart
 from chadthrottle.gui.models.columns import Column
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMenu, QStyleOptionViewItem
 
 from tests.gui.bare_window import shown_connected_window
 from tests.gui.sample_data import MB, app
@@ -284,3 +284,31 @@ def test_the_usage_tables_name_cell_keeps_which_one(qtbot) -> None:  # type: ign
     assert ["/first/" in text for text in shown] == [False, True], shown  # busiest first
     assert ["/second/" in text for text in shown] == [True, False], shown
     assert all("…" in text for text in shown), shown  # cut: the case at hand
+
+
+def test_at_2x_a_process_rows_pid_stays(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """An expanded row's process read "python3.11 (pid …" at 2x (words29,
+    Xvfb): its name gives way, its pid stays."""
+    from chadthrottle.contract import ProcessTraffic
+
+    model, window = shown_connected_window(683, 384)
+    qtbot.addWidget(window)
+    pid, comm = 4194301, "python3.11-serv"  # the longest of each: 15 letters of /proc's comm
+    ours = [dataclasses.replace(FOUR[0], pids=(pid,)), *FOUR[1:]]
+    model.apply_snapshot(ours, {pid: comm})  # process names as read from /proc
+    app_id = FOUR[0].id
+    table = window.table
+    table.expand(table.proxy_index(app_id))
+    window.show_processes(app_id, [ProcessTraffic(pid, comm, 4 * MB, 0.0, 1, 1)])
+    parent = table.proxy_index(app_id)
+    qtbot.waitUntil(lambda: table.model().rowCount(parent) >= 1)
+    index = table.model().index(0, Column.NAME, parent)
+    assert index.data() == f"{comm} (pid {pid})"
+    option = QStyleOptionViewItem()
+    table.initViewItemOption(option)
+    option.rect = table.visualRect(index)
+    table.name_delegate.initStyleOption(option, index)
+    assert option.fontMetrics.horizontalAdvance(option.text) <= table.name_delegate.text_room(
+        option
+    )
+    assert option.text.startswith("pyth") and option.text.endswith(f"… (pid {pid})"), option.text
