@@ -57,7 +57,10 @@ def test_estimation_reads_the_upload_while_it_estimates(
         engine = Engine()
         handed: list[UploadQueueReading | None] = []
         try:
-            with bulk_upload(pair, internet), entered_netns(pair.host_ns):
+            with (
+                bulk_upload(pair.host_ns, internet.netns, internet.addr),
+                entered_netns(pair.host_ns),
+            ):
                 estimation.tick(engine)  # starts afresh, and the reading with it
                 assert _control(datapath).on == 1 and _control(datapath).ifb_ifindex == ifb
                 estimator = estimation._estimator

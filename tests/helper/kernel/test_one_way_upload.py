@@ -8,11 +8,8 @@ look's least within a few ms of what the modem held when the segments it read we
 from __future__ import annotations
 
 import bisect
-import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from chadthrottle.contract import Direction
@@ -24,6 +21,7 @@ from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from pyroute2 import IPRoute
 
 from bench.bottleneck import Internet, modem
+from tests.support.bulk_upload import bulk_upload
 from tests.support.netns import NetnsPair, entered_netns
 
 UP_BPS = 625_000  # the modem's upload: 5 Mbit/s, as tbf counts (from the Ethernet header)
@@ -84,48 +82,6 @@ class ModemQueue:
         self._thread.join(timeout=5)
 
 
-@contextmanager
-def bulk_upload(pair: NetnsPair, internet: Internet) -> Iterator[None]:
-    """A socket of the host namespace sending as fast as it may to a server behind the modem."""
-    with entered_netns(internet.netns):
-        server = socket.create_server((internet.addr, 0))
-    stop = threading.Event()
-    with server, entered_netns(pair.host_ns):
-        client = socket.create_connection(server.getsockname())
-        client.settimeout(0.5)
-        accepted, _ = server.accept()
-
-        def drain() -> None:
-            try:
-                while accepted.recv(1 << 16):
-                    pass
-            except OSError:
-                pass
-
-        def send() -> None:
-            chunk = b"x" * (1 << 16)
-            while not stop.is_set():
-                try:
-                    client.sendall(chunk)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-
-        threads = [threading.Thread(target=drain), threading.Thread(target=send)]
-        for thread in threads:
-            thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            client.close()
-            accepted.shutdown(socket.SHUT_RDWR)
-            for thread in threads:
-                thread.join(timeout=30)
-            accepted.close()
-
-
 def _looks(reader: UploadQueueReader, seconds: float) -> list[Look]:
     looks = []
     due = time.monotonic()
@@ -154,7 +110,10 @@ def test_the_reading_follows_the_modems_upload_queue(
         reader = UploadQueueReader(datapath)
         reader.start(_upload_ifb(shaper))
         try:
-            with ModemQueue(internet) as queue, bulk_upload(pair, internet):
+            with (
+                ModemQueue(internet) as queue,
+                bulk_upload(pair.host_ns, internet.netns, internet.addr),
+            ):
                 _looks(reader, SETTLE_S)
                 quiet = _looks(reader, QUIET_LOOKS * LOOK_S)
                 raised_at = time.monotonic()
@@ -206,7 +165,7 @@ def test_nothing_is_read_while_stopped(
         reader.start(_upload_ifb(shaper))
         reader.stop()
         assert reader.look() is None
-        with bulk_upload(pair, internet):
+        with bulk_upload(pair.host_ns, internet.netns, internet.addr):
             deadline = time.monotonic() + 30
             while internet.sent_bytes()[1] < UP_BPS and time.monotonic() < deadline:
                 time.sleep(0.05)  # a second of the modem's upload: anything read is in the map
