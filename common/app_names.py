@@ -62,7 +62,9 @@ def fallback_name(app_id: str) -> str:
 def names_apart(names: Mapping[str, str]) -> dict[str, str]:
     """id -> name as shown, "name (id)" where two of them share a name: the
     usage view listed three "traffic.py" that nothing told apart (walk28).
-    One rule for the window's usage view and `chadthrottle-ctl usage`."""
+    One rule for the window (list, tray, row menu, detail pane, usage view,
+    status messages, alerts) and `chadthrottle-ctl usage` (`list` prints ids
+    in a column of their own)."""
     shared = Counter(names.values())
     return {
         app_id: f"{name} ({app_id})" if shared[name] > 1 else name for app_id, name in names.items()
