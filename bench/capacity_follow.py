@@ -48,8 +48,9 @@ with --record, the helper's inputs are written as the in-process estimator's are
 
 --capture PCAP (kernel) tcpdumps the host veth's TCP headers beside the run, lined up with
 --record's rows: bench/one_way.py reads each direction's one-way queue from the TCP timestamps
-in it (owd28). --one-way-judge (kernel, with --as-helper) judges the upload's raises by that
-reading, live (bench/one_way_judge.py, a prototype); --one-way-cadence adds faster upload turns.
+in it (owd28). --one-way-judge (kernel, with --as-helper) gives the estimator that upload
+reading at each look, live (bench/one_way_judge.py), as the helper's kernel reader does: the
+estimator judges the upload by it (capacity_estimate.py, owd29).
 
 --record writes the estimator's inputs tick by tick (what passed, the delay signal, our
 queues' waits) beside the modem's truth, so a run replays through the pure estimator
@@ -77,6 +78,7 @@ from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Samp
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.one_way_reading import UploadQueueReading
 from chadthrottle.helper.kernel.path_delay import (
     RECEIVER_FLOOR_TICKS,
     PathSampler,
@@ -178,7 +180,8 @@ class Follower(helper_trace.SamplingThread):
         self._netns, self.host_addr = pair.host_ns, pair.host_addr
         self.true = (0, 0)
         self.internet: Internet | None = None
-        self.one_way: one_way_judge.LiveUpload | None = None  # --one-way-judge: read each row
+        # --one-way-judge: read at each look
+        self.one_way: one_way_judge.KernelUpload | one_way_judge.LiveUpload | None = None
 
     def _shaping(self) -> dict[Direction, float | None]:
         return {
@@ -208,11 +211,6 @@ class Follower(helper_trace.SamplingThread):
         counted = self._read_links()  # at the last row, for a glance's bytes
         while not self._stop.wait(glance_s - (time.monotonic() - last) % glance_s):
             now, cpu = time.monotonic(), time.thread_time()
-            if self.one_way is not None and isinstance(
-                self.estimator, one_way_judge.OneWayEstimator
-            ):
-                taken = self.one_way.take()
-                self.estimator.note(taken["up"], self.one_way.counted)
             paths_before = self._sampler._paths
             before = self.estimator.capacities()
             if now - tick_at >= self.tick_s - glance_s / 2:  # a tick: the bytes since the last
@@ -220,12 +218,13 @@ class Follower(helper_trace.SamplingThread):
                 # the base round trip too, as the helper's ticks give it (GLANCE_FALL_S: before
                 # est16i the bench's glances judged with none, the helper's with 42 ms)
                 self.samples.append(
-                    Sample(now - tick_at, moved, delay, waits, self._sampler.base_rtt_s)
-                )
+                    Sample(now - tick_at, moved, delay, waits, self._sampler.base_rtt_s,
+                           upload_queue=self._look_one_way())
+                )  # fmt: skip
                 after = self.estimator.update(self.samples[-1])
                 seconds, tick_at, kind = now - tick_at, now, "tick"
-            elif self.as_helper and not self.estimator.judging_down():
-                continue  # the helper glances only while a download raise is judged
+            elif self.as_helper and not self.estimator.wants_glances():
+                continue  # the helper glances only while a raise is judged that a glance judges
             else:  # a glance: the round trips and our queues (PathSampler.glance)
                 if self.as_helper:  # our queues' waits only, as the helper reads them
                     delay, waits = None, dict(self._sampler._read_wait())
@@ -234,8 +233,10 @@ class Follower(helper_trace.SamplingThread):
                 links = self._read_links()
                 moved = {Direction.DOWN: sum(max(0, n.down - o.down) for i, n in links.items() if (o := counted.get(i))),
                          Direction.UP: sum(max(0, n.up - o.up) for i, n in links.items() if (o := counted.get(i)))}  # fmt: skip
-                self.samples.append(Sample(now - last, moved, delay, waits))
-                after = before if self.watch else self.estimator.glance(now - last, delay, waits)
+                reading = self._look_one_way()
+                self.samples.append(Sample(now - last, moved, delay, waits, upload_queue=reading))
+                after = before if self.watch else self.estimator.glance(now - last, delay, waits,
+                                                                        upload_queue=reading)  # fmt: skip
                 seconds, kind = now - last, "glance"
             if kind == "tick":
                 links = self._read_links()
@@ -258,6 +259,10 @@ class Follower(helper_trace.SamplingThread):
                                      (waits.get(Direction.DOWN, 0.0) * 1000, waits.get(Direction.UP, 0.0) * 1000),
                                      modem_ms(self.internet, self.true), "; ".join(self.estimator.decisions),
                                      acked / seconds, kind == "tick", beyond, drops))  # fmt: skip
+
+    def _look_one_way(self) -> UploadQueueReading | None:
+        """--one-way-judge: the upload's one-way reading since the last look (None: none)."""
+        return None if self.one_way is None else self.one_way.take()
 
     def _beyond(self, dumped: bool) -> tuple[int | None, int | None]:
         """The upload's bytes past our shaper, read from this row's dump and our upload
@@ -457,7 +462,9 @@ def record(path: Path, start: dict[Direction, int], follower: Follower,
          "base_rtt_s": sample.base_rtt_s,
          "true": [second.true_down, second.true_up], "modem_ms": list(second.modem_ms),
          "estimate": [second.down, second.up], "decisions": second.decisions,
-         "beyond_up_bytes": second.beyond_up, "up_drops": second.up_drops}
+         "beyond_up_bytes": second.beyond_up, "up_drops": second.up_drops,
+         "upload_queue": None if sample.upload_queue is None
+         else [sample.upload_queue.queue_ms, sample.upload_queue.readings]}
         for sample, second, kind in zip(follower.samples, follower.trace, follower.kinds, strict=True)
     ]  # fmt: skip
     lined_up = {} if capture is None else {"capture": capture, "began_mono_s": follower._began,
@@ -536,21 +543,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--one-way-judge",
-        action="store_true",
-        help="kernel: the upload's raises judged by the one-way reading of the modem's upload "
-        "queue from a live capture (bench/one_way_judge.py: a prototype)",
-    )
-    parser.add_argument(
-        "--one-way-cadence",
-        action="store_true",
-        help="with --one-way-judge: upload turns every 5 s that climb while they pass "
-        "(one_way_judge.FASTER_TURNS)",
-    )
-    parser.add_argument(
-        "--one-way-steps",
-        action="store_true",
-        help="with --one-way-judge: the faster turns in slower-growing steps (4, 6, 9, 12, 15%%), "
-        "a take-back at one glance of three ACKs or more (one_way_judge.SLOWER_STEPS)",
+        nargs="?",
+        const="kernel",
+        choices=("kernel", "capture"),
+        help="kernel: the estimator given the upload's one-way reading at each look "
+        "(bench/one_way_judge.py): the helper's reader on this datapath (kernel, the default) "
+        "or a live capture's (capture: tcpdump)",
     )
     parser.add_argument(
         "--bulk",
@@ -592,19 +590,14 @@ def main(argv: list[str] | None = None) -> int:
             # before est16h: the floor spanned 3 readings (0.3 s) with --glance-s 0.1
             glancing = arguments.glance_s and not arguments.as_helper
             per_s = 1 / (arguments.glance_s if glancing else arguments.tick_s)
-            estimator = (
-                one_way_judge.OneWayEstimator if arguments.one_way_judge else CapacityEstimator
-            )(start)
-            follower = Follower(pair, shaper, ipr, estimator, per_s)
-            if arguments.one_way_judge and arguments.one_way_steps:
-                one_way_judge.slower_steps()
-                estimator.one_glance = True  # type: ignore[attr-defined]
-            elif arguments.one_way_judge and arguments.one_way_cadence:
-                one_way_judge.faster_turns()
-            if arguments.one_way_judge:
+            follower = Follower(pair, shaper, ipr, CapacityEstimator(start), per_s)
+            if arguments.one_way_judge == "capture":
                 follower.one_way = one_way_judge.LiveUpload(
                     pair.host_ns, pair.host_if, pair.host_addr
                 )
+                stack.callback(follower.one_way.close)
+            elif arguments.one_way_judge == "kernel":
+                follower.one_way = one_way_judge.KernelUpload(datapath, ipr)
                 stack.callback(follower.one_way.close)
             follower.tick_s, follower.glance_s = arguments.tick_s, arguments.glance_s
             follower.watch, follower.as_helper = arguments.watch, arguments.as_helper

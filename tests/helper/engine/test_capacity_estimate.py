@@ -549,12 +549,15 @@ def test_an_upload_whose_own_link_came_back_follows_it(lag: int, slow_s: int) ->
     assert sum(down) / len(down) >= 0.88, sum(down) / len(down)
 
 
-# issue 16's floor "estimation follows within 10 s", not met in two cases (docs/benchmarks/
-# priorities.md, est16j): each case below fails today, and strict, so that meeting it shows
+# issue 16's floor "estimation follows within 10 s", not met in two cases without the upload's
+# one-way reading (docs/benchmarks/priorities.md, est16j): each case below fails so, and strict,
+# so that meeting it shows. With the reading the same cases are followed in 4-10 s
+# (test_capacity_one_way.py, owd29): these stand for a helper without its reader
 UNMET_FOLLOW = pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="issue 16: not followed within 10 s (docs/benchmarks/priorities.md, est16j)",
+    reason="issue 16: not followed within 10 s without the one-way reading (docs/benchmarks/"
+    "priorities.md, est16j; with it: test_capacity_one_way.py)",
 )
 
 
