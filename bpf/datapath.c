@@ -976,34 +976,66 @@ static __always_inline struct one_way_control *one_way_asked(void)
 {
     __u32 first = 0;
     struct one_way_control *control = one_way_control.lookup(&first);
-    return control && control->on ? control : 0;
+    return control && control->on && bpf_ktime_get_ns() < control->until_ns ? control : 0;
 }
 
 /* The uplink's egress: a data segment the upload IFB sends on has left our shaper. */
-static __always_inline void one_way_departed(struct __sk_buff *skb)
+/* Note one segment end of a packet that left just now (or mark it sent twice). */
+static __always_inline void one_way_note(struct one_way_segment_key *key, struct one_way_segment *segment)
 {
+    struct one_way_segment *seen = one_way_segments.lookup(key);
+    if (seen)
+        seen->state = ONE_WAY_AGAIN;
+    else
+        one_way_segments.update(key, segment);
+}
+
+/* 1: a packet our upload IFB sends on (while the reading is asked), which
+ * chadt_tc_out then passes untouched at once, as it would further on (classed
+ * when it first came): every path of the work here ends in that return, so the
+ * verifier does not walk the rest of chadt_tc_out once per path through it
+ * (it gave up: "the sequence of 8193 jumps is too complex"). */
+static __always_inline int one_way_departed(struct __sk_buff *packet)
+{
+    /* an opaque copy: otherwise clang keeps &skb->sk from here for chadt_tc_out's
+     * own reads later, which the verifier refuses ("dereference of modified ctx ptr") */
+    struct __sk_buff *skb = packet;
+    asm volatile("" : "+r"(skb));
     struct one_way_control *control = one_way_asked();
     if (!control || skb->sk || skb->ingress_ifindex != control->ifb_ifindex)
-        return;
+        return 0;
     struct one_way_tcp tcp = {};
     if (!one_way_parse(skb, &tcp) || !tcp.payload || (tcp.flags & 0x07)) /* SYN, RST, FIN: not read */
-        return;
+        return 1;
     struct one_way_segment_key key = {};
     key.conn.ours = tcp.saddr;
     key.conn.theirs = tcp.daddr;
     key.conn.our_port = tcp.sport;
     key.conn.their_port = tcp.dport;
-    key.end = tcp.seq + tcp.payload;
-    struct one_way_segment *seen = one_way_segments.lookup(&key);
-    if (seen) {
-        seen->state = ONE_WAY_AGAIN;
-        return;
-    }
     struct one_way_segment segment = {};
     segment.left_ns = bpf_ktime_get_ns();
     segment.tsval = tcp.tsval;
     segment.state = ONE_WAY_SENT;
-    one_way_segments.update(&key, &segment);
+    key.end = tcp.seq + tcp.payload;
+    one_way_note(&key, &segment);
+    /* A GSO packet's segments each end where an ACK may fall (a receiver acknowledges
+     * every second segment): the ends of its last ONE_WAY_GSO_ENDS too, so an ACK
+     * within it is read, not only one that happens to fall at its end. */
+    __u32 size = skb->gso_size;
+    __u32 segments = skb->gso_segs;
+    if (!size || segments < 2 || size >= tcp.payload)
+        return 1;
+#pragma unroll
+    for (__u32 i = 1; i < ONE_WAY_GSO_ENDS; i++) {
+        if (i >= segments)
+            break;
+        key.end = tcp.seq + size * (segments - i);
+        /* not marked when sent again (a lookup here made the program too complex
+         * for the verifier): an ACK of a resent segment echoes the resending's
+         * stamp, newer than this one's, and is not read (one_way_acked) */
+        one_way_segments.insert(&key, &segment);
+    }
+    return 1;
 }
 
 /* The uplink's ingress: a pure ACK of a noted segment's end gives a reading. */
@@ -1207,7 +1239,8 @@ int chadt_tc_out(struct __sk_buff *skb)
 {
     __u32 classid = skb->priority;
     __u32 slot = classid & 0xffff;
-    one_way_departed(skb);
+    if (one_way_departed(skb))
+        return 0; /* sent on by our upload IFB: classed (or not) when it first came */
     if (!skb->sk && forwarded_in_use()) { /* forwarded: carry_slot */
         /* a slot classed nowhere here is as none, whoever wrote it: no reads to
          * find where it came from */

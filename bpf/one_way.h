@@ -4,17 +4,18 @@
  *   one_way_departed  on the uplink's tc egress (chadt_tc_out): a TCP data
  *                     packet the upload IFB sends on (its HTB let it go just
  *                     now; ingress_ifindex names the IFB) is noted: its
- *                     connection and end sequence -> when, and our TSval.
+ *                     connection and end sequence (each of a GSO packet's
+ *                     last ONE_WAY_GSO_ENDS segments) -> when, and our TSval.
  *                     (A GSO packet's earlier segments are not counted: the
  *                     modem's bucket passes them at once when it has tokens.)
  *   one_way_acked     on the uplink's tc ingress (chadt_tc_in): a pure ACK
- *                     with the timestamp option whose number is a noted end,
+ *                     with the timestamp option (first, or after two NOPs) whose number is a noted end,
  *                     sent once: the far end's TSval less when that segment
  *                     left, kept per connection as the least and a count
  *                     until the helper takes it (lookup and delete).
  *
  * Both cost one array lookup a packet while the helper's estimation does not
- * ask (one_way_control.on == 0). IPv4 only; connections without timestamps
+ * ask (one_way_control.on == 0, or its lease ran out). IPv4 only; connections without timestamps
  * give nothing. The struct layouts are mirrored in helper/kernel/layout.py.
  */
 #ifndef CHADTHROTTLE_ONE_WAY_H
@@ -22,12 +23,14 @@
 
 #define ONE_WAY_SEGMENTS 16384 /* noted segments: ~1.5 s of a 1 Gbit/s upload in full frames */
 #define ONE_WAY_CONNECTIONS 4096
-#define ONE_WAY_TCP_OPTIONS 40
+#define ONE_WAY_GSO_ENDS 2 /* a GSO packet's last segment ends noted: one of two falls where a receiver acknowledging every second segment answers */
 #define ONE_WAY_NS_PER_TICK 1000000LL /* a far TS clock of 1 kHz (Linux, and RFC 7323's usual) */
 
 struct one_way_control {
     __u32 on;          /* the helper's estimation reads (1) or not (0) */
     __u32 ifb_ifindex; /* the upload IFB whose sent-on packets left our shaper */
+    __u64 until_ns;    /* bpf_ktime_get_ns() until which the helper's lease holds (it renews
+                          it at each look): a killed helper's programs stop reading then */
 };
 
 /* A connection as its data leaves: our address and port, theirs. */
@@ -69,42 +72,30 @@ struct one_way_tcp {
     __u8 flags;
 };
 
-/* The timestamp option's TSval and TSecr (host order) in the options'
- * first `length` bytes; 0 if absent. A bounded walk: kinds 0 (end), 1 (nop),
- * others by their length byte. */
+/* The timestamp option's TSval and TSecr (host order) where the stacks put it
+ * on data and ACKs: first, or after two NOPs (Linux, the BSDs, macOS and
+ * Windows all do); 0 when it is elsewhere or absent (not read). Not a walk
+ * over the options: a bounded loop here made chadt_tc_out too complex for
+ * the verifier ("the sequence of 8193 jumps is too complex"). */
 static __always_inline int one_way_timestamps(__u8 *options, __u32 length, __u32 *tsval, __u32 *tsecr)
 {
-    __u32 at = 0;
-#pragma unroll
-    for (int step = 0; step < ONE_WAY_TCP_OPTIONS; step++) {
-        if (at + 1 >= length || at + 1 >= ONE_WAY_TCP_OPTIONS)
-            return 0;
-        __u8 kind = options[at & 63];
-        if (kind == 0)
-            return 0;
-        if (kind == 1) {
-            at++;
-            continue;
-        }
-        __u8 size = options[(at + 1) & 63];
-        if (size < 2)
-            return 0;
-        if (kind == 8 && size == 10) {
-            if (at + 10 > length)
-                return 0;
-            __u32 value = 0, echo = 0;
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                value = (value << 8) | options[(at + 2 + i) & 63];
-                echo = (echo << 8) | options[(at + 6 + i) & 63];
-            }
-            *tsval = value;
-            *tsecr = echo;
-            return 1;
-        }
-        at += size;
+    __u32 value, echo;
+    if (length >= 12 && options[0] == 1 && options[1] == 1 && options[2] == 8 && options[3] == 10) {
+        __builtin_memcpy(&value, options + 4, 4);
+        __builtin_memcpy(&echo, options + 8, 4);
+    } else if (options[0] == 8 && options[1] == 10) {
+        /* an opaque copy: clang would otherwise pick the offset by a select and
+         * OR it into the stack pointer, which the verifier refuses */
+        __u8 *first = options;
+        asm volatile("" : "+r"(first));
+        __builtin_memcpy(&value, first + 2, 4);
+        __builtin_memcpy(&echo, first + 6, 4);
+    } else {
+        return 0;
     }
-    return 0;
+    *tsval = bpf_ntohl(value);
+    *tsecr = bpf_ntohl(echo);
+    return 1;
 }
 
 /* The packet's TCP/IPv4 headers with a timestamp option; 0 for any other. */
@@ -125,11 +116,11 @@ static __always_inline int one_way_parse(struct __sk_buff *skb, struct one_way_t
     __u32 total = bpf_ntohs(ip.tot_len); /* 0 for a BIG TCP super-packet: not read */
     if (doff < 20 + 10 || total < l4 + doff)
         return 0;
-    __u8 options[64] = {};
-    __u32 length = (doff - 20) & 63;
-    if (length > ONE_WAY_TCP_OPTIONS || length < 10)
-        return 0;
-    if (bpf_skb_load_bytes_relative(skb, l4 + 20, options, length, BPF_HDR_START_NET) < 0)
+    __u8 options[12] = {};
+    __u32 length = doff - 20; /* 10 or more: doff checked above */
+    int read = length >= 12 ? bpf_skb_load_bytes_relative(skb, l4 + 20, options, 12, BPF_HDR_START_NET)
+                            : bpf_skb_load_bytes_relative(skb, l4 + 20, options, 10, BPF_HDR_START_NET);
+    if (read < 0)
         return 0;
     if (!one_way_timestamps(options, length, &tcp->tsval, &tcp->tsecr))
         return 0;

@@ -207,7 +207,11 @@ class OneWayControl(ctypes.Structure):
     """struct one_way_control in bpf/one_way.h: whether the upload's one-way
     reading is taken, and the upload IFB whose sent-on packets left our shaper."""
 
-    _fields_ = [("on", ctypes.c_uint32), ("ifb_ifindex", ctypes.c_uint32)]
+    _fields_ = [
+        ("on", ctypes.c_uint32),
+        ("ifb_ifindex", ctypes.c_uint32),
+        ("until_ns", ctypes.c_uint64),
+    ]
 
 
 class OneWayConn(ctypes.Structure):

@@ -12,8 +12,8 @@ of 100 ppm errs 1 ms over 10 s: docs/benchmarks/priorities.md, owd28).
 
 The programs are always attached with the link tree's hooks; while nobody
 reads, one array lookup a packet and return (on == 0). A killed helper's
-programs go with its tc filters, which the next start replaces (tc_hooks.py):
-until then they read into maps nobody takes from, LRU-bounded.
+programs run on until the next start gives its hooks the new programs
+(tc_shaper._finish_takeover); they stop reading LEASE_S after its last look.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ from chadthrottle.helper.kernel.bpf_maps import TypedMap
 from chadthrottle.helper.kernel.layout import OneWayConn, OneWayControl, OneWayReading
 from chadthrottle.helper.kernel.one_way_reading import UploadQueueReading
 
+# The programs read until this long after the last look (the lease: one_way_control.until_ns):
+# a killed helper's programs, which run on until the next start takes its hooks over, stop
+# reading then. Past the engine's tick (a second) and a late one.
+LEASE_S = 5.0
 FLOOR_S = 10.0  # a connection's floor: its least over this long (owd28's drift table)
 # A reading this far over its floor is no modem's queue: a far TS clock other than 1 kHz
 # (microseconds, RFC 7323 allows 1 ms to 1 s a tick); the connection is not read after it.
@@ -69,8 +73,13 @@ class UploadQueueReader:
             return
         if self._opened is None:
             self._opened = self._maps.one_way_maps()
-        self._opened[0].set(0, OneWayControl(on=1, ifb_ifindex=ifb_ifindex))
         self._ifb = ifb_ifindex
+        self._renew()
+
+    def _renew(self) -> None:
+        assert self._opened is not None and self._ifb is not None
+        until = time.monotonic_ns() + int(LEASE_S * 1e9)  # CLOCK_MONOTONIC: bpf_ktime_get_ns's
+        self._opened[0].set(0, OneWayControl(on=1, ifb_ifindex=self._ifb, until_ns=until))
 
     def stop(self) -> None:
         """The programs back to one lookup a packet; the floors forgotten."""
@@ -87,6 +96,7 @@ class UploadQueueReader:
         those (ms); None while stopped."""
         if self._ifb is None:
             return None
+        self._renew()
         now = self._monotonic()
         least: float | None = None
         count = 0
