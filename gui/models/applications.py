@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from chadthrottle.app_names import names_apart, tells_apart
+from chadthrottle.app_names import Tell, names_apart, tells_apart
 from chadthrottle.contract import (
     ApplicationInfo,
     ConnectionInfo,
@@ -206,7 +206,7 @@ class ApplicationsModel(QAbstractItemModel):
         self._shown_names: dict[str, str] = {}
         # id -> what of the id tells it from the others of its name (tells_apart),
         # kept where a narrow cell or menu cuts the rest (name_cut.py)
-        self._tells: dict[str, tuple[int, int]] = {}
+        self._tells: dict[str, Tell] = {}
         # Why priorities cannot be set here ("" when they can): an older helper (gui/priority_flow.py).
         self.priority_unavailable = ""
         # Why blocks cannot be set here ("" when they can): a helper without SetBlocked
@@ -421,7 +421,7 @@ class ApplicationsModel(QAbstractItemModel):
         app = self._find(app_id)
         return app_id if app is None else self._shown_names.get(app_id, app.info.name)
 
-    def tell(self, app_id: str) -> tuple[int, int] | None:
+    def tell(self, app_id: str) -> Tell | None:
         """The part of the id that tells its name from another's, where one
         shares it (app_names.tells_apart): a cut name keeps it (name_cut.py)."""
         return self._tells.get(app_id)

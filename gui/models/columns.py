@@ -55,4 +55,6 @@ class Role(IntEnum):
         Qt.ItemDataRole.UserRole + 12
     )  # bool: a child row whose name is all it says (a process)
     CONNECTION = Qt.ItemDataRole.UserRole + 13  # ConnectionInfo, on a connection row's name
-    TELL = Qt.ItemDataRole.UserRole + 14  # (start, end) of the id that tells a name apart, or None
+    TELL = (
+        Qt.ItemDataRole.UserRole + 14
+    )  # app_names.Tell: what of the id tells a name apart, or None

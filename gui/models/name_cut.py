@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from chadthrottle.app_names import Tell
+
 # The letters of a name kept where the name is cut so that a whole folder of
 # the id shows: "pyth… (…/usr/…)" reads better than "python3.11 (…sr/…)". The
 # same on every row of the name: "pytho… (…/usr/…)" above "python… (…/a/…)"
@@ -18,7 +20,7 @@ def fitted_name_apart(
     app_id: str,
     room: float,
     advance: Callable[[str], float],
-    tell: tuple[int, int] | None = None,
+    tell: Tell | None = None,
 ) -> str:
     """A name told apart by its id ("python3.11 (exe:/tmp/a/python3.11)",
     app_names.names_apart) cut to room pixels so that tell, the part of the id
@@ -29,34 +31,59 @@ def fitted_name_apart(
     In turn: the id's end from its tell on ("(…/a/python3.11)"); the tell
     alone, from where it starts to differ, in whole folders ("(…/pyenv/…)":
     its last folder, "(…/bin/…)", read as /usr/bin), then with the name cut
-    to NAME_LEAST letters ("pyth… (…/pyenv/…)"); the same by letters
-    ("(…/pye…)", "pyth… (…/py…)", "p… (…/p…)"); else the text as it was (Qt cuts it at the
-    right; the tooltip and the row menu's heading say it whole)."""
+    to NAME_LEAST letters ("pyth… (…/pyenv/…)"); the same by letters, the
+    tell's start kept ("(…/pye…)") or its end ("(…ctB/…)"); "p… (…/p…)";
+    else the text as it was (Qt cuts it at the right; the tooltip and the
+    row menu's heading say it whole). A cut that another id of the name
+    would show too is passed by: "(…/pr…)" for /opt/projectA and /opt/projectB,
+    "(…/a/x)" for exe:/a/x and exe:/a/a/x (review31)."""
     if not text.endswith(f" ({app_id})") or advance(text) <= room:
         return text
     head = text[: -len(app_id) - 1]  # "name ("
     name = head[:-2]
-    start, end = tell if tell is not None else (0, len(app_id))
-    for cut in range(1, start + 1):  # the id's end from its tell on, cut at a folder
-        shown = f"{head}…{app_id[cut:]})"
-        if (app_id[cut] == "/" or app_id[cut - 1] in ":.") and advance(shown) <= room:
-            return shown
-    lead = "…" if start else ""
-
-    def tells(ends: list[int]) -> list[str]:  # the tell from its start, to each of ends
-        return [f"{lead}{app_id[start:at]}{'…' if at < len(app_id) else ''}" for at in ends]
-
-    folders = tells([end, *(at + 1 for at in range(end - 2, start, -1) if app_id[at] == "/")])
-    letters = tells([at for at in range(end - 1, start, -1) if app_id[start:at].strip("/")])
-    short = f"{name[:NAME_LEAST]}…" if len(name) > NAME_LEAST else name
-    fitting = [
-        *(f"{head}{part})" for part in folders),  # whole folders, the name whole
-        *(f"{short} ({part})" for part in folders),  # the name cut alike on every row
-        *(f"{head}{part})" for part in letters),  # letters of them
-        *(f"{short} ({part})" for part in letters),
-        *(f"{name[:keep]}… ({letters[-1]})" for keep in range(NAME_LEAST - 1, 0, -1) if letters),
+    start, end = (tell.start, tell.end) if tell is not None else (0, len(app_id))
+    rivals = [other for other in tell.group if other != app_id] if tell is not None else []
+    ends = [(cut, len(app_id)) for cut in range(1, start + 1)  # the id's end, cut at a folder
+            if app_id[cut] == "/" or app_id[cut - 1] in ":."]  # fmt: skip
+    folders = [
+        (start, end),
+        *((start, at + 1) for at in range(end - 2, start, -1) if app_id[at] == "/"),
     ]
-    return next((shown for shown in fitting if advance(shown) <= room), text)
+    letters = sorted(
+        {*((start, at) for at in range(end - 1, start, -1) if app_id[start:at].strip("/")),
+         *((at, end) for at in range(start + 1, end) if app_id[at:end].strip("/"))},
+        key=lambda part: (part[0] - part[1], part[0] != start),
+    )  # longest first, the start kept before the end  # fmt: skip
+    short = f"{name[:NAME_LEAST]}…" if len(name) > NAME_LEAST else name
+    fitting = (
+        *((name, part) for part in ends),
+        *((name, part) for part in folders),  # whole folders, the name whole
+        *((short, part) for part in folders),  # the name cut alike on every row
+        *((name, part) for part in letters),  # letters of them
+        *((short, part) for part in letters),
+        *(
+            (f"{name[:keep]}…", part)
+            for keep in range(NAME_LEAST - 1, 0, -1)
+            for part in letters[-2:]
+        ),
+    )
+    for named, (at, to) in fitting:
+        part = f"{'…' if at else ''}{app_id[at:to]}{'…' if to < len(app_id) else ''}"
+        shown = f"{named} ({part})"
+        if advance(shown) <= room and not any(_shows(other, app_id[at:to], at > 0, to < len(app_id))
+                                              for other in rivals):  # fmt: skip
+            return shown
+    return text
+
+
+def _shows(other: str, kept: str, cut_start: bool, cut_end: bool) -> bool:
+    """Whether an id of the name, cut to kept with "…" where a letter or more
+    went, would read the same: the cut would not tell them apart."""
+    if not cut_start:
+        return other.startswith(kept) and (len(other) > len(kept)) == cut_end
+    if not cut_end:
+        return other.endswith(kept) and len(other) > len(kept)
+    return kept in other[1:-1]
 
 
 def fitted_keeping_end(text: str, end_at: int, room: float, advance: Callable[[str], float]) -> str:

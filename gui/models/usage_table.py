@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from chadthrottle.app_names import tells_apart
+from chadthrottle.app_names import Tell, tells_apart
 from chadthrottle.gui.models.usage_totals import UsageTotals
 from chadthrottle.units import UnitSystem, format_size
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
@@ -56,7 +56,7 @@ class UsageTableModel(QAbstractTableModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._rows: list[UsageTableRow] = []
-        self._tells: dict[str, tuple[int, int]] = {}
+        self._tells: dict[str, Tell] = {}
         self.units = UnitSystem.BYTES_DECIMAL
         self.colour_of: Callable[[str], QPixmap | None] = lambda _app_id: (
             None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from chadthrottle.app_names import Tell
 from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.gui.ipc.state import LEFT_IN_FORCE, HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import (
@@ -124,7 +125,7 @@ def menu_name(
     metrics: QFontMetrics,
     room: int | None = None,
     app_id: str = "",
-    tell: tuple[int, int] | None = None,
+    tell: Tell | None = None,
 ) -> str:
     """The name as a menu entry shows it: cut to MENU_NAME_CHARS (and to ``room``
     pixels: menu_width.name_room), a "name (id)" by the id's start, as the list

@@ -8,6 +8,7 @@ section titles (QMenu.addSection), so the heading is a label of its own.
 
 from __future__ import annotations
 
+from chadthrottle.app_names import Tell
 from chadthrottle.gui.models.name_cut import fitted_name_apart
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics, QPalette
@@ -18,7 +19,7 @@ ITEM_TEXT_INDENT = 28
 
 
 def add_heading(
-    menu: QMenu, text: str, tooltip: str = "", app_id: str = "", tell: tuple[int, int] | None = None
+    menu: QMenu, text: str, tooltip: str = "", app_id: str = "", tell: Tell | None = None
 ) -> QWidgetAction:
     """A bold, plain-text line first in ``menu`` (objectName ``menu-heading``),
     then a separator. Not an item: disabled, so keys and clicks pass it by,

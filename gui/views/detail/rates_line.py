@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from chadthrottle.app_names import Tell
 from chadthrottle.gui.models.name_cut import fitted_name_apart
 from chadthrottle.gui.views.detail.words import average_tooltip, describe_rates
 from chadthrottle.gui.views.steady_text import (
@@ -27,7 +28,7 @@ class Named(NamedTuple):
     shown: str  # as the list shows it: "name (id)" beside another of its name
     bare: str  # the name alone
     app_id: str
-    tell: tuple[int, int] | None = None  # what of the id tells it apart (app_names.tells_apart)
+    tell: Tell | None = None  # what of the id tells it apart (app_names.tells_apart)
 
 
 class RatesLine:
