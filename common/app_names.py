@@ -77,12 +77,13 @@ def names_apart(names: Mapping[str, str]) -> dict[str, str]:
 class Tell:
     """What of an id tells its name from the others of that name (tells_apart):
     app_id[start:end], and the ids of the name (this one too) that a cut of it
-    must still tell it from (gui/models/name_cut.py). The group is not
-    compared: a row is drawn again when its part changes, not its rivals."""
+    must still tell it from (gui/models/name_cut.py), each between two NULs
+    (no id holds one): a cut is looked for in all of them at once, at each
+    paint. Not compared: a row is drawn again when its part changes."""
 
     start: int
     end: int
-    group: tuple[str, ...] = field(compare=False, repr=False)
+    group: str = field(compare=False, repr=False)
 
 
 def tells_apart(names: Mapping[str, str]) -> dict[str, Tell]:
@@ -105,7 +106,7 @@ def tells_apart(names: Mapping[str, str]) -> dict[str, Tell]:
     for ids in groups.values():
         if len(ids) < 2:
             continue
-        group = tuple(ids)
+        group = "\0" + "\0".join(ids) + "\0"
         for app_id, rivals in _neighbours(ids).items():
             spans = [_differing(app_id, other) for other in rivals]
             start, end = max(s for s, _ in spans), min(e for _, e in spans)

@@ -42,7 +42,7 @@ def fitted_name_apart(
     head = text[: -len(app_id) - 1]  # "name ("
     name = head[:-2]
     start, end = (tell.start, tell.end) if tell is not None else (0, len(app_id))
-    rivals = [other for other in tell.group if other != app_id] if tell is not None else []
+    group = tell.group if tell is not None else ""
     ends = [(cut, len(app_id)) for cut in range(1, start + 1)  # the id's end, cut at a folder
             if app_id[cut] == "/" or app_id[cut - 1] in ":."]  # fmt: skip
     folders = [
@@ -70,20 +70,18 @@ def fitted_name_apart(
     for named, (at, to) in fitting:
         part = f"{'…' if at else ''}{app_id[at:to]}{'…' if to < len(app_id) else ''}"
         shown = f"{named} ({part})"
-        if advance(shown) <= room and not any(_shows(other, app_id[at:to], at > 0, to < len(app_id))
-                                              for other in rivals):  # fmt: skip
+        if advance(shown) <= room and not _shown_by_another(group, app_id, at, to):
             return shown
     return text
 
 
-def _shows(other: str, kept: str, cut_start: bool, cut_end: bool) -> bool:
-    """Whether an id of the name, cut to kept with "…" where a letter or more
-    went, would read the same: the cut would not tell them apart."""
-    if not cut_start:
-        return other.startswith(kept) and (len(other) > len(kept)) == cut_end
-    if not cut_end:
-        return other.endswith(kept) and len(other) > len(kept)
-    return kept in other[1:-1]
+def _shown_by_another(group: str, app_id: str, at: int, to: int) -> bool:
+    """Whether another id of the name (group: Tell.group) holds app_id[at:to]
+    where this cut keeps it (at its start where nothing goes before, at its
+    end where nothing goes after): cut alike, the two would read the same.
+    Where "…" stands, one counted anywhere: a cut passed by that needed not."""
+    kept = ("\0" if not at else "") + app_id[at:to] + ("\0" if to == len(app_id) else "")
+    return group.count(kept) > f"\0{app_id}\0".count(kept)
 
 
 def fitted_keeping_end(text: str, end_at: int, room: float, advance: Callable[[str], float]) -> str:
