@@ -32,7 +32,7 @@ BEFORE_S = 2.5  # the helper's steps this long before a worst echo are listed wi
 _STEP = re.compile(
     r"estimation (?P<kind>tick|glance) at=(?P<at>[\d.]+) s=(?P<s>[\d.e-]+) bytes=(?P<bytes>\S+) "
     r"delay_s=(?P<delay>\S+) waits_s=(?P<down>[\d.e-]+)/(?P<up>[\d.e-]+) base_rtt_s=(?P<base>\S+) "
-    r"read_ms=(?P<read>[\d.]+) judge_ms=(?P<judge>[\d.]+) est=(?P<est_down>\w+)/(?P<est_up>\w+) "
+    r"(?:upload_ms=(?P<upload>\S+) )?read_ms=(?P<read>[\d.]+) judge_ms=(?P<judge>[\d.]+) est=(?P<est_down>\w+)/(?P<est_up>\w+) "
     r"\| (?P<decisions>.*)$"
 )
 _ENGINE = re.compile(

@@ -126,7 +126,7 @@ class LinkEstimation:
             engine, before, self._estimator.glance(seconds, None, waits, upload_queue=upload_queue)
         )
         if log.isEnabledFor(logging.DEBUG):
-            self._debug("glance", now, seconds, None, None, waits, (started, read))
+            self._debug("glance", now, seconds, None, None, waits, (started, read), upload_queue)
 
     def tick(self, engine: EstimatedEngine) -> None:
         started = time.monotonic()
@@ -152,25 +152,29 @@ class LinkEstimation:
         read = time.monotonic()
         self._hand(engine, before, self._estimator.update(sample))
         if log.isEnabledFor(logging.DEBUG):
-            self._debug("tick", now, seconds, moved, delay, waits, (started, read))
+            self._debug("tick", now, seconds, moved, delay, waits, (started, read), upload_queue)
 
     def _debug(self, kind: str, at: float, seconds: float, moved: dict[Direction, int] | None,
-               delay: float | None, waits: dict[Direction, float], times: tuple[float, float]) -> None:  # fmt: skip
+               delay: float | None, waits: dict[Direction, float], times: tuple[float, float],
+               upload_queue: UploadQueueReading | None = None) -> None:  # fmt: skip
         """One line per tick or glance at debug level: its time (monotonic, as a bench's),
         inputs, decisions and the estimate after, and how long the read and the judging with
         the engine's apply took, so a bench can lay the helper's steps beside the modem's
         queues (bench/capacity_follow.py --through helper --trace). times: (started, read), by
-        time.monotonic."""
+        time.monotonic. upload_ms: the upload's one-way reading handed over (ms/ACKs read;
+        "-": none)."""
         assert self._estimator is not None and self._sampler is not None
+        one_way = "-" if upload_queue is None or upload_queue.queue_ms is None \
+            else f"{upload_queue.queue_ms:.2f}/{upload_queue.readings}"  # fmt: skip
         after, (started, read) = self._estimator.capacities(), times
         log.debug(
             "estimation %s at=%.4f s=%r bytes=%s delay_s=%s waits_s=%r/%r base_rtt_s=%s "
-            "read_ms=%.2f judge_ms=%.2f est=%s/%s | %s",
+            "upload_ms=%s read_ms=%.2f judge_ms=%.2f est=%s/%s | %s",
             kind, at, seconds, "-" if moved is None else f"{moved[Direction.DOWN]}/{moved[Direction.UP]}",
             "-" if delay is None else repr(delay), waits.get(Direction.DOWN, 0.0),
             waits.get(Direction.UP, 0.0),
             "-" if kind != "tick" or self._sampler.base_rtt_s is None else repr(self._sampler.base_rtt_s),
-            (read - started) * 1000, (time.monotonic() - read) * 1000, after[Direction.DOWN],
+            one_way, (read - started) * 1000, (time.monotonic() - read) * 1000, after[Direction.DOWN],
             after[Direction.UP], "; ".join(self._estimator.decisions),
         )  # fmt: skip
 
