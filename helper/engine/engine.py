@@ -57,6 +57,24 @@ from chadthrottle.usage_contract import UsageResolution, UsageRow
 log = logging.getLogger("chadthrottle.engine")
 
 
+def pending_walks_by_slot(pending: dict[int, int], viewer_pids: set[int] | None) -> dict[int, int]:
+    """slot -> how many processes (the viewer's: None, everyone's) have
+    open sockets still waiting to be tagged with it (pending_walks.py)."""
+    counts: dict[int, int] = {}
+    for tgid, slot in pending.items():
+        if viewer_pids is None or tgid in viewer_pids:
+            counts[slot] = counts.get(slot, 0) + 1
+    return counts
+
+
+def walks_pending_text(processes: int) -> str:
+    """What a limit's reach says while first tags' walks wait."""
+    if not processes:
+        return ""
+    return (f"the sockets {processes} of its processes had open before the limit reached them "
+            "are not held yet (their descriptors are walked a bounded time each tick)")  # fmt: skip
+
+
 class Engine(EngineCore):
     """The EngineApi (api.py) over the core: listings, changes and the link,
     each under the engine lock, with the kernel reads that take long outside it."""
@@ -95,9 +113,14 @@ class Engine(EngineCore):
             reaches = {direction: self._shaper.limit_reach(direction, viewer_pids)
                        for direction in Direction}  # fmt: skip
 
+            waiting = pending_walks_by_slot(self._datapath.pending_walks(), viewer_pids)
+
             def reach(key: tuple[str, int], direction: Direction) -> str:
                 slot = self._applier.slots.slot_of(key)
-                return reaches[direction].get(slot, "") if slot is not None else ""
+                if slot is None:
+                    return ""
+                said = [reaches[direction].get(slot, ""), walks_pending_text(waiting.get(slot, 0))]
+                return "; ".join(text for text in said if text)
 
             meter = self._tracking.meter
             not_met = self._overshoot.not_met(meter.apps)

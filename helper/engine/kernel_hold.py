@@ -166,9 +166,12 @@ class KernelHold:
         self._grafted = False
         for pid, slot in wanted_pids.items():
             if self._process_slots.get(pid) != slot and pid not in self._graft_waits:
-                tagged = self._datapath.set_process_slot(pid, slot, self._start_of(pid) or 0)
+                tagged = self._datapath.set_process_slot(
+                    pid, slot, self._start_of(pid) or 0, later=True
+                )
                 log.debug("pid %d -> slot %d (%d open sockets)", pid, slot, tagged)
                 self._process_slots[pid] = slot
+        self._datapath.walk_pending()  # first tags' open sockets, for a bounded time
         self._datapath.tag_accepted()  # what waited in an accept queue at a walk, once accepted
         for scope_id in set(self._cgroup_slots) - set(wanted_cgroups):
             self._datapath.set_cgroup_slot(scope_id, 0)
@@ -222,7 +225,8 @@ class KernelHold:
 
     def tag_process(self, pid: int, slot: int, start: int = 0) -> None:
         """start: the process's, as its first socket announced it (0: not known)."""
-        self._datapath.set_process_slot(pid, slot, start)
+        self._datapath.set_process_slot(pid, slot, start, later=True)
+        self._datapath.walk_pending()
 
     def clamp_windows(self, pid: int, wire_bps: int, made_by: int | None = None) -> float | None:
         """Clamp a process's receive windows now (made_by: of the sockets

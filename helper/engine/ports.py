@@ -31,9 +31,12 @@ class DatapathPort(Protocol):
     def gates(self) -> GatePort | None: ...  # blocks and quotas; None: a datapath without them
 
     def set_process_slot(
-        self, tgid: int, app_slot: int, start: int = 0
-    ) -> int: ...  # start: the process meant
+        self, tgid: int, app_slot: int, start: int = 0, later: bool = False
+    ) -> int: ...  # start: the process meant; later: a first tag's walk waits (walk_pending)
     def forget_process(self, tgid: int) -> None: ...
+    # first tags' walks of open sockets, for a bounded time a call: how many still wait
+    def walk_pending(self) -> int: ...
+    def pending_walks(self) -> dict[int, int]: ...  # tgid -> slot its open sockets wait for
     def tag_accepted(self) -> int: ...  # accepted since waiting at a walk: walks made
     def forget_owner(self, tgid: int) -> None: ...
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None: ...

@@ -74,11 +74,14 @@ from chadthrottle.helper.kernel.ownership import (
     acquire_shared,
     dead_records,
 )
+from chadthrottle.helper.kernel.pending_walks import WALK_BUDGET_S, PendingWalks
 from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_flags
 from chadthrottle.helper.kernel.program_cache import obtain_program_set
 from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
 from chadthrottle.helper.kernel.ringbuf import RingBuffer
 from chadthrottle.helper.kernel.socket_tagging import (
+    WalkCursor,
+    budgeted,
     cap_open_sockets,
     clamp_open_windows,
     old_windows_left,
@@ -284,6 +287,8 @@ class Datapath:
         self._slot_owners: dict[int, int] = {}
         self._made_by_of_tgid: dict[int, int] = {}
         self._accept_queues = AcceptQueues()  # connections a walk did not reach
+        self._pending_walks = PendingWalks()  # first tags' walks, bounded per call (walk_pending)
+        self.walk_budget_s = WALK_BUDGET_S  # walk_pending's, per call
         self._slot_of_cgroup: dict[int, int] = {}  # what set_cgroup_slot wrote
         self._caps_of_slot: dict[int, SocketCaps] = {}  # what each slot's TCP sockets are held to
         # a divided upload limit per slot: (limit, {netns cookie: (share's rate, CN queue)})
@@ -437,17 +442,23 @@ class Datapath:
         reading (one_way.py) switches and takes its readings from."""
         return self._maps["one_way_control"], self._maps["one_way_readings"]
 
-    def set_process_slot(self, tgid: int, app_slot: int, start: int = 0) -> int:
+    def set_process_slot(
+        self, tgid: int, app_slot: int, start: int = 0, later: bool = False
+    ) -> int:
         """New sockets of tgid get app_slot (0: none); its open sockets are
         re-tagged now, and held to the slot's caps (set_slot_caps).
         start: the process meant (read_start; 0: whichever runs under tgid
         now): the engine knows a pid's process as of its last tick, and if
         another runs under the pid by now, it gets neither the slot nor a
-        tag on its open sockets. Returns how many open sockets were tagged."""
+        tag on its open sockets. later: a first tag's walk of the open
+        sockets waits for walk_pending (bounded per call; a retag or an
+        untag walks now). Returns how many open sockets were tagged."""
         running = read_start(tgid) or 0
         replaced = bool(app_slot and start and running != start)  # the one meant exited
         start = start or running
         table = self._maps["slot_by_tgid"]
+        first = tgid not in self._slot_of_tgid  # untagged until now: its walk may wait
+        self._pending_walks.drop(tgid)  # any walk waiting is this one's now
         was = self._caps_of_slot.get(self._slot_of_tgid.get(tgid, 0), NO_CAPS)
         made_by = self._made_by_of_tgid.pop(tgid, None)  # untagged: what it tagged
         if app_slot:
@@ -472,7 +483,43 @@ class Datapath:
             self._slot_of_tgid.pop(tgid, None)
         if replaced:
             return 0  # the sockets open under tgid are another process's
+        if first and app_slot and later:
+            self._pending_walks.add(tgid, start, app_slot, made_by)
+            return 0  # walked by walk_pending, within its budget
         return self._walk(tgid, start, app_slot, was, made_by)
+
+    def walk_pending(self) -> int:
+        """Walk the open sockets of processes tagged for the first time
+        (set_process_slot), users in turn, for at most walk_budget_s (a walk
+        cut there goes on from where it stopped at the next call); how many
+        still wait (pending_walks.py)."""
+        deadline = time.monotonic() + self.walk_budget_s
+        for walk in self._pending_walks.in_turn():
+            if time.monotonic() >= deadline:
+                break
+            if (read_start(walk.tgid) or 0) != walk.start or (
+                self._slot_of_tgid.get(walk.tgid) != walk.slot
+            ):
+                self._pending_walks.drop(walk.tgid)  # gone, replaced or retagged (walked then)
+                continue
+            caps = self._caps_of_slot.get(walk.slot, NO_CAPS)
+            cursor = WalkCursor(deadline, walk.next_fd)
+            with pausing(self._between_walks), budgeted(cursor):
+                tag_open_sockets(self._maps["socket_tags"].fd, walk.tgid, walk.slot,
+                                 caps if caps != NO_CAPS else None, NO_CAPS,
+                                 self._namespace_sockets.get(walk.slot),
+                                 self._made_by_of_tgid.get(walk.tgid), walk.seen)  # fmt: skip
+            self._between_walks()
+            if cursor.cut:
+                walk.next_fd = cursor.next_fd
+                break
+            self._pending_walks.drop(walk.tgid)
+            self._accept_queues.after_walk(walk.tgid, walk.start, walk.seen, NO_CAPS)
+        return len(self._pending_walks)
+
+    def pending_walks(self) -> dict[int, int]:
+        """tgid -> slot, of the processes whose open sockets wait to be tagged."""
+        return self._pending_walks.slots()
 
     def set_between_walks(self, call: Callable[[], None]) -> None:
         """call runs after each process's descriptors are walked (tagged,
@@ -614,6 +661,7 @@ class Datapath:
 
     def forget_process(self, tgid: int) -> None:
         self._accept_queues.forget(tgid)
+        self._pending_walks.drop(tgid)
         self._maps["slot_by_tgid"].pop(tgid)
         self._slot_of_tgid.pop(tgid, None)
         self._made_by_of_tgid.pop(tgid, None)

@@ -16,6 +16,7 @@ reads makes the wait last all of it.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import ctypes
 import logging
@@ -24,9 +25,9 @@ import queue
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel import bpf_maps
@@ -184,20 +185,66 @@ def pausing(call: Callable[[], None]) -> Iterator[None]:
         _walking.pause = was
 
 
-def _socket_fds(pid: int) -> Iterator[int]:
-    fd_dir = Path(f"/proc/{pid}/fd")
+# A budgeted walk looks at the clock every this many descriptors (and so
+# reads at least this many before it stops: each walk gets on).
+CUT_CHECK_EVERY_FDS = 16
+
+
+@dataclass
+class WalkCursor:
+    """Where a budgeted walk of one process's descriptor table stands: it
+    reads the descriptors from next_fd up, in order, and stops once the
+    monotonic clock passes deadline (cut: True, next_fd: the first one not
+    read), to go on from there in a later walk. Why: a process may hold as
+    many descriptors as its user's RLIMIT_NOFILE (524,288 by systemd's
+    default), and the engine walks under its lock (pending_walks.py)."""
+
+    deadline: float
+    next_fd: int = 0
+    cut: bool = False
+
+    def stop_at(self, fd: int) -> None:
+        self.next_fd, self.cut = fd, True
+
+
+@contextlib.contextmanager
+def budgeted(cursor: WalkCursor) -> Iterator[WalkCursor]:
+    """Within the block, this thread's walks go from cursor.next_fd and stop
+    at cursor.deadline (one walk: the block holds one process's)."""
+    was = getattr(_walking, "cursor", None)
+    _walking.cursor = cursor
+    cursor.cut = False
     try:
-        entries = list(fd_dir.iterdir())
+        yield cursor
+    finally:
+        _walking.cursor = was
+
+
+def _socket_fds(pid: int) -> Iterator[int]:
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
     except OSError:
         return
+    cursor: WalkCursor | None = getattr(_walking, "cursor", None)
+    fds = sorted(int(name) for name in names if name.isdigit())  # resumable in order
+    if cursor is not None:
+        fds = fds[bisect.bisect_left(fds, cursor.next_fd) :]
     pause = getattr(_walking, "pause", None)
-    for count, entry in enumerate(entries, 1):
+    for count, fd in enumerate(fds, 1):
         if pause is not None and count % PAUSE_EVERY_FDS == 0:
             pause()
+        if (
+            cursor is not None
+            and count % CUT_CHECK_EVERY_FDS == 0
+            and time.monotonic() >= cursor.deadline
+        ):
+            cursor.stop_at(fd)
+            return
         try:
-            if os.readlink(entry).startswith("socket:["):
-                yield int(entry.name)
-        except (OSError, ValueError):
+            if os.readlink(f"{fd_dir}/{fd}").startswith("socket:["):
+                yield fd
+        except OSError:
             continue
 
 
@@ -245,6 +292,9 @@ def _open_inet_sockets(pid: int, made_by: int | None = None) -> Iterator[tuple[i
                     pid,
                     BORROWED_CLOSER.pending(),
                 )
+                cursor: WalkCursor | None = getattr(_walking, "cursor", None)
+                if cursor is not None:
+                    cursor.stop_at(target_fd)  # a budgeted walk goes on from there later
                 return
             try:
                 local_fd = pidfd_getfd(pidfd, target_fd)

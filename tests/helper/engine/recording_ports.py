@@ -41,10 +41,18 @@ class RecordingDatapath:
     def set_between_walks(self, call: Callable[[], None]) -> None:
         self.between_walks = call
 
-    def set_process_slot(self, tgid: int, app_slot: int, start: int = 0) -> int:
+    def set_process_slot(
+        self, tgid: int, app_slot: int, start: int = 0, later: bool = False
+    ) -> int:
         self.events.append(("tag", tgid, app_slot))
         self.process_slots[tgid] = app_slot
         return 1
+
+    def walk_pending(self) -> int:
+        return 0  # tagged at once here: tests/helper/kernel/test_pending_walks.py
+
+    def pending_walks(self) -> dict[int, int]:
+        return {}
 
     def tag_accepted(self) -> int:
         return 0  # no accept queues here: tests/helper/kernel/test_accept_queue_tagging.py

@@ -1,0 +1,86 @@
+"""The descriptor walks of newly tagged processes, bounded per call.
+
+A process a rule (or a fair share) reaches from now on gets its slot for new
+sockets at once (one map write: slot_by_tgid), but its open sockets only when
+its descriptor table is walked (socket_tagging.tag_open_sockets), and the
+engine walks under its lock. A user chooses how many descriptors a process
+holds (up to their RLIMIT_NOFILE, 524,288 by systemd's default) and how many
+new processes there are: a limited program holding 19,000 descriptors and
+forking a child every 50 ms held the lock 2.2 s a tick, and root's calls
+waited that long (rights28). So these walks wait here, and each call walks
+for at most WALK_BUDGET_S, users in turn (one user's backlog does not hold
+up another's), a cut walk going on from the descriptor where it stopped.
+What waits is said in the rule's reach (Engine.list_applications).
+
+Only first tags wait: a retag, an untag or a caps change still walks at once
+(a slot must not be given to another rule while sockets still carry it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from itertools import chain, zip_longest
+
+from chadthrottle.helper.kernel.accept_queue import WalkSeen
+
+# Walking per call (a tick, a change, a new socket owner): about 12,000
+# non-socket descriptors here (rights28: 150 ms for 19,000).
+WALK_BUDGET_S = 0.1
+
+
+@dataclass
+class PendingWalk:
+    """A process whose open sockets wait to be tagged with slot: the one
+    that started at start (another under its pid is not walked), from
+    next_fd up; seen gathers its listeners' queues over the walk's parts."""
+
+    tgid: int
+    start: int
+    slot: int
+    uid: int  # whose turn it takes (the process's owner)
+    next_fd: int = 0
+    seen: WalkSeen = field(default_factory=WalkSeen)
+
+
+class PendingWalks:
+    def __init__(self) -> None:
+        self._walks: dict[int, PendingWalk] = {}  # tgid -> its walk, in the order added
+        self._last_first = -1  # the uid served first in the last round
+
+    def add(self, tgid: int, start: int, slot: int, uid: int | None = None) -> None:
+        """A walk of tgid's descriptors, after any already waiting of its user's;
+        uid: the process's owner (None: read from /proc; gone: root's turn)."""
+        self._walks.pop(tgid, None)
+        if uid is None:
+            try:
+                uid = os.stat(f"/proc/{tgid}").st_uid
+            except OSError:
+                uid = 0
+        self._walks[tgid] = PendingWalk(tgid, start, slot, uid)
+
+    def drop(self, tgid: int) -> PendingWalk | None:
+        return self._walks.pop(tgid, None)
+
+    def slots(self) -> dict[int, int]:
+        """tgid -> the slot its open sockets wait for."""
+        return {tgid: walk.slot for tgid, walk in self._walks.items()}
+
+    def __len__(self) -> int:
+        return len(self._walks)
+
+    def in_turn(self) -> list[PendingWalk]:
+        """Every waiting walk, users in turn: one of each user's (oldest
+        first), then the next of each, and so on; the user who went first
+        last time goes after the others this time (so a walk cut at the
+        budget is not always the first)."""
+        by_uid: dict[int, list[PendingWalk]] = {}
+        for walk in self._walks.values():
+            by_uid.setdefault(walk.uid, []).append(walk)
+        uids = sorted(by_uid)
+        after = [uid for uid in uids if uid > self._last_first]
+        order = after + [uid for uid in uids if uid <= self._last_first]
+        if order:
+            self._last_first = order[0]
+        rounds = zip_longest(*(by_uid[uid] for uid in order))
+        return [walk for walk in chain.from_iterable(rounds) if walk is not None]
