@@ -316,6 +316,7 @@ ONE_WAY_FORGET_FAILED_S = 5.0  # where it failed: a turn every ONE_WAY_TURN_S st
 ONE_WAY_HOLD_S = (2.0, 4.0)  # a failure costs 5-15 ms at the modem, not 30-70
 ONE_WAY_TURN_S = 5.0
 ONE_WAY_SUSPECT_S = 2.0  # an upload raise judged this long (a 2% one showed 1.7-1.8 s on, owd28)
+ONE_WAY_DRAIN_S = 0.5  # a one-way take-back's queue (5-20 ms) drains within this
 ONE_WAY_LATE_S = 2.0  # a one-way take-back's queue shows in the round trips this long at most
 ONE_WAY_TURN_RAISES = 8
 FLOOR_BPS = 32_000  # 256 kbit/s: below it nothing interactive works anyway
@@ -411,6 +412,7 @@ class CapacityEstimator:
         self._up_gap_s = 0.0
         self._up_high, self._up_many, self._up_fresh = 0, False, False
         self._since_one_way_cut_s = self._cut_seen_s = float("inf")
+        self._since_one_way_back_s = float("inf")
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
             start = self.start.get(direction) or None
@@ -434,6 +436,7 @@ class CapacityEstimator:
         self._note_reading(looked_s, sample.upload_queue)
         self._since_one_way_cut_s += sample.seconds
         self._cut_seen_s += sample.seconds
+        self._since_one_way_back_s += looked_s
         achieved = {
             direction: sample.bytes.get(direction, 0) / sample.seconds for direction in Direction
         }
@@ -561,6 +564,7 @@ class CapacityEstimator:
             return self.capacities()
         self.decisions = []
         self._glanced_s += seconds
+        self._since_one_way_back_s += seconds
         self._note_reading(seconds, upload_queue)
         fell = self._queue_here_fell(seconds, local_wait_s or {})
         delay = delay_s if delay_s is not None and delay_s == delay_s else None
@@ -686,18 +690,21 @@ class CapacityEstimator:
         # BLAME_S: a download raise past its link made just before the turn grew 20-140 ms at
         # the modem unjudged for BLAME_S (the toy, test_capacity_one_way.py)
         self._since_back_s = BLAME_S - ONE_WAY_LATE_S
+        self._since_one_way_back_s = 0.0
 
     def _up_standing(self) -> bool:
         """This tick's reading shows a queue at the modem (_up_seen) not draining (no lower
         than the look before by more than the far clock's tick) with no upload raise judged:
         the upload's link slowed under what we send (a failed raise's take-back drains it).
-        Not within REFRACTORY_S of such a cut: a look's least while a cut drains is where the
+        Not within ONE_WAY_DRAIN_S of a take-back (its queue read 10 ms 0.2 s on, as it
+        drained: cut for it, owd29's D2 at 58 s), nor REFRACTORY_S of such a cut: a look's least while a cut drains is where the
         drain stood at its end, above the last (the growth's start): cut twice, the toy's
         upload fell to 0.6-0.7 of its link."""
         up = self._state[Direction.UP]
         return (self._one_way() and self._up_fresh and self._up_seen() and not self._trying
                 and up.capacity is not None and not (self._probing(Direction.UP) and up.recent)
                 and self._since_one_way_cut_s >= REFRACTORY_S
+                and self._since_one_way_back_s >= ONE_WAY_DRAIN_S
                 and (self._up_ms or 0.0) > (self._up_ms_before or 0.0) - 1.0)  # fmt: skip
 
     def _one_way_cut(self, sent: float) -> None:
@@ -1085,7 +1092,8 @@ class CapacityEstimator:
         # no turn); its take-back's queue drained (REFRACTORY_S), not seen in the round trips
         one_way = self._one_way()
         # read one way, not while the download climbs past where it last failed (a faster link:
-        # turns every 5 s then held a doubled download link 11-23 s in the toy, 9-27 without)
+        # with turns every 5 s regardless, a doubled download link took over 10 s in 109 of 198
+        # changes in test_capacity_one_way.py's toy; so, 59; with no reader, 57)
         climbing = (down.last_failed is not None and (down.capacity or 0) > down.last_failed
                     and down.streak > 0 and down.since_raise_s <= STREAK_GAP_S)  # fmt: skip
         if one_way:
@@ -1110,7 +1118,9 @@ class CapacityEstimator:
             if down.recent and down.recent[-1][0] < JUDGE_S[Direction.UP]:
                 return  # the download's last raise is still being judged (by the round trips)
             if one_way:  # from the smallest step (its raises back to what it held: no turn's)
-                up.streak = 0
+                # and the download's after it are not in a row with those before it either: a
+                # 12% step 5 s after its last, across a turn, put 104 ms at the modem (owd29, D2)
+                up.streak = down.streak = 0
                 if (up_step := self._step(Direction.UP, up)) is None:
                     return
             state, step = up, up_step  # type: ignore[assignment]

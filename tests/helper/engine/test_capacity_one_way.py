@@ -274,3 +274,18 @@ def test_with_no_reading_for_a_while_the_upload_is_raised_as_without_a_reader(
     loaded = int((estimator.capacity(UP) or 0) * SHAPE_SHARE)
     estimator.update(Sample(1.0, {UP: loaded, DOWN: loaded * 3 // 100}, 0.001, upload_queue=later))
     assert estimator.decisions == [f"raise up {step}"], estimator.decisions
+
+
+def test_a_take_backs_queue_draining_is_not_taken_for_the_link_slowing() -> None:
+    """Taken back at a glance with 11 ms read, the tick 0.2 s on read 10.2 ms (the least of the
+    drain): cut for it as a queue standing, the upload went 9% under its link with the modem's
+    queue empty (owd29's D2 run, 58 s). Within ONE_WAY_DRAIN_S of a take-back it is no cut."""
+    estimator = _upload_raised(UploadQueueReading(0.0, 12))
+    # the glances of the 0.8 s since the tick, the last reading 11 ms
+    estimator.glance(0.8, None, {DOWN: 0.1, UP: 0.2}, upload_queue=UploadQueueReading(11.0, 27))
+    taken = estimator.capacity(UP) or 0
+    assert estimator.decisions[0] == "glance: the upload's one-way queue", estimator.decisions
+    loaded = int(taken * SHAPE_SHARE)
+    shaped = {UP: loaded, DOWN: loaded * 3 // 100}
+    estimator.update(Sample(1.0, shaped, 0.001, upload_queue=UploadQueueReading(10.5, 31)))
+    assert estimator.capacity(UP) == taken, estimator.decisions
