@@ -1018,21 +1018,23 @@ static __always_inline int one_way_departed(struct __sk_buff *packet)
     segment.state = ONE_WAY_SENT;
     key.end = tcp.seq + tcp.payload;
     one_way_note(&key, &segment);
-    /* A GSO packet's segments each end where an ACK may fall (a receiver acknowledges
-     * every second segment): the ends of its last ONE_WAY_GSO_ENDS too, so an ACK
-     * within it is read, not only one that happens to fall at its end. */
+    /* A GSO packet's segments leave the modem one after another when its bucket
+     * is empty: its last segment waits behind the others there (10 segments at
+     * 5 Mbit/s: 22 ms), a queue of our own burst, not one that stands. The ends of
+     * its first two segments are noted too (a receiver acknowledges every second
+     * segment: one of them is where an ACK falls), so a look's least reads the
+     * queue ahead of the burst. */
     __u32 size = skb->gso_size;
     __u32 segments = skb->gso_segs;
     if (!size || segments < 2 || size >= tcp.payload)
         return 1;
-#pragma unroll
-    for (__u32 i = 1; i < ONE_WAY_GSO_ENDS; i++) {
-        if (i >= segments)
-            break;
-        key.end = tcp.seq + size * (segments - i);
-        /* not marked when sent again (a lookup here made the program too complex
-         * for the verifier): an ACK of a resent segment echoes the resending's
-         * stamp, newer than this one's, and is not read (one_way_acked) */
+    /* not marked when sent again (a lookup here made the program too complex for
+     * the verifier): an ACK of a resent segment echoes the resending's stamp,
+     * newer than this one's, and is not read (one_way_acked) */
+    key.end = tcp.seq + size;
+    one_way_segments.insert(&key, &segment);
+    if (segments > 2) {
+        key.end = tcp.seq + 2 * size;
         one_way_segments.insert(&key, &segment);
     }
     return 1;

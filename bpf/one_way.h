@@ -4,8 +4,8 @@
  *   one_way_departed  on the uplink's tc egress (chadt_tc_out): a TCP data
  *                     packet the upload IFB sends on (its HTB let it go just
  *                     now; ingress_ifindex names the IFB) is noted: its
- *                     connection and end sequence (each of a GSO packet's
- *                     last ONE_WAY_GSO_ENDS segments) -> when, and our TSval.
+ *                     connection and end sequence (and those of a GSO
+ *                     packet's first two segments) -> when, and our TSval.
  *                     (A GSO packet's earlier segments are not counted: the
  *                     modem's bucket passes them at once when it has tokens.)
  *   one_way_acked     on the uplink's tc ingress (chadt_tc_in): a pure ACK
@@ -23,7 +23,6 @@
 
 #define ONE_WAY_SEGMENTS 16384 /* noted segments: ~1.5 s of a 1 Gbit/s upload in full frames */
 #define ONE_WAY_CONNECTIONS 4096
-#define ONE_WAY_GSO_ENDS 2 /* a GSO packet's last segment ends noted: one of two falls where a receiver acknowledging every second segment answers */
 #define ONE_WAY_NS_PER_TICK 1000000LL /* a far TS clock of 1 kHz (Linux, and RFC 7323's usual) */
 
 struct one_way_control {

@@ -22,7 +22,7 @@ import ctypes
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from chadthrottle.helper.kernel import bpf_maps
 from chadthrottle.helper.kernel.bpf_maps import TypedMap
@@ -59,8 +59,9 @@ class UploadQueueReader:
         # per connection: (when, its least then, ns) of the looks within FLOOR_S
         self._floors: dict[tuple[int, int, int, int], deque[tuple[float, int]]] = {}
         self._declined: set[tuple[int, int, int, int]] = set()
-        self._keys = (OneWayConn * _MAX_CONNECTIONS)()
-        self._values = (OneWayReading * _MAX_CONNECTIONS)()
+        self._buffers: tuple[Any, Any] | None = (
+            None  # the batch read's, at the first start (112 KB)
+        )
 
     @property
     def reading_from(self) -> int | None:
@@ -73,6 +74,10 @@ class UploadQueueReader:
             return
         if self._opened is None:
             self._opened = self._maps.one_way_maps()
+            self._buffers = (
+                (OneWayConn * _MAX_CONNECTIONS)(),
+                (OneWayReading * _MAX_CONNECTIONS)(),
+            )
         self._ifb = ifb_ifindex
         self._renew()
 
@@ -130,14 +135,14 @@ class UploadQueueReader:
         """Each connection's (least, count) since the last take, out of the map: the
         keys by one batch read, each entry then taken out at once (an ACK read between
         the two goes with it, or into a new entry for the next look)."""
-        assert self._opened is not None
-        readings = self._opened[1]
-        found = bpf_maps.lookup_batch(readings.fd, self._keys, self._values,
+        assert self._opened is not None and self._buffers is not None
+        readings, (keys, values) = self._opened[1], self._buffers
+        found = bpf_maps.lookup_batch(readings.fd, keys, values,
                                       ctypes.sizeof(OneWayConn), ctypes.sizeof(OneWayReading))  # fmt: skip
         taken = {}
         value = OneWayReading()
         for index in range(found):
-            key = self._keys[index]
+            key = keys[index]
             if bpf_maps.lookup_and_delete(readings.fd, key, value) and value.count:
                 conn = (key.ours, key.theirs, key.our_port, key.their_port)
                 taken[conn] = (int(value.least_ns), int(value.count))
