@@ -71,8 +71,8 @@ def walks_pending_text(processes: int) -> str:
     """What a limit's reach says while first tags' walks wait."""
     if not processes:
         return ""
-    return (f"the sockets {processes} of its processes had open before the limit reached them "
-            "are not held yet (their descriptors are walked a bounded time each tick)")  # fmt: skip
+    return (f"the open sockets of {processes} of its processes are not held to it yet "
+            "(their descriptors are walked a bounded time each tick)")  # fmt: skip
 
 
 class Engine(EngineCore):

@@ -131,11 +131,11 @@ class KernelHold:
     def caps(self, wanted: dict[int, SocketCaps]) -> None:
         """Each slot's socket caps as wanted; a slot no longer wanted is uncapped."""
         for slot in set(self._capped_slots) - set(wanted):
-            self._datapath.set_slot_caps(slot, NO_CAPS)
+            self._datapath.set_slot_caps(slot, NO_CAPS, later=True)
             del self._capped_slots[slot]
         for slot, caps in wanted.items():
             if self._capped_slots.get(slot) != caps:
-                self._datapath.set_slot_caps(slot, caps)
+                self._datapath.set_slot_caps(slot, caps, later=True)  # walked by tags()
                 self._capped_slots[slot] = caps
 
     def tags(

@@ -458,8 +458,11 @@ class Datapath:
         start = start or running
         table = self._maps["slot_by_tgid"]
         first = tgid not in self._slot_of_tgid  # untagged until now: its walk may wait
-        self._pending_walks.drop(tgid)  # any walk waiting is this one's now
+        waited = self._pending_walks.drop(tgid)  # any walk waiting is this one's now
         was = self._caps_of_slot.get(self._slot_of_tgid.get(tgid, 0), NO_CAPS)
+        if waited is not None:  # what the sockets it did not reach may still hold
+            was = SocketCaps(max(was.pacing_bps, waited.was.pacing_bps),
+                             max(was.window_bps, waited.was.window_bps))  # fmt: skip
         made_by = self._made_by_of_tgid.pop(tgid, None)  # untagged: what it tagged
         if app_slot:
             took, made_by = made_by, self._slot_owners.get(app_slot)
@@ -503,18 +506,23 @@ class Datapath:
                 self._pending_walks.drop(walk.tgid)  # gone, replaced or retagged (walked then)
                 continue
             caps = self._caps_of_slot.get(walk.slot, NO_CAPS)
+            made_by = self._made_by_of_tgid.get(walk.tgid)
+            shares = self._namespace_sockets.get(walk.slot)
             cursor = WalkCursor(deadline, walk.next_fd)
             with pausing(self._between_walks), budgeted(cursor):
-                tag_open_sockets(self._maps["socket_tags"].fd, walk.tgid, walk.slot,
-                                 caps if caps != NO_CAPS else None, NO_CAPS,
-                                 self._namespace_sockets.get(walk.slot),
-                                 self._made_by_of_tgid.get(walk.tgid), walk.seen)  # fmt: skip
+                if walk.capped_only:
+                    cap_open_sockets(walk.tgid, caps, walk.was, shares, made_by)
+                else:
+                    tag_open_sockets(self._maps["socket_tags"].fd, walk.tgid, walk.slot,
+                                     caps if caps != NO_CAPS or walk.was != NO_CAPS else None,
+                                     walk.was, shares, made_by, walk.seen)  # fmt: skip
             self._between_walks()
             if cursor.cut:
                 walk.next_fd = cursor.next_fd
                 break
             self._pending_walks.drop(walk.tgid)
-            self._accept_queues.after_walk(walk.tgid, walk.start, walk.seen, NO_CAPS)
+            if not walk.capped_only:
+                self._accept_queues.after_walk(walk.tgid, walk.start, walk.seen, walk.was)
         return len(self._pending_walks)
 
     def pending_walks(self) -> dict[int, int]:
@@ -571,9 +579,11 @@ class Datapath:
             if slot in changed:  # the same slot, now another rule's
                 self.set_cgroup_slot(cgroup_id, slot)
 
-    def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None:
-        """Hold the slot's TCP sockets to caps (NO_CAPS: lift them): the open
-        ones of every process tagged with it now, new ones as they connect."""
+    def set_slot_caps(self, app_slot: int, caps: SocketCaps, later: bool = False) -> None:
+        """Hold the slot's TCP sockets to caps (NO_CAPS: lift them): new ones
+        as they connect, the open ones of every process tagged with it now
+        (later: by walk_pending, bounded per call; a user may change their
+        rule's rate as often as they like)."""
         was = self._caps_of_slot.get(app_slot, NO_CAPS)
         if was == caps:
             return
@@ -585,9 +595,12 @@ class Datapath:
             self._caps_of_slot.pop(app_slot, None)
         self._write_namespace_sockets(app_slot)
         for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
+            made_by = self._made_by_of_tgid.get(tgid)
+            if later:
+                self._pending_walks.recap(tgid, read_start(tgid) or 0, app_slot, was, made_by)
+                continue
             with pausing(self._between_walks):
-                cap_open_sockets(tgid, caps, was, self._namespace_sockets.get(app_slot),
-                                 self._made_by_of_tgid.get(tgid))  # fmt: skip
+                cap_open_sockets(tgid, caps, was, self._namespace_sockets.get(app_slot), made_by)
             self._between_walks()
 
     def clamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None) -> float | None:

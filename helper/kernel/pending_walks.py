@@ -12,8 +12,11 @@ for at most WALK_BUDGET_S, users in turn (one user's backlog does not hold
 up another's), a cut walk going on from the descriptor where it stopped.
 What waits is said in the rule's reach (Engine.list_applications).
 
-Only first tags wait: a retag, an untag or a caps change still walks at once
-(a slot must not be given to another rule while sockets still carry it).
+First tags wait, and so do caps changes (a new rate's pacing, a download
+limit's window clamp: a user may change their own rule's rate as often as they
+like, and each change capped every process's sockets again, in the call). A
+retag or an untag still walks at once (a slot must not be given to another
+rule while sockets still carry it).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from itertools import chain, zip_longest
 
 from chadthrottle.helper.kernel.accept_queue import WalkSeen
+from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
 
 # Walking per call (a tick, a change, a new socket owner): about 12,000
 # non-socket descriptors here (rights28: 150 ms for 19,000).
@@ -31,15 +35,19 @@ WALK_BUDGET_S = 0.1
 
 @dataclass
 class PendingWalk:
-    """A process whose open sockets wait to be tagged with slot: the one
-    that started at start (another under its pid is not walked), from
-    next_fd up; seen gathers its listeners' queues over the walk's parts."""
+    """A process whose open sockets wait to be tagged with slot (capped_only:
+    tagged already, held to the slot's caps anew): the one that started at
+    start (another under its pid is not walked), from next_fd up; was: the
+    caps its sockets may hold (lifted if the slot's now are none); seen
+    gathers its listeners' queues over a tag walk's parts."""
 
     tgid: int
     start: int
     slot: int
     uid: int  # whose turn it takes (the process's owner)
     next_fd: int = 0
+    was: SocketCaps = NO_CAPS
+    capped_only: bool = False
     seen: WalkSeen = field(default_factory=WalkSeen)
 
 
@@ -58,6 +66,19 @@ class PendingWalks:
             except OSError:
                 uid = 0
         self._walks[tgid] = PendingWalk(tgid, start, slot, uid)
+
+    def recap(self, tgid: int, start: int, slot: int, was: SocketCaps, uid: int | None) -> None:
+        """The slot's caps changed from was: tgid's sockets are capped anew,
+        from its first descriptor (a tag walk waiting goes on as one, from
+        there, so the part it did is capped too)."""
+        walk = self._walks.get(tgid)
+        if walk is None:
+            self.add(tgid, start, slot, uid)
+            walk = self._walks[tgid]
+            walk.capped_only = True
+        walk.next_fd = 0
+        walk.was = SocketCaps(max(walk.was.pacing_bps, was.pacing_bps),
+                              max(walk.was.window_bps, was.window_bps))  # fmt: skip
 
     def drop(self, tgid: int) -> PendingWalk | None:
         return self._walks.pop(tgid, None)

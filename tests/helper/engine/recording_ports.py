@@ -64,7 +64,7 @@ class RecordingDatapath:
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
         pass
 
-    def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None:
+    def set_slot_caps(self, app_slot: int, caps: SocketCaps, later: bool = False) -> None:
         if caps != NO_CAPS:
             self.caps[app_slot] = caps
         else:

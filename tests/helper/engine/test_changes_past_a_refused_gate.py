@@ -160,9 +160,9 @@ def _shaped_and_paced(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> tuple[li
         shaped.extend(spec.rate_bps for spec in wanted.get(UP, {}).values())
         reconcile(wanted)
 
-    def capping(slot: int, caps: SocketCaps) -> None:
+    def capping(slot: int, caps: SocketCaps, later: bool = False) -> None:
         paced.append(caps.pacing_bps)
-        set_caps(slot, caps)
+        set_caps(slot, caps, later)
 
     monkeypatch.setattr(stage.shaper, "reconcile", reconciling)
     monkeypatch.setattr(stage.datapath, "set_slot_caps", capping)

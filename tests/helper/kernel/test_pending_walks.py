@@ -4,18 +4,21 @@ A process a rule reaches has its open sockets tagged by a walk of its whole
 descriptor table, under the engine's lock. A user chooses how many
 descriptors (up to their RLIMIT_NOFILE) and how many new processes: a limited
 program of 19,000 descriptors forking every 50 ms held the lock 2.2 s a
-tick, and root's calls waited that long (rights28). First tags' walks now
-wait in pending_walks.py and each call walks for at most walk_budget_s,
+tick, and root's calls waited that long (rights28). First tags' and caps
+changes' walks now wait in pending_walks.py and each call walks for at most walk_budget_s,
 users in turn, a cut walk going on from where it stopped; the rule's reach
 says what waits. On the real datapath with real processes: a tick that
 meets 8 new processes of 15,000 descriptors each holds the lock about the
 budget, not the ~1 s of their walks, and every one's socket, opened last
-(the highest descriptor), carries its slot a few ticks later."""
+(the highest descriptor), carries its slot a few ticks later; a new rate
+(new caps for every TCP socket) the same (1.18 s in the call before)."""
 
 from __future__ import annotations
 
 import ctypes
 import os
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -26,6 +29,7 @@ from chadthrottle.helper.kernel import bpf_maps
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.layout import SockTag
 from chadthrottle.helper.kernel.pending_walks import WALK_BUDGET_S, PendingWalks
+from chadthrottle.helper.kernel.socket_tagging import SO_MAX_PACING_RATE, UNCAPPED_PACING
 
 from tests.helper.kernel.test_leases_during_walks import _a_block_and_a_limit, programs  # noqa: F401
 
@@ -37,7 +41,8 @@ HOLDER = (
     "null = os.open('/dev/null', os.O_RDONLY)\n"
     "held = [os.dup(null) for _ in range(int(sys.argv[1]))]\n"
     "sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-    "print('ready', sock.fileno(), sep='\\n', flush=True)\n"
+    "tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"  # paced to the rule's rate
+    "print('ready', sock.fileno(), tcp.fileno(), sep='\\n', flush=True)\n"
     "time.sleep(600)\n"
 )
 
@@ -70,6 +75,19 @@ def _slot_of_socket(map_fd: int, pid: int, fd: int) -> int:
         os.close(local)
 
 
+def _pacing(pid: int, fd: int) -> int:
+    """SO_MAX_PACING_RATE of pid's socket fd."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        local = pidfd_getfd(pidfd, fd)
+    finally:
+        os.close(pidfd)
+    with socket.socket(fileno=local) as sock:
+        return int(
+            struct.unpack("=I", sock.getsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, 4))[0]
+        )
+
+
 def test_a_tick_walks_new_processes_for_its_budget_and_the_rest_later(
     kernel_ready: Path,
     programs: tuple[Path, Path],  # noqa: F811
@@ -85,6 +103,7 @@ def test_a_tick_walks_new_processes_for_its_budget_and_the_rest_later(
             running.append(process)
             assert process.stdout is not None and process.stdout.readline().strip() == "ready"
             new[process.pid] = int(process.stdout.readline())
+            process.stdout.readline()
 
         started = time.monotonic()
         engine.tick()  # identifies the new processes: their walks wait, a budget's worth done
@@ -99,7 +118,7 @@ def test_a_tick_walks_new_processes_for_its_budget_and_the_rest_later(
             "every walk done within the budget: nothing proved"
         )
         (app,) = [a for a in engine.list_applications() if a.id == limited]
-        assert "not held yet" in app.up_limit_reach, app.up_limit_reach
+        assert "not held to it yet" in app.up_limit_reach, app.up_limit_reach
 
         ticks, longest = 1, held_s
         while datapath.pending_walks():
@@ -116,5 +135,47 @@ def test_a_tick_walks_new_processes_for_its_budget_and_the_rest_later(
         slots = {pid: _slot_of_socket(map_fd, pid, fd) for pid, fd in new.items()}
         assert set(slots.values()) == {hold.slot_of_process(next(iter(new)))}, slots
         (app,) = [a for a in engine.list_applications() if a.id == limited]
-        assert "not held yet" not in app.up_limit_reach
+        assert "not held to it yet" not in app.up_limit_reach
         assert engine.set_limit(limited, Direction.UP, 200_000, 0) == limited
+
+
+def test_a_users_rate_change_walks_for_the_budget_and_the_rest_later(
+    kernel_ready: Path,
+    programs: tuple[Path, Path],  # noqa: F811
+) -> None:
+    """A new rate changes the slot's caps: every tagged process's TCP sockets
+    were capped again in the call, under the lock, however many descriptors
+    (a user may change their own rule's rate as often as they like)."""
+    holder_script = programs[1]
+    holder_script.write_text(HOLDER)
+    limited = f"script:{holder_script}"
+    with _a_block_and_a_limit(kernel_ready, programs, 1.0) as (engine, datapath, running, _):
+        tcp: dict[int, int] = {}  # pid -> its TCP socket's descriptor (its highest)
+        for _ in range(NEW_PROCESSES):
+            process = subprocess.Popen([sys.executable, str(holder_script), str(DESCRIPTORS)],
+                                       stdout=subprocess.PIPE, text=True)  # fmt: skip
+            running.append(process)
+            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+            process.stdout.readline()
+            tcp[process.pid] = int(process.stdout.readline())
+        engine.tick()
+        while datapath.pending_walks():
+            engine.tick()
+        for rate in (300_000, 400_000):
+            started = time.monotonic()
+            assert engine.set_limit(limited, Direction.UP, rate, 0) == limited
+            held_s = time.monotonic() - started
+            print(f"a new rate: {held_s * 1000:.0f} ms, {len(datapath.pending_walks())} walks left")
+            assert held_s < HELD_TICK_S, f"a rate change held the lock {held_s:.2f} s"
+            assert datapath.pending_walks(), "every socket capped within the budget: nothing proved"
+            for _ in range(10 * NEW_PROCESSES):
+                if not datapath.pending_walks():
+                    break
+                engine.tick()
+            assert not datapath.pending_walks()
+            paced = {_pacing(pid, fd) for pid, fd in tcp.items()}
+            assert len(paced) == 1 and paced != {UNCAPPED_PACING}, paced
+            if rate == 300_000:
+                first = paced
+            else:
+                assert paced != first, "the second rate did not reach the sockets"
