@@ -113,8 +113,9 @@ it was), the upload is judged by that reading instead of the round trips:
   alone, at the first look (the helper glances meanwhile: wants_glances) that
   makes SEEN_MS two looks in a row, or one of SURE_ACKS ACKs (a delayed ACK's
   40 ms is a look of one or two); a turn is held by one such look, and a rise
-  of the round trips while the reading is quiet takes nothing back (it is the
-  download's queue: 5 of 13 take-backs by the round trips were, owd28). The
+  of the round trips while the reading is quiet takes the upload's raise not
+  back (it is the download's queue: 5 of 13 take-backs by the round trips
+  were, owd28) but is judged as the download's, the upload left out. The
   download holds DOWN_HOLD_AFTER_S (the acknowledgements the modem's upload
   queue held arrive at once), and a rise excuses that take-back's small queue
   for ONE_WAY_LATE_S, not BLAME_S;
@@ -125,10 +126,12 @@ it was), the upload is judged by that reading instead of the round trips:
   ONE_WAY_RAISE_STEPS from the smallest; where it failed forgotten after
   ONE_WAY_FORGET_FAILED_S, held ONE_WAY_HOLD_S after a failure;
 - a reading standing at SEEN_MS and not draining with no raise judged is the
-  upload's link slowed under what we send: cut at that tick to CUT_SHARE of
-  what the modem passed (what we sent less the reading's growth), and a rise
-  while that queue drains and BLAME_S after it was last read cuts nothing (the
-  download's raise made meanwhile is taken back, not by what passed).
+  upload's link slowed under what we send (the helper glances once a look
+  reads SEEN_MS: wants_glances): cut at that look (a tick's, or a glance's of
+  SURE_ACKS ACKs) to CUT_SHARE of what the modem passed (what we sent less
+  the reading's growth), and a rise while that queue drains and BLAME_S after
+  it was last read cuts nothing (the download's raise made meanwhile is taken
+  back, not by what passed).
 
 Bounds: never below floor_bps, never above the ceiling (the NIC's speed
 when it is known, else MAX_RATE_BPS). Without a starting value a
@@ -317,6 +320,7 @@ ONE_WAY_HOLD_S = (2.0, 4.0)  # a failure costs 5-15 ms at the modem, not 30-70
 ONE_WAY_TURN_S = 5.0
 ONE_WAY_SUSPECT_S = 2.0  # an upload raise judged this long (a 2% one showed 1.7-1.8 s on, owd28)
 ONE_WAY_DRAIN_S = 0.5  # a one-way take-back's queue (5-20 ms) drains within this
+ONE_WAY_CLOSE_S = 0.3  # readings this close: their growth is the queue's, not a second's least
 ONE_WAY_LATE_S = 2.0  # a one-way take-back's queue shows in the round trips this long at most
 ONE_WAY_TURN_RAISES = 8
 FLOOR_BPS = 32_000  # 256 kbit/s: below it nothing interactive works anyway
@@ -434,8 +438,8 @@ class CapacityEstimator:
         self._queue_here_fell(looked_s, sample.local_wait_s)
         self._glanced_s = 0.0
         self._note_reading(looked_s, sample.upload_queue)
-        self._since_one_way_cut_s += sample.seconds
-        self._cut_seen_s += sample.seconds
+        self._since_one_way_cut_s += looked_s
+        self._cut_seen_s += looked_s
         self._since_one_way_back_s += looked_s
         achieved = {
             direction: sample.bytes.get(direction, 0) / sample.seconds for direction in Direction
@@ -565,6 +569,8 @@ class CapacityEstimator:
         self.decisions = []
         self._glanced_s += seconds
         self._since_one_way_back_s += seconds
+        self._since_one_way_cut_s += seconds
+        self._cut_seen_s += seconds
         self._note_reading(seconds, upload_queue)
         fell = self._queue_here_fell(seconds, local_wait_s or {})
         delay = delay_s if delay_s is not None and delay_s == delay_s else None
@@ -583,6 +589,9 @@ class CapacityEstimator:
             if self._up_seen():
                 self.decisions.append("glance: the upload's one-way queue")
                 self._one_way_take_back()
+        elif self._up_standing():  # no raise judged: cut now, not at the tick (_one_way_cut)
+            up = self._state[Direction.UP]
+            self._one_way_cut((up.capacity or 0) * SHAPE_SHARE)
         elif self._probing(Direction.UP) and self._state[Direction.UP].recent:
             if twice:
                 self.decisions.append("glance: round trips rose")
@@ -607,7 +616,14 @@ class CapacityEstimator:
     def wants_glances(self) -> bool:
         """A raise is being judged that a glance can take back: a download's (judging_down)
         or, while the one-way reading arrives, an upload's (glance() reads the reading)."""
-        return self.judging_down() or self._up_judged()
+        return self.judging_down() or self._up_judged() or self._up_suspect()
+
+    def _up_suspect(self) -> bool:
+        """The reading read SEEN_MS at the last look with no upload raise judged: glanced at
+        until it tells, so a queue standing there is cut within a few tenths (_up_standing)."""
+        up = self._state[Direction.UP]
+        return (self._one_way() and self._up_high >= 1 and not self._trying
+                and not (self._probing(Direction.UP) and up.recent))  # fmt: skip
 
     def judging_down(self) -> bool:
         """A download raise is being judged, with no upload probe or try: what glance()
@@ -697,13 +713,20 @@ class CapacityEstimator:
         than the look before by more than the far clock's tick) with no upload raise judged:
         the upload's link slowed under what we send (a failed raise's take-back drains it).
         Not within ONE_WAY_DRAIN_S of a take-back (its queue read 10 ms 0.2 s on, as it
-        drained: cut for it, owd29's D2 at 58 s), nor REFRACTORY_S of such a cut: a look's least while a cut drains is where the
-        drain stood at its end, above the last (the growth's start): cut twice, the toy's
-        upload fell to 0.6-0.7 of its link."""
+        drained: cut for it, owd29's D2 at 58 s), nor of such a cut when the two readings are
+        ONE_WAY_CLOSE_S apart at most; REFRACTORY_S when further: a look's least over a second
+        while a cut drains is where the drain stood at its end, above the last (the growth's
+        start): cut twice so, the toy's upload fell to 0.6-0.7 of its link. Read at glances
+        too (wants_glances): at ticks alone, a link halved under the upload filled the modem's
+        400 ms over the second before the tick (owd29's H1, 20-21 s)."""
         up = self._state[Direction.UP]
-        return (self._one_way() and self._up_fresh and self._up_seen() and not self._trying
+        close = self._up_gap_s <= ONE_WAY_CLOSE_S  # two readings a glance or two apart
+        # of SURE_ACKS ACKs: a delayed one's 40 ms reads as growth (the toy cut a draining
+        # queue for one, to 0.51 of its link)
+        return (self._one_way() and self._up_fresh and self._up_many and self._up_seen()
+                and not self._trying
                 and up.capacity is not None and not (self._probing(Direction.UP) and up.recent)
-                and self._since_one_way_cut_s >= REFRACTORY_S
+                and self._since_one_way_cut_s >= (ONE_WAY_DRAIN_S if close else REFRACTORY_S)
                 and self._since_one_way_back_s >= ONE_WAY_DRAIN_S
                 and (self._up_ms or 0.0) > (self._up_ms_before or 0.0) - 1.0)  # fmt: skip
 
@@ -876,11 +899,14 @@ class CapacityEstimator:
         it is after the modem: it fell, so the modem's rate did, or the
         upload's queue there holds its acknowledgements back), alone at first:
         the upload too if the queue stays after DOWN_ALONE_CUTS in a row."""
-        if self._one_way() and self._up_judged() and self._up_high == 0:
+        not_up = self._one_way() and self._up_judged() and self._up_high == 0
+        if not_up:
             # the upload's reading quiet: the queue is not its raise's (5 of 13 take-backs by
-            # the round trips were of the download's queue, the upload's empty: owd28)
+            # the round trips were of the download's queue, the upload's empty: owd28), but
+            # the download's, judged as without the upload (left alone, a download raise made
+            # before the turn grew 46-114 ms at the modem over the turn: owd29's H1, 35-37 s)
             self.decisions.append("rise, not the upload's (its one-way queue quiet)")
-            return
+            active = {d: s for d, s in active.items() if d is Direction.DOWN}
         if self._cut_seen_s < BLAME_S and not (
             self._up_fresh and (self._up_ms or 0.0) < SEEN_MS
             and len(self._delays) >= 2 and delay > self._delays[-2] + RISE_S
@@ -906,7 +932,8 @@ class CapacityEstimator:
             if self._probing(Direction.UP)
             else (Direction.DOWN, Direction.UP)
         )
-        probed = [d for d in order if self._state[d].recent and not self._seen_late(d, achieved)]
+        probed = [d for d in order if self._state[d].recent and not self._seen_late(d, achieved)
+                  and not (not_up and d is Direction.UP)]  # fmt: skip
         if probed:
             direction = probed[0]
             self._take_back(

@@ -289,3 +289,50 @@ def test_a_take_backs_queue_draining_is_not_taken_for_the_link_slowing() -> None
     shaped = {UP: loaded, DOWN: loaded * 3 // 100}
     estimator.update(Sample(1.0, shaped, 0.001, upload_queue=UploadQueueReading(10.5, 31)))
     assert estimator.capacity(UP) == taken, estimator.decisions
+
+
+def test_an_upload_queue_growing_between_glances_is_cut_at_a_glance() -> None:
+    """The link halved under the upload between ticks: read at ticks alone it was cut a second
+    on, the modem's 400 ms full (owd29's H1, 20-21 s); a reading at SEEN_MS wants glances, and
+    the next of SURE_ACKS ACKs, grown, cuts it there, to what the modem passed by that growth."""
+    estimator = _upload_raised(UploadQueueReading(0.0, 12))
+    loaded = int((estimator.capacity(UP) or 0) * SHAPE_SHARE)
+    for _ in range(6):  # no busy connection (held): the raise judged and passed, none now
+        estimator.update(Sample(1.0, {UP: loaded, DOWN: loaded * 3 // 100}, None,
+                                upload_queue=UploadQueueReading(0.0, 12)))  # fmt: skip
+    assert not estimator.wants_glances(), estimator.decisions
+    before = estimator.capacity(UP) or 0
+    estimator.update(Sample(1.0, {UP: loaded, DOWN: loaded * 3 // 100}, None,
+                            upload_queue=UploadQueueReading(6.0, 2)))  # fmt: skip
+    assert estimator.capacity(UP) == before and estimator.wants_glances(), estimator.decisions
+    estimator.glance(0.1, None, {DOWN: 0.1, UP: 0.2}, upload_queue=UploadQueueReading(39.0, 10))
+    assert estimator.decisions == ["cut up: its one-way queue stood at 39 ms"], estimator.decisions
+    # growing 0.33 s a second: the modem passed 1 / 1.33 of what we sent, cut to CUT_SHARE of it
+    assert (estimator.capacity(UP) or 0) == pytest.approx(before * 0.85 / 1.33, rel=0.01)
+
+
+def test_a_rise_during_an_upload_turn_read_quiet_takes_the_downloads_raise_back() -> None:
+    """A rise while an upload raise is judged and its reading is quiet is not the upload's
+    (owd28: 5 of 13 take-backs by the round trips were the download's queue), but the
+    download's: its raise made before the turn is taken back. Left alone, such a raise grew
+    46-114 ms at the modem over the turn (owd29's H1, 35-37 s)."""
+    estimator = CapacityEstimator({DOWN: 2_500_000, UP: 625_000})
+    quiet = UploadQueueReading(0.0, 12)
+
+    def tick(delay: float) -> list[str]:
+        shaped = {d: int((estimator.capacity(d) or 0) * SHAPE_SHARE) for d in Direction}
+        estimator.update(Sample(1.0, shaped, delay, {DOWN: 0.1, UP: 0.2}, upload_queue=quiet))
+        return estimator.decisions
+
+    decided = []
+    for _ in range(30):  # ticks with no rise until a turn is raised after a download raise
+        decided.append(tick(0.001))
+        turn = any(d.startswith("raise up") for d in decided[-1])
+        if turn and len(decided) >= 3 and any(d.startswith("raise down") for d in decided[-3]):
+            break
+    else:
+        raise AssertionError(decided)
+    down = estimator.capacity(DOWN) or 0
+    assert tick(0.05)[0] == "rise, not the upload's (its one-way queue quiet)", estimator.decisions
+    assert estimator.decisions[1].startswith("take back down"), estimator.decisions
+    assert (estimator.capacity(DOWN) or 0) < down
