@@ -104,7 +104,9 @@ class LinkEstimation:
         self._looked = 0.0  # the last tick or glance
 
     def glancing(self) -> bool:
-        """A download raise is being judged: glance() every GLANCE_S until the next tick."""
+        """The estimator asks for glances (CapacityEstimator.wants_glances: a download raise
+        judged, or an upload raise judged while the one-way reading comes): glance() every
+        GLANCE_S until the next tick."""
         return self._estimator is not None and self._estimator.wants_glances()
 
     def glance(self, engine: EstimatedEngine) -> None:
