@@ -413,7 +413,7 @@ class CapacityEstimator:
         self._since_reading_s = float("inf")
         self._up_ms: float | None = None
         self._up_ms_before: float | None = None
-        self._up_gap_s = 0.0
+        self._up_gap_s = self._up_gap_before_s = float("inf")
         self._up_high, self._up_many, self._up_fresh = 0, False, False
         self._since_one_way_cut_s = self._cut_seen_s = float("inf")
         self._since_one_way_back_s = float("inf")
@@ -512,7 +512,13 @@ class CapacityEstimator:
             self._judge_try(rise, queued)
             return self.capacities()
         first = False  # the first tick of the upload's own link slowing: what passed straddles it
-        if rise and self._up_link_slowed(achieved, sample.local_wait_s):
+        # (a one-way cut's queue draining is that slowing, cut already: cut again by this
+        # rule a tick on, the upload went to 0.44 of its link, owd29's H1 at 22 s)
+        if (
+            rise
+            and self._cut_seen_s >= BLAME_S
+            and self._up_link_slowed(achieved, sample.local_wait_s)
+        ):
             if first := self._since_up_slow_s >= BLAME_S:
                 self._up_before, self._up_link = self._state[Direction.UP].held, 0.0
                 self._slowed(self._up_before)
@@ -670,6 +676,7 @@ class CapacityEstimator:
         if ms is None or not 0.0 <= ms < float("inf"):
             return
         assert reading is not None
+        self._up_gap_before_s = self._up_gap_s
         self._up_ms_before, self._up_ms, self._up_gap_s = self._up_ms, ms, self._since_reading_s
         self._since_reading_s, self._up_fresh = 0.0, True
         self._up_high = self._up_high + 1 if ms >= SEEN_MS else 0
@@ -720,7 +727,9 @@ class CapacityEstimator:
         too (wants_glances): at ticks alone, a link halved under the upload filled the modem's
         400 ms over the second before the tick (owd29's H1, 20-21 s)."""
         up = self._state[Direction.UP]
-        close = self._up_gap_s <= ONE_WAY_CLOSE_S  # two readings a glance or two apart
+        # two readings each of a glance or two (a tick's of a second is its start's least: read
+        # against the next glance's, a draining queue grew, and was cut to 0.44 of its link)
+        close = max(self._up_gap_s, self._up_gap_before_s) <= ONE_WAY_CLOSE_S
         # of SURE_ACKS ACKs: a delayed one's 40 ms reads as growth (the toy cut a draining
         # queue for one, to 0.51 of its link)
         return (self._one_way() and self._up_fresh and self._up_many and self._up_seen()

@@ -336,3 +336,21 @@ def test_a_rise_during_an_upload_turn_read_quiet_takes_the_downloads_raise_back(
     assert tick(0.05)[0] == "rise, not the upload's (its one-way queue quiet)", estimator.decisions
     assert estimator.decisions[1].startswith("take back down"), estimator.decisions
     assert (estimator.capacity(DOWN) or 0) < down
+
+
+def test_a_cut_queue_draining_read_at_a_tick_then_a_glance_is_not_cut_again() -> None:
+    """A tick's reading is the least of its second (its start, as a cut drains), the next
+    glance's of a tenth: higher, though draining. Read as growth 1.1 s after a one-way cut,
+    the upload was cut again to 0.44 of its link (owd29's H1, 22 s): such a pair waits
+    REFRACTORY_S; two glances' readings, ONE_WAY_DRAIN_S."""
+    estimator = _upload_raised(UploadQueueReading(0.0, 12))
+    loaded = int((estimator.capacity(UP) or 0) * SHAPE_SHARE)
+    shaped = {UP: loaded, DOWN: loaded * 3 // 100}
+    for _ in range(6):
+        estimator.update(Sample(1.0, shaped, None, upload_queue=UploadQueueReading(0.0, 12)))
+    estimator.update(Sample(1.0, shaped, None, upload_queue=UploadQueueReading(9.0, 35)))
+    assert estimator.decisions[0].startswith("cut up: its one-way queue"), estimator.decisions
+    cut = estimator.capacity(UP)
+    estimator.update(Sample(1.0, shaped, None, upload_queue=UploadQueueReading(285.0, 87)))
+    estimator.glance(0.1, None, {DOWN: 0.1, UP: 0.0}, upload_queue=UploadQueueReading(294.0, 9))
+    assert estimator.capacity(UP) == cut, estimator.decisions
