@@ -67,7 +67,11 @@ def programs() -> Iterator[tuple[Path, Path]]:
 def _holder(script: Path, descriptors: int) -> subprocess.Popen[str]:
     process = subprocess.Popen([sys.executable, str(script), str(descriptors)],
                                stdout=subprocess.PIPE, text=True)  # fmt: skip
-    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    except BaseException:
+        stop(process)  # not left sleeping 600 s on the test run's stderr
+        raise
     return process
 
 
