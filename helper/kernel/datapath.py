@@ -508,7 +508,7 @@ class Datapath:
             caps = self._caps_of_slot.get(walk.slot, NO_CAPS)
             made_by = self._made_by_of_tgid.get(walk.tgid)
             shares = self._namespace_sockets.get(walk.slot)
-            cursor = WalkCursor(deadline, walk.next_fd)
+            cursor = WalkCursor(deadline, walk.next_fd, listed=walk.listed)
             with pausing(self._between_walks), budgeted(cursor):
                 if walk.capped_only:
                     cap_open_sockets(walk.tgid, caps, walk.was, shares, made_by)
@@ -518,7 +518,7 @@ class Datapath:
                                      walk.was, shares, made_by, walk.seen)  # fmt: skip
             self._between_walks()
             if cursor.cut:
-                walk.next_fd = cursor.next_fd
+                walk.next_fd, walk.listed = cursor.next_fd, cursor.listed
                 break
             self._pending_walks.drop(walk.tgid)
             if not walk.capped_only:

@@ -22,6 +22,7 @@ rule while sockets still carry it).
 from __future__ import annotations
 
 import os
+from array import array
 from dataclasses import dataclass, field
 from itertools import chain, zip_longest
 
@@ -46,6 +47,7 @@ class PendingWalk:
     slot: int
     uid: int  # whose turn it takes (the process's owner)
     next_fd: int = 0
+    listed: array[int] | None = None  # its table as its first part listed it (WalkCursor)
     was: SocketCaps = NO_CAPS
     capped_only: bool = False
     seen: WalkSeen = field(default_factory=WalkSeen)
@@ -76,7 +78,7 @@ class PendingWalks:
             self.add(tgid, start, slot, uid)
             walk = self._walks[tgid]
             walk.capped_only = True
-        walk.next_fd = 0
+        walk.next_fd, walk.listed = 0, None  # listed again: a whole pass anew
         walk.was = SocketCaps(max(walk.was.pacing_bps, was.pacing_bps),
                               max(walk.was.window_bps, was.window_bps))  # fmt: skip
 
