@@ -1040,10 +1040,13 @@ static __always_inline int one_way_departed(struct __sk_buff *packet)
     return 1;
 }
 
-/* The uplink's ingress: a pure ACK of a noted segment's end gives a reading. */
-static __always_inline void one_way_acked(struct __sk_buff *skb)
+/* The uplink's ingress: a pure ACK of a noted segment's end gives a reading.
+ * l3: where the IP header begins. A pure ACK is its headers alone (at most 60
+ * bytes of IP and 60 of TCP): a longer packet (the download's data) is not
+ * parsed (+280 ns a download packet when it was: docs/benchmarks/costs.md). */
+static __always_inline void one_way_acked(struct __sk_buff *skb, __u32 l3)
 {
-    if (!one_way_asked())
+    if (skb->len > l3 + ONE_WAY_ACK_MAX || !one_way_asked())
         return;
     struct one_way_tcp tcp = {};
     if (!one_way_parse(skb, &tcp) || tcp.payload || (tcp.flags & TCP_ACK_RST_SYN_FIN) != TCP_ACK)
@@ -1089,7 +1092,7 @@ static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
      * with whatever that namespace's filters wrote. The lookup below still
      * finds a socket of this namespace it is for. */
     carry_slot(skb);
-    one_way_acked(skb);
+    one_way_acked(skb, l3);
     struct bpf_sock_tuple tuple = {};
     __u32 tuple_len;
     __u8 proto = 0;

@@ -23,6 +23,7 @@
 
 #define ONE_WAY_SEGMENTS 16384 /* noted segments: ~1.5 s of a 1 Gbit/s upload in full frames */
 #define ONE_WAY_CONNECTIONS 4096
+#define ONE_WAY_ACK_MAX 120 /* a pure ACK's IP and TCP headers at most (60 + 60 bytes) */
 #define ONE_WAY_NS_PER_TICK 1000000LL /* a far TS clock of 1 kHz (Linux, and RFC 7323's usual) */
 
 struct one_way_control {
