@@ -6,9 +6,14 @@ The datapath's tc programs take the readings: the uplink's egress notes when
 each data segment the upload IFB sends on left (its HTB let it go), the
 uplink's ingress reads a far end's pure ACK of such a segment's end: its TSval
 (the far clock, ms) less that time, per connection the least and a count since
-the last look. Here each connection's least is taken over its floor, its
-least over the last FLOOR_S (the clocks' offset cancels; a far clock's drift
-of 100 ppm errs 1 ms over 10 s: docs/benchmarks/priorities.md, owd28).
+the last look. Here each connection's least is taken over its floor: its
+least so far, risen by at most FLOOR_RISE_NS_PER_S since (the clocks' offset
+cancels; two clocks' drift, NTP's slew of at most 500 ppm each, never
+outruns the rise). Until 2026-12-07 the floor was its least of the last 10 s:
+a queue standing longer read 0 (review32). The reading is the least over the
+connections as old as the oldest read, up to MATURE_S: a connection opened
+while the modem held a queue has that queue in its floor and reads 0 above
+it, and the least over all was 0 for as long as the queue stood.
 
 The programs are always attached with the link tree's hooks; while nobody
 reads, one array lookup a packet and return (on == 0). A killed helper's
@@ -20,8 +25,8 @@ from __future__ import annotations
 
 import ctypes
 import time
-from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chadthrottle.helper.kernel import bpf_maps
@@ -33,7 +38,15 @@ from chadthrottle.helper.kernel.one_way_reading import UploadQueueReading
 # a killed helper's programs, which run on until the next start takes its hooks over, stop
 # reading then. Past the engine's tick (a second) and a late one.
 LEASE_S = 5.0
-FLOOR_S = 10.0  # a connection's floor: its least over this long (owd28's drift table)
+# a connection's floor rises at most this fast (1.5 ms a second: above two clocks each slewed
+# 500 ppm the other way, NTP's most; a queue standing at the modem reads 1.5 ms less a second)
+FLOOR_RISE_NS_PER_S = 1_500_000
+FORGET_S = 10.0  # a connection not read this long is forgotten (its floor, or its declining)
+MATURE_S = 30.0  # a connection this old counts over younger ones (module doc)
+# a floor falling faster than this share of the time over FORGET_S is no queue draining but a
+# far TS clock slower than 1 kHz (Linux before 4.13 stamped jiffies: 100-300 Hz), which reads 0
+# at every look: declined
+FALL_SHARE = 0.5
 # A reading this far over its floor is no modem's queue: a far TS clock other than 1 kHz
 # (microseconds, RFC 7323 allows 1 ms to 1 s a tick); the connection is not read after it.
 IMPLAUSIBLE_NS = 5_000_000_000
@@ -56,9 +69,9 @@ class UploadQueueReader:
         )
         self._monotonic = monotonic
         self._ifb: int | None = None
-        # per connection: (when, its least then, ns) of the looks within FLOOR_S
-        self._floors: dict[tuple[int, int, int, int], deque[tuple[float, int]]] = {}
-        self._declined: set[tuple[int, int, int, int]] = set()
+        self._floors: dict[tuple[int, int, int, int], _Floor] = {}
+        # connections not read (a far clock not of 1 kHz) -> when last seen
+        self._declined: dict[tuple[int, int, int, int], float] = {}
         self._buffers: tuple[Any, Any] | None = (
             None  # the batch read's, at the first start (112 KB)
         )
@@ -97,39 +110,42 @@ class UploadQueueReader:
         self._take()  # what was read so far, forgotten
 
     def look(self) -> UploadQueueReading | None:
-        """Each connection's least since the last look over its floor, the least of
-        those (ms); None while stopped."""
+        """Each connection's least since the last look over its floor; the least of
+        those of the connections as old as the oldest read (up to MATURE_S), in ms, and
+        the most ACKs one of them gave (the least is no higher than that one's); None
+        while stopped."""
         if self._ifb is None:
             return None
         self._renew()
         now = self._monotonic()
-        least: float | None = None
-        count = 0
-        for conn, (raw, read) in self._take().items():
+        read: list[tuple[float, float, int]] = []  # (first look, ms above its floor, ACKs)
+        for conn, (raw, count) in self._take().items():
             if conn in self._declined:
+                self._declined[conn] = now
                 continue
-            window = self._floors.setdefault(conn, deque())
-            floor = min((value for _, value in window), default=None)
-            window.append((now, raw))
-            if floor is None:
-                continue  # its first look: no floor yet, no information
-            above = max(0, raw - floor)
-            if above > IMPLAUSIBLE_NS:
-                self._declined.add(conn)
+            floor = self._floors.get(conn)
+            if floor is None:  # its first look: no floor yet, no information
+                self._floors[conn] = _Floor(raw, now, now, now, raw, now)
+                continue
+            above = floor.above(raw, now)
+            if above > IMPLAUSIBLE_NS or floor.falls(now):
+                self._declined[conn] = now
                 del self._floors[conn]
                 continue
-            count += read
-            least = above / NS_PER_MS if least is None else min(least, above / NS_PER_MS)
-        self._forget_before(now - FLOOR_S)
-        return UploadQueueReading(least, count)
+            read.append((floor.first, above / NS_PER_MS, count))
+        self._forget_before(now - FORGET_S)
+        if not read:
+            return UploadQueueReading(None, 0)
+        oldest = min(first for first, _, _ in read)
+        counted = [(ms, count) for first, ms, count in read
+                   if now - first >= min(MATURE_S, now - oldest)]  # fmt: skip
+        return UploadQueueReading(min(ms for ms, _ in counted), max(n for _, n in counted))
 
     def _forget_before(self, since: float) -> None:
-        for conn in list(self._floors):
-            window = self._floors[conn]
-            while window and window[0][0] < since:
-                window.popleft()
-            if not window:
-                del self._floors[conn]
+        for conn in [conn for conn, floor in self._floors.items() if floor.seen < since]:
+            del self._floors[conn]
+        for conn in [conn for conn, seen in self._declined.items() if seen < since]:
+            del self._declined[conn]
 
     def _take(self) -> dict[tuple[int, int, int, int], tuple[int, int]]:
         """Each connection's (least, count) since the last take, out of the map: the
@@ -147,3 +163,32 @@ class UploadQueueReader:
                 conn = (key.ours, key.theirs, key.our_port, key.their_port)
                 taken[conn] = (int(value.least_ns), int(value.count))
         return taken
+
+
+@dataclass
+class _Floor:
+    """A connection's floor (ns): its least raw reading, risen by at most
+    FLOOR_RISE_NS_PER_S since it was last lowered or read."""
+
+    floor: int
+    at: float  # when the floor was last set (monotonic s)
+    first: float  # the connection's first look
+    seen: float  # its last look with a reading
+    mark: int  # the floor FORGET_S ago at most (falls)
+    mark_at: float
+
+    def above(self, raw: int, now: float) -> int:
+        """raw (this look's least) over the floor risen to now; the floor lowered to it."""
+        risen = self.floor + int(FLOOR_RISE_NS_PER_S * max(0.0, now - self.at))
+        self.floor, self.at, self.seen = min(risen, raw), now, now
+        return max(0, raw - risen)
+
+    def falls(self, now: float) -> bool:
+        """The floor fell by over FALL_SHARE of the time since the mark (checked once
+        FORGET_S has passed): a far clock slower than 1 kHz, no queue draining."""
+        if now - self.mark_at < FORGET_S:
+            return False
+        fell = self.mark - self.floor
+        too_fast = fell > FALL_SHARE * (now - self.mark_at) * 1e9
+        self.mark, self.mark_at = self.floor, now
+        return too_fast

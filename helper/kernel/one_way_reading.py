@@ -18,12 +18,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class UploadQueueReading:
-    """The least reading over all read connections since the last look.
+    """The least reading over the read connections since the last look (the
+    oldest ones: one_way.py says which).
 
     queue_ms: milliseconds above each connection's floor (the far clock's 1 ms
     tick is its step); None when no ACK was read since the last look (no
-    information, not an empty queue). readings: how many ACKs were read: a
-    look of one or two ACKs can be a delayed ACK's, 40 ms high.
+    information, not an empty queue). readings: the most ACKs one of those
+    connections gave (the least is no higher than that one's least): a look of
+    one or two ACKs can be a delayed ACK's, 40 ms high. Until 2026-12-07 (review32)
+    the ACKs of all connections summed: three with one delayed ACK each made three.
     """
 
     queue_ms: float | None
