@@ -47,6 +47,7 @@ MATURE_S = 30.0  # a connection this old counts over younger ones (module doc)
 # far TS clock slower than 1 kHz (Linux before 4.13 stamped jiffies: 100-300 Hz), which reads 0
 # at every look: declined
 FALL_SHARE = 0.5
+WRAP_NS = (1 << 31) * 1_000_000  # a fall of half the TSval's range (ms ticks): its wrap
 # A reading this far over its floor is no modem's queue: a far TS clock other than 1 kHz
 # (microseconds, RFC 7323 allows 1 ms to 1 s a tick); the connection is not read after it.
 IMPLAUSIBLE_NS = 5_000_000_000
@@ -180,6 +181,8 @@ class _Floor:
     def above(self, raw: int, now: float) -> int:
         """raw (this look's least) over the floor risen to now; the floor lowered to it."""
         risen = self.floor + int(FLOOR_RISE_NS_PER_S * max(0.0, now - self.at))
+        if raw < self.floor - WRAP_NS:  # the far TSval wrapped (2^32 ticks): a floor anew
+            risen = self.mark = raw
         self.floor, self.at, self.seen = min(risen, raw), now, now
         return max(0, raw - risen)
 

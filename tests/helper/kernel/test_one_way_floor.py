@@ -114,3 +114,12 @@ def test_declined_connections_are_forgotten_once_gone() -> None:
         len(reader._declined),
         len(reader._floors),
     )
+
+
+def test_a_far_tsval_that_wraps_keeps_its_connection_read() -> None:
+    """A's far TSval wraps (2^32 ms: Linux's offset is random, so any connection may see it):
+    its raw falls by 2^32 ms at once, which is no slow clock's fall: A is read on."""
+    reader = FedReader()
+    reader.looks(3.0, {A: ((1 << 32) * MS - 1_000 * MS, 8)})
+    after = reader.looks(15.0, {A: (2_000 * MS, 8)})  # 3 s on, past the wrap
+    assert all(r.queue_ms is not None and r.queue_ms < 1.0 for r in after), after[-3:]
