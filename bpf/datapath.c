@@ -1058,13 +1058,15 @@ static __always_inline void one_way_acked(struct __sk_buff *skb, __u32 l3)
     key.conn.their_port = tcp.sport;
     key.end = tcp.ack;
     struct one_way_segment *segment = one_way_segments.lookup(&key);
-    /* a duplicate ACK (read already), a segment sent twice, or one stamped
-     * before the segment whose stamp the ACK echoes (it waited for a hole to
-     * fill: bench/one_way.py): not read */
+    /* a duplicate ACK (its segment taken out at the first), a segment sent
+     * twice, or one stamped before the segment whose stamp the ACK echoes (it
+     * waited for a hole to fill: bench/one_way.py): not read */
     if (!segment || segment->state != ONE_WAY_SENT || (__s32)(segment->tsval - tcp.tsecr) < 0)
         return;
-    segment->state = ONE_WAY_READ;
     __s64 raw = (__s64)tcp.tsval * ONE_WAY_NS_PER_TICK - (__s64)segment->left_ns;
+    /* read: out of the map (kept, the ACK's lookup made it recently used, and
+     * the LRU evicted segments still waiting for theirs first) */
+    one_way_segments.delete(&key);
     struct one_way_reading *reading = one_way_readings.lookup(&key.conn);
     if (!reading) {
         struct one_way_reading first = {};

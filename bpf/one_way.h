@@ -12,7 +12,8 @@
  *                     with the timestamp option (first, or after two NOPs) whose number is a noted end,
  *                     sent once: the far end's TSval less when that segment
  *                     left, kept per connection as the least and a count
- *                     until the helper takes it (lookup and delete).
+ *                     until the helper takes it (lookup and delete); the
+ *                     segment then leaves one_way_segments.
  *
  * Both cost one array lookup a packet while the helper's estimation does not
  * ask (one_way_control.on == 0, or its lease ran out). IPv4 only; connections without timestamps
@@ -49,11 +50,11 @@ struct one_way_segment_key {
 struct one_way_segment {
     __u64 left_ns; /* bpf_ktime_get_ns() as the IFB sent it on */
     __u32 tsval;   /* our TSval on it */
-    __u32 state;   /* ONE_WAY_SENT, ONE_WAY_AGAIN (sent twice: which one is acked is not known), ONE_WAY_READ */
+    __u32 state;   /* ONE_WAY_SENT, ONE_WAY_AGAIN (sent twice: which one is acked is not known);
+                      read, it is taken out of the map */
 };
 #define ONE_WAY_SENT 1
 #define ONE_WAY_AGAIN 2
-#define ONE_WAY_READ 3
 
 struct one_way_reading {
     __s64 least_ns; /* the least (far TSval x 1 ms) - left_ns since the helper's last look */
