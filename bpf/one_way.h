@@ -57,7 +57,9 @@ struct one_way_segment {
 #define ONE_WAY_AGAIN 2
 
 struct one_way_reading {
-    __s64 least_ns; /* the least (far TSval x 1 ms) - left_ns since the helper's last look */
+    __s64 least_ns; /* the least (far TSval x 1 ms) - left_ns since the helper's last look;
+                       a compare then a store, not atomic: two CPUs reading one connection's
+                       ACKs at once may keep the higher of the two (count is atomic) */
     __u64 count;    /* ACKs read since then */
 };
 
