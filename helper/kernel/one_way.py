@@ -43,6 +43,7 @@ LEASE_S = 5.0
 FLOOR_RISE_NS_PER_S = 1_500_000
 FORGET_S = 10.0  # a connection not read this long is forgotten (its floor, or its declining)
 MATURE_S = 30.0  # a connection this old counts over younger ones (module doc)
+BUSY_ACKS = 2  # a connection of this many ACKs a look is busy (MATURE_S: look())
 # a floor falling faster than this share of the time over FORGET_S is no queue draining but a
 # far TS clock slower than 1 kHz (Linux before 4.13 stamped jiffies: 100-300 Hz), which reads 0
 # at every look: declined
@@ -112,7 +113,8 @@ class UploadQueueReader:
 
     def look(self) -> UploadQueueReading | None:
         """Each connection's least since the last look over its floor; the least of
-        those of the connections as old as the oldest read (up to MATURE_S), in ms, and
+        those of the connections as old as the oldest read of BUSY_ACKS ACKs or more
+        (up to MATURE_S; the oldest read when none is), in ms, and
         the most ACKs one of them gave (the least is no higher than that one's); None
         while stopped."""
         if self._ifb is None:
@@ -137,7 +139,10 @@ class UploadQueueReader:
         self._forget_before(now - FORGET_S)
         if not read:
             return UploadQueueReading(None, 0)
-        oldest = min(first for first, _, _ in read)
+        # the oldest of those that gave BUSY_ACKS sets the age counted (an old light one, a
+        # chat's single delayed ACK a look, is counted beside a younger busy one, not alone)
+        busy = [first for first, _, count in read if count >= BUSY_ACKS]
+        oldest = min(busy or [first for first, _, _ in read])
         counted = [(ms, count) for first, ms, count in read
                    if now - first >= min(MATURE_S, now - oldest)]  # fmt: skip
         return UploadQueueReading(min(ms for ms, _ in counted), max(n for _, n in counted))

@@ -123,3 +123,14 @@ def test_a_far_tsval_that_wraps_keeps_its_connection_read() -> None:
     reader.looks(3.0, {A: ((1 << 32) * MS - 1_000 * MS, 8)})
     after = reader.looks(15.0, {A: (2_000 * MS, 8)})  # 3 s on, past the wrap
     assert all(r.queue_ms is not None and r.queue_ms < 1.0 for r in after), after[-3:]
+
+
+def test_an_old_light_connection_does_not_take_the_reading_from_a_busy_younger_one() -> None:
+    """A chat's connection, minutes old, one delayed ACK a look (its least 30 ms over its floor
+    now and then), beside a bulk upload 10 s old reading the modem empty: the reading is the
+    bulk's (the older one alone was counted: 30 ms of a delayed ACK read as a queue)."""
+    reader = FedReader()
+    reader.looks(60.0, {A: (1_000 * MS, 1)})
+    reader.looks(10.0, {A: (1_000 * MS, 1), B: (2_000 * MS, 12)})
+    (look,) = reader.looks(LOOK_S, {A: (1_030 * MS, 1), B: (2_000 * MS, 12)})
+    assert look.queue_ms is not None and look.queue_ms < 1.0 and look.readings == 12, look
