@@ -107,8 +107,9 @@ The upload read one way (owd29). Where the helper reads the upload's one-way
 queue (Sample.upload_queue, glance(upload_queue=...): kernel/one_way_reading.py,
 the far ends' ACK timestamps against when their segments left our shaper: the
 modem's upload queue alone, the download's not in it), and while readings
-arrive (ONE_WAY_GONE_S; no reader, or none for a while: all of the above, as
-it was), the upload is judged by that reading instead of the round trips:
+arrive (ONE_WAY_GONE_S, 1.5 s; no reader, or none for a while: all of the
+above, as it was, and no one-way raise at a look without a reading), the
+upload is judged by that reading instead of the round trips:
 - a raise judged (ONE_WAY_SUSPECT_S after it) is taken back, its last raise
   alone, at the first look (the helper glances meanwhile: wants_glances) that
   makes SEEN_MS two looks in a row, or one of SURE_ACKS ACKs (a delayed ACK's
@@ -125,9 +126,11 @@ it was), the upload is judged by that reading instead of the round trips:
   up to ONE_WAY_TURN_RAISES raises ONE_WAY_JUDGE_S apart while they pass, in
   ONE_WAY_RAISE_STEPS from the smallest; where it failed forgotten after
   ONE_WAY_FORGET_FAILED_S, held ONE_WAY_HOLD_S after a failure;
-- a reading standing at SEEN_MS and not draining with no raise judged is the
-  upload's link slowed under what we send (the helper glances once a look
-  reads SEEN_MS: wants_glances): cut at that look (a tick's, or a glance's of
+- a reading standing at STAND_MS and not draining with no raise judged, the
+  upload loaded and the round trips risen RISE_S too (a far end's TSvals are
+  its own, another device's queue is not ours to drain) is the upload's link
+  slowed under what we send (the helper glances once a look reads SEEN_MS:
+  wants_glances): cut at that look (a tick's, or a glance's of
   SURE_ACKS ACKs) to CUT_SHARE of what the modem passed (what we sent less
   the reading's growth), and a rise while that queue drains and BLAME_S after
   it was last read cuts nothing (the download's raise made meanwhile is taken
@@ -307,7 +310,15 @@ GLANCE_FALL_GAP_S = 0.5  # readings further apart (a tick's, after no glances) s
 # 0.2-1.3 s later at 13-158 ms, and 5 of those 13 take-backs were false (the download's queue)
 SEEN_MS = 5.0  # at two looks in a row (or one of SURE_ACKS ACKs): a queue at the modem
 SURE_ACKS = 3  # a look's least over this many ACKs is no delayed ACK's
-ONE_WAY_GONE_S = 5.0  # no reading this long: the upload judged by the round trips again
+# no reading this long: the upload judged by the round trips again, and no one-way raise is made
+# at a look without one. At 5 s, a reading that stopped mid-turn (a far end without timestamps)
+# left its raises unjudged: the modem's 400 ms full in 32 of 120 toy runs (review32's E4)
+ONE_WAY_GONE_S = 1.5
+# a standing queue is cut only this deep, with the upload loaded and the round trips risen
+# (RISE_S): a far end's TSvals are its own (a forged reading cut the upload to the floor), another
+# device's queue is not ours to drain, and looks of 3 ACKs read 5-8 ms with the modem empty
+# (review32's E1, E2, E5)
+STAND_MS = 10.0
 DOWN_HOLD_AFTER_S = 1.5  # after a one-way take-back or cut: the acknowledgements held there burst
 # while readings arrive, the upload's cadence: what following a doubled upload link within 10 s
 # takes (est16j: a raise past the old rate within ~5 s of any change, x1.5 in a few raises), in
@@ -416,6 +427,8 @@ class CapacityEstimator:
         self._up_gap_s = self._up_gap_before_s = float("inf")
         self._up_high, self._up_many, self._up_fresh = 0, False, False
         self._since_one_way_cut_s = self._cut_seen_s = float("inf")
+        # the last tick's: the upload loaded, what it sent (bytes/s), the round trips' delay
+        self._up_loaded, self._up_sent, self._tick_delay = False, 0.0, 0.0
         self._since_one_way_back_s = float("inf")
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
@@ -491,6 +504,12 @@ class CapacityEstimator:
             self._one_way_take_back()
             self._delays.extend([] if delay is None else [delay])
             return self.capacities()  # nothing else judged this tick (its rise is that queue's)
+        up_now = self._state[Direction.UP].capacity
+        self._up_sent = achieved[Direction.UP]
+        self._up_loaded = (
+            up_now is not None and self._up_sent >= LOADED_SHARE * up_now * SHAPE_SHARE
+        )
+        self._tick_delay = 0.0 if delay is None else delay
         if self._up_standing():  # a queue there with no raise judged: the upload's link slowed
             self._one_way_cut(achieved[Direction.UP])  # a download raise is judged on (_rise)
         if delay is None:
@@ -596,8 +615,7 @@ class CapacityEstimator:
                 self.decisions.append("glance: the upload's one-way queue")
                 self._one_way_take_back()
         elif self._up_standing():  # no raise judged: cut now, not at the tick (_one_way_cut)
-            up = self._state[Direction.UP]
-            self._one_way_cut((up.capacity or 0) * SHAPE_SHARE)
+            self._one_way_cut(self._up_sent)  # what the last tick passed
         elif self._probing(Direction.UP) and self._state[Direction.UP].recent:
             if twice:
                 self.decisions.append("glance: round trips rose")
@@ -732,8 +750,10 @@ class CapacityEstimator:
         close = max(self._up_gap_s, self._up_gap_before_s) <= ONE_WAY_CLOSE_S
         # of SURE_ACKS ACKs: a delayed one's 40 ms reads as growth (the toy cut a draining
         # queue for one, to 0.51 of its link)
+        # loaded, and the round trips (the last tick's) risen too: STAND_MS says why
         return (self._one_way() and self._up_fresh and self._up_many and self._up_seen()
-                and not self._trying
+                and (self._up_ms or 0.0) >= STAND_MS and self._up_loaded
+                and self._tick_delay >= RISE_S and not self._trying
                 and up.capacity is not None and not (self._probing(Direction.UP) and up.recent)
                 and self._since_one_way_cut_s >= (ONE_WAY_DRAIN_S if close else REFRACTORY_S)
                 and self._since_one_way_back_s >= ONE_WAY_DRAIN_S
@@ -1149,10 +1169,14 @@ class CapacityEstimator:
                 return  # the upload goes on while its turn lasts
             if self._turn_above(TURN_HOLD_S, readings=1):
                 return  # the last raise may be past the link: judged on, not raised on
+            if self._one_way() and not self._up_fresh:
+                return  # no reading at this look: no one-way raise (ONE_WAY_GONE_S says why)
             state, step = up, up_step
         elif up_turn and (one_way or not up.recent):
             if down.recent and down.recent[-1][0] < JUDGE_S[Direction.UP]:
                 return  # the download's last raise is still being judged (by the round trips)
+            if one_way and not self._up_fresh:
+                return  # no reading at this look: no one-way turn (ONE_WAY_GONE_S says why)
             if one_way:  # from the smallest step (its raises back to what it held: no turn's)
                 # and the download's after it are not in a row with those before it either: a
                 # 12% step 5 s after its last, across a turn, put 104 ms at the modem (owd29, D2)
