@@ -70,7 +70,11 @@ def test_two_namespaces_share_one_download_limit_and_one_gets_it_all_alone(
                 rates = rates_together([s.receiver for s in streams], WINDOW_S)
                 yield [rate / WIRE / LIMIT for rate in rates]
 
-        both = _settled(shares(), lambda s: all(0.425 <= share <= 0.575 for share in s))
+        # settled: each share and their sum in bounds at one reading (a CI run judged the
+        # first reading with both shares in bounds, and it read 0.57 + 0.55 = 1.11: the
+        # split still settling, not traced further; the bounds are unchanged)
+        both = _settled(shares(), lambda s: all(0.425 <= share <= 0.575 for share in s)
+                        and 0.9 <= sum(s) <= 1.1)  # fmt: skip
         assert all(0.425 <= share <= 0.575 for share in both), (
             f"shares {both[0]:.2f} / {both[1]:.2f} of the limit, wanted 0.5 +-15% each"
         )
