@@ -117,6 +117,11 @@ def fork_accepting(process: subprocess.Popen[str]) -> tuple[int, int, int]:
 
 def slot_of_fd(datapath: Datapath, pid: int, fd: int) -> int:
     """The slot the kernel's tag of pid's socket fd carries (0: none)."""
+    return slot_of_socket(datapath._maps["socket_tags"].fd, pid, fd)
+
+
+def slot_of_socket(tags_map_fd: int, pid: int, fd: int) -> int:
+    """The slot pid's socket fd carries in the socket_tags map tags_map_fd (0: none)."""
     pidfd = os.pidfd_open(pid)
     try:
         local = pidfd_getfd(pidfd, fd)
@@ -124,7 +129,7 @@ def slot_of_fd(datapath: Datapath, pid: int, fd: int) -> int:
         os.close(pidfd)
     try:
         tag = SockTag()
-        found = bpf_maps.lookup(datapath._maps["socket_tags"].fd, ctypes.c_int(local), tag)
+        found = bpf_maps.lookup(tags_map_fd, ctypes.c_int(local), tag)
         return int(tag.app_slot) if found else 0
     finally:
         os.close(local)

@@ -15,7 +15,6 @@ budget, not the ~1 s of their walks, and every one's socket, opened last
 
 from __future__ import annotations
 
-import ctypes
 import os
 import socket
 import struct
@@ -25,13 +24,12 @@ import time
 from pathlib import Path
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.kernel import bpf_maps
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
-from chadthrottle.helper.kernel.layout import SockTag
 from chadthrottle.helper.kernel.pending_walks import WALK_BUDGET_S, PendingWalks
 from chadthrottle.helper.kernel.socket_tagging import SO_MAX_PACING_RATE, UNCAPPED_PACING
 
 from tests.helper.kernel.test_leases_during_walks import _a_block_and_a_limit, programs  # noqa: F401
+from tests.support.accepting_server import slot_of_socket
 
 DESCRIPTORS = 15_000  # each new process's (the helper's tests run with a limit of 20,000)
 NEW_PROCESSES = 8  # ~1 s of walks here: 150 ms per 19,000 descriptors
@@ -60,19 +58,6 @@ def test_users_take_turns_and_the_first_of_a_round_changes() -> None:
     walks.drop(21)
     assert [w.tgid for w in walks.in_turn()] == [31, 12, 13, 11]
     assert walks.slots() == {12: 5, 13: 5, 11: 5, 31: 7}
-
-
-def _slot_of_socket(map_fd: int, pid: int, fd: int) -> int:
-    pidfd = os.pidfd_open(pid)
-    try:
-        local = pidfd_getfd(pidfd, fd)
-    finally:
-        os.close(pidfd)
-    try:
-        tag = SockTag()
-        return tag.app_slot if bpf_maps.lookup(map_fd, ctypes.c_int(local), tag) else 0
-    finally:
-        os.close(local)
 
 
 def _pacing(pid: int, fd: int) -> int:
@@ -132,7 +117,7 @@ def test_a_tick_walks_new_processes_for_its_budget_and_the_rest_later(
         )
         assert longest < HELD_TICK_S
         map_fd = datapath._maps["socket_tags"].fd
-        slots = {pid: _slot_of_socket(map_fd, pid, fd) for pid, fd in new.items()}
+        slots = {pid: slot_of_socket(map_fd, pid, fd) for pid, fd in new.items()}
         assert set(slots.values()) == {hold.slot_of_process(next(iter(new)))}, slots
         (app,) = [a for a in engine.list_applications() if a.id == limited]
         assert "not held to it yet" not in app.up_limit_reach
@@ -211,5 +196,5 @@ def test_a_cut_walk_lists_the_table_once(
         print(f"walked in {calls} more calls of {datapath.walk_budget_s * 1000:.0f} ms")
         slot = engine._applier.hold.slot_of_process(process.pid)
         assert (
-            slot and _slot_of_socket(datapath._maps["socket_tags"].fd, process.pid, sock_fd) == slot
+            slot and slot_of_socket(datapath._maps["socket_tags"].fd, process.pid, sock_fd) == slot
         )
