@@ -69,8 +69,29 @@ def names_apart(names: Mapping[str, str]) -> dict[str, str]:
     in a column of their own)."""
     shared = Counter(names.values())
     return {
-        app_id: f"{name} ({app_id})" if shared[name] > 1 else name for app_id, name in names.items()
+        app_id: name_with_id(name, app_id) if shared[name] > 1 else name
+        for app_id, name in names.items()
     }
+
+
+# "name (id)": the form's one definition (names_apart writes it, name_of_apart reads it).
+ID_OPENS, ID_CLOSES = " (", ")"
+
+
+def name_with_id(name: str, app_id: str) -> str:
+    """ "name (id)": the one form names_apart gives, and name_of_apart reads."""
+    return f"{name}{ID_OPENS}{app_id}{ID_CLOSES}"
+
+
+def name_of_apart(shown: str, app_id: str) -> str | None:
+    """The name of a "name (id)" that names_apart made for app_id; None where
+    shown is no such form (a name alone). The one reader of the form: the
+    list's cell, the usage view's table, the row menu's heading and the cut
+    (gui/models/name_cut.py) each parsed it on their own (gui30)."""
+    if not app_id:
+        return None
+    tail = f"{ID_OPENS}{app_id}{ID_CLOSES}"
+    return shown[: -len(tail)] if shown.endswith(tail) else None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chadthrottle.app_names import Tell
+from chadthrottle.app_names import Tell, name_of_apart, name_with_id
 
 # The letters of a name kept where the name is cut so that a whole folder of
 # the id shows: "pyth… (…/usr/…)" reads better than "python3.11 (…sr/…)". The
@@ -37,10 +37,9 @@ def fitted_name_apart(
     row menu's heading say it whole). A cut that another id of the name
     would show too is passed by: "(…/pr…)" for /opt/projectA and /opt/projectB,
     "(…/a/x)" for exe:/a/x and exe:/a/a/x (review31)."""
-    if not text.endswith(f" ({app_id})") or advance(text) <= room:
+    name = name_of_apart(text, app_id)
+    if name is None or advance(text) <= room:
         return text
-    head = text[: -len(app_id) - 1]  # "name ("
-    name = head[:-2]
     start, end = (tell.start, tell.end) if tell is not None else (0, len(app_id))
     group = tell.group if tell is not None else ""
     ends = [(cut, len(app_id)) for cut in range(1, start + 1)  # the id's end, cut at a folder
@@ -69,7 +68,7 @@ def fitted_name_apart(
     )
     for named, (at, to) in fitting:
         part = f"{'…' if at else ''}{app_id[at:to]}{'…' if to < len(app_id) else ''}"
-        shown = f"{named} ({part})"
+        shown = name_with_id(named, part)  # the form, its id cut
         if advance(shown) <= room and not _shown_by_another(group, app_id, at, to):
             return shown
     return text

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from chadthrottle.app_names import Tell, tells_apart
+from chadthrottle.app_names import Tell, name_of_apart, tells_apart
 from chadthrottle.gui.models.usage_totals import UsageTotals
 from chadthrottle.units import UnitSystem, format_size
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
@@ -71,8 +71,8 @@ class UsageTableModel(QAbstractTableModel):
         self.units = units
         self._rows = [UsageTableRow(app_id, name_of(app_id), down, up)
                       for app_id, (down, up) in totals.items() if down or up]  # fmt: skip
-        apart = {row.app_id: row.name[: -len(row.app_id) - 3] for row in self._rows
-                 if row.name.endswith(f" ({row.app_id})")}  # fmt: skip
+        apart = {row.app_id: name for row in self._rows
+                 if (name := name_of_apart(row.name, row.app_id)) is not None}  # fmt: skip
         self._tells = tells_apart(apart)  # names_apart's "name (id)": cut keeping these
         self._order()
         self.endResetModel()

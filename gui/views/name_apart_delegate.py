@@ -5,6 +5,7 @@ right, as the list did before graph28 (words29)."""
 
 from __future__ import annotations
 
+from chadthrottle.app_names import name_of_apart
 from chadthrottle.gui.models.name_cut import fitted_name_apart
 from chadthrottle.gui.views.priority_badge import AnyIndex, NameDelegate
 from PySide6.QtCore import QObject
@@ -22,7 +23,7 @@ class NameApartDelegate(QStyledItemDelegate):
     def initStyleOption(self, option: QStyleOptionViewItem, index: AnyIndex) -> None:
         super().initStyleOption(option, index)
         app_id = index.data(self._roles[0])
-        if option.text.endswith(")") and isinstance(app_id, str) and app_id:
+        if isinstance(app_id, str) and name_of_apart(option.text, app_id) is not None:
             option.text = fitted_name_apart(
                 option.text, app_id, NameDelegate.text_room(option),
                 QFontMetricsF(option.font).horizontalAdvance, index.data(self._roles[1]),

@@ -9,6 +9,7 @@ force), and in italics with "…" while asked for and not yet confirmed.
 
 from __future__ import annotations
 
+from chadthrottle.app_names import name_of_apart
 from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.models.columns import Role
 from chadthrottle.gui.models.connections import fitted_connection_label
@@ -54,13 +55,11 @@ class NameDelegate(QStyledItemDelegate):
                 option.text, option.text.rindex(" (pid "), self.text_room(option),
                 QFontMetricsF(option.font).horizontalAdvance,
             )  # fmt: skip
-        elif option.text.endswith(")"):  # cheap first: most names are no "name (id)"
-            app_id = index.data(Role.APP_ID)
-            if isinstance(app_id, str) and app_id:
-                option.text = fitted_name_apart(
-                    option.text, app_id, self.text_room(option),
-                    QFontMetricsF(option.font).horizontalAdvance, index.data(Role.TELL),
-                )  # fmt: skip
+        elif isinstance(app_id := index.data(Role.APP_ID), str) and name_of_apart(option.text, app_id) is not None:  # fmt: skip
+            option.text = fitted_name_apart(
+                option.text, app_id, self.text_room(option),
+                QFontMetricsF(option.font).horizontalAdvance, index.data(Role.TELL),
+            )  # fmt: skip
 
     @staticmethod
     def text_room(option: QStyleOptionViewItem) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 
+from chadthrottle.app_names import name_of_apart, name_with_id
 from chadthrottle.contract import MIN_RATE_BPS, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.block_choice import BLOCK_TIP, unblock_label, unblock_tip
@@ -101,7 +102,7 @@ def build_row_menu(
     menu.setTitle(name)
     menu.setToolTipsVisible(True)
     # Whose menu this is: everything below acts on app_id, not on a row number.
-    whose = name if name.endswith(f" ({app_id})") else f"{name} ({app_id})"
+    whose = name if name_of_apart(name, app_id) is not None else name_with_id(name, app_id)
     add_heading(menu, name, f"Everything here acts on {whose}.", app_id, model.tell(app_id))
     units = model.units
     if open_rules is not None:
