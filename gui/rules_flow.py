@@ -21,6 +21,7 @@ from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.block_choice import unblocked_words
 from chadthrottle.gui.models.limit_truth import (
+    PERIOD_NOW,
     LimitState,
     block_lifts,
     describe_held_quota,
@@ -30,6 +31,7 @@ from chadthrottle.gui.models.limit_truth import (
 from chadthrottle.gui.models.priority_view import describe_priority
 from chadthrottle.gui.priority_flow import PRIORITY_KEY
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
+from chadthrottle.units import format_size
 from PySide6.QtCore import QObject, QTimer
 
 SCHEDULES_KEY, CHANGE_KEY = "rules:schedules", "rules:change"
@@ -37,9 +39,14 @@ SCHEDULES_KEY, CHANGE_KEY = "rules:schedules", "rules:change"
 # done, the dialog says when open connections go on, as the status line does
 # after the row menu's (it said "Done." and the download read 0 B/s for 25 s).
 UNBLOCK_KEY = f"{CHANGE_KEY}:unblock:"
-# A quota set or removed: "Done." waits for a listing asked after it, which shows
-# it (it said "Done." beside "No quota." for a poll's while, walk28).
+# A quota set or removed: "Done." at the helper's answer, the quota shown as asked
+# until a listing shows it (it said "Done." beside "No quota." for a poll's while,
+# walk28); it waited for that listing until gui30, and a poll that failed after the
+# change said the poll's failure alone, never "Done.", of a quota the helper had set.
 QUOTA_KEY = f"{CHANGE_KEY}:quota"
+READ_BACK_FAILED = "Done: the helper made the quota change. Reading it back failed since:"
+# (app id, direction) -> the quota asked (bytes, period), or None: removed.
+QuotaAsked = dict[tuple[str, Direction], tuple[int, str] | None]
 
 
 def _direction(value: str) -> Direction | None:
@@ -61,8 +68,14 @@ class RulesFlow(QObject):
         # poll answered before the helper changed does not flip the box back.
         self._blocks_asked: dict[tuple[str, Direction], bool] = {}
         self.dialog: RulesDialog | None = None
-        # (when, words): an outcome told once a listing asked after `when` is shown.
-        self._done_when_listed: tuple[float, str] | None = None
+        # Quota changes sent, not answered yet (in order), and those answered and not
+        # yet seen in a listing: shown as asked, as the blocks above.
+        self._quotas_sent: list[QuotaAsked] = []
+        self._quotas_asked: QuotaAsked = {}
+        # When a quota change was answered ("Done." said), until a listing asked
+        # after it comes; a poll failing before says both (the change made, the
+        # reading back failed).
+        self._quota_done_at: float | None = None
         window.rulesRequested.connect(self.open)  # type: ignore[attr-defined]
         connection.callFinished.connect(self._on_call_finished)
         connection.applicationsUpdated.connect(self._on_snapshot)
@@ -93,13 +106,16 @@ class RulesFlow(QObject):
         )
         dialog.blockRequested.connect(self._request_block)
         dialog.quotaRequested.connect(
-            lambda app, d, size, period, then: self._connection.call(
-                QUOTA_KEY, lambda c: c.set_quota(app, _direction(d), size, period, 0, then)
+            lambda app, d, size, period, then: self._ask_quota(
+                app,
+                d,
+                (size, period),
+                lambda c: c.set_quota(app, _direction(d), size, period, 0, then),
             )
         )
         dialog.quotaCleared.connect(
-            lambda app, d: self._connection.call(
-                QUOTA_KEY, lambda c: c.clear_quota(app, _direction(d))
+            lambda app, d: self._ask_quota(
+                app, d, None, lambda c: c.clear_quota(app, _direction(d))
             )
         )
         dialog.priorityRequested.connect(self._window.priorityRequested)  # type: ignore[attr-defined]  # PriorityFlow
@@ -107,6 +123,18 @@ class RulesFlow(QObject):
         dialog.show()
         self._fetch_schedules()
         return dialog
+
+    def _ask_quota(
+        self,
+        app_id: str,
+        direction: str,
+        quota: tuple[int, str] | None,
+        call: Callable[[HelperClientLike], Awaitable[object]],
+    ) -> None:
+        """SetQuota or ClearQuota, remembered until its answer (shown as asked then)."""
+        directions = tuple(Direction) if direction == "both" else (Direction(direction),)
+        self._quotas_sent.append({(app_id, d): quota for d in directions})
+        self._connection.call(QUOTA_KEY, call)
 
     def _ask_limit(self, app_id: str, direction: str, rate_bps: int | None) -> None:
         """The slider's path (shown at once, confirmed by the helper), the
@@ -127,12 +155,41 @@ class RulesFlow(QObject):
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
         self._plain_rules = tuple(snapshot.rules or ())
+        done_at, listed = self._quota_done_at, False
+        if done_at is not None and (snapshot.asked_at or 0.0) >= done_at:
+            self._quotas_asked.clear()  # a listing asked after the answer: the truth again
+            self._quota_done_at, listed = None, True
         self._show()
-        if self._done_when_listed is not None and self.dialog is not None:
-            done_at, words = self._done_when_listed
-            if (snapshot.asked_at or 0.0) >= done_at:  # asked after the change: shows it
-                self._done_when_listed = None
-                self.dialog.show_outcome(words, error=False)
+        if (
+            listed
+            and self.dialog is not None
+            and self.dialog.message.text().startswith(READ_BACK_FAILED)
+        ):
+            self.dialog.show_outcome("Done.")  # the failure said since is over
+
+    def _quotas(self, app_id: str) -> dict[Direction, tuple[int, int, str]]:
+        """(budget, left, period) per direction as listed, or as asked where a
+        change answered is not listed yet (its left: the budget, for now)."""
+        info = self._model.application(app_id)
+        quotas = {d: info.quota(d) if info else (0, 0, "") for d in Direction}
+        for d in Direction:
+            key = (app_id, d)
+            if key not in self._quotas_asked:
+                continue
+            asked, (size, _left, period) = self._quotas_asked[key], quotas[d]
+            if (asked is None and not size) or (asked is not None and asked == (size, period)):
+                del self._quotas_asked[key]  # the listing shows it
+            else:
+                quotas[d] = (asked[0], asked[0], asked[1]) if asked else (0, 0, "")
+        return quotas
+
+    def _quota_words(self, app_id: str, d: Direction) -> str:
+        """What a quota asked and not listed yet says: what is left is not read."""
+        asked = self._quotas_asked.get((app_id, d))
+        if not asked:
+            return ""
+        size = format_size(asked[0], self._model.units)
+        return f"{size} {PERIOD_NOW.get(asked[1], asked[1])}, set; what is left shows at the next reading"
 
     def _plain_rate(self, app_id: str, direction: Direction) -> int:
         """The viewer's own plain limit (ListRules), under a schedule that sets it now."""
@@ -166,7 +223,8 @@ class RulesFlow(QObject):
 
     def _forget(self) -> None:
         self._limits_asked.clear()  # answers to come are for no dialog
-        self._done_when_listed = None
+        self._quotas_asked.clear()
+        self._quota_done_at = None
         self._limit_refusal = ""
         if self.dialog is not None:
             self.dialog.deleteLater()
@@ -203,7 +261,10 @@ class RulesFlow(QObject):
             quota_words={
                 d: words
                 for d, s in states.items()
-                if (words := describe_held_quota(s, self._model.units))
+                if (
+                    words := self._quota_words(app_id, d)
+                    or describe_held_quota(s, self._model.units)
+                )
             },
             kept={
                 d: describe_kept_limit(s, d, self._plain_rate(app_id, d), self._model.units)
@@ -214,7 +275,7 @@ class RulesFlow(QObject):
                 d: self._blocked(app_id, d, block_lifts(states[d]))
                 for d in Direction
             },
-            quotas={d: info.quota(d) if info else (0, 0, "") for d in Direction},
+            quotas=self._quotas(app_id),
             schedules=tuple(
                 s for s in self._schedules if s.app_id == app_id and s.owner == self._owner
             ),
@@ -233,7 +294,18 @@ class RulesFlow(QObject):
 
     def _show_soon(self, _state: object) -> None:
         if self.dialog is not None:
-            QTimer.singleShot(0, self, self._show)
+            QTimer.singleShot(0, self, self._show_status)
+
+    def _show_status(self) -> None:
+        """The helper's state in the dialog; a poll failing after a quota change
+        the helper made says both: the change done, the reading back failed."""
+        self._show()
+        status = self._connection.status
+        if self.dialog is not None and self._quota_done_at is not None and not status.can_limit:
+            self.dialog.show_outcome(
+                f"{READ_BACK_FAILED} {status.detail}",
+                error=True,
+            )
 
     def _fetch_schedules(self) -> None:
         self._connection.call(SCHEDULES_KEY, lambda client: client.list_schedules())
@@ -252,12 +324,18 @@ class RulesFlow(QObject):
                 self.dialog.show_outcome(
                     f"Not changed: {words}" if error_name else "Done.", error=bool(error_name)
                 )
-        elif key == QUOTA_KEY and self.dialog is not None:
+        elif key == QUOTA_KEY:
+            asked = self._quotas_sent.pop(0) if self._quotas_sent else {}
+            if self.dialog is None:
+                return
             if error_name:
                 self.dialog.show_outcome(words, error=True)
-            else:
-                self._done_when_listed = (time.monotonic(), "Done.")
-                self._connection.poll_now()
+                return
+            self._quotas_asked.update(asked)  # shown as asked until a listing shows it
+            self._quota_done_at = time.monotonic()
+            self._show()
+            self.dialog.show_outcome("Done.")
+            self._connection.poll_now()
         elif (key == CHANGE_KEY or key.startswith(UNBLOCK_KEY)) and self.dialog is not None:
             if error_name:
                 self._blocks_asked.clear()  # refused or lost: the listing is the truth again
