@@ -16,14 +16,17 @@ from datetime import datetime
 from pathlib import Path
 
 from chadthrottle.gui.alerts import told
+from chadthrottle.gui.alerts.helper_zone import ASK_SPAN_S, ZONE_KEY, zone_of_day_rows
 from chadthrottle.gui.alerts.notifier import DesktopNotifier
 from chadthrottle.gui.alerts.policy import AlertPolicy, AlertSwitches
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.helper_run_state import LastStop
+from chadthrottle.usage_contract import UsageResolution, UsageRow
 from PySide6.QtCore import QObject, QSettings, QTimer
 
 KNOWN_KEY = "alerts/known_applications"
 CHECK_EVERY_MS = 2000
+ZONE_EVERY_MS = 3600_000  # the helper's zone asked again: its clock changes
 # The helper is "stopped" when it was answering and now is not running (not
 # merely refusing one call, or a polkit change).
 STOPPED_STATES = frozenset({HelperState.NOT_RUNNING, HelperState.NOT_INSTALLED})
@@ -55,8 +58,42 @@ class AlertsFlow(QObject):
         self._timer.setInterval(CHECK_EVERY_MS)
         self._timer.timeout.connect(self.send_due)
         self._timer.start()
+        # The helper's zone (helper_zone.py), asked at start, when the helper comes
+        # back and hourly; snapshots wait for its answer (one call), so that a
+        # quota's period is never first counted on the GUI's clock, then the helper's.
+        self._fetch_usage = getattr(connection, "fetch_usage", None)
+        self._zone_asked = False
+        self._held: object | None = None
+        self._state: HelperState | None = None
+        self._zone_timer = QTimer(self)
+        if self._fetch_usage is not None:
+            connection.usageFetched.connect(self._on_usage)  # type: ignore[attr-defined]
+            self._zone_timer.setInterval(ZONE_EVERY_MS)
+            self._zone_timer.timeout.connect(self._ask_zone)
+            self._zone_timer.start()
+            self._ask_zone()
+
+    def _ask_zone(self) -> None:
+        if self._fetch_usage is None or self._zone_asked:
+            return
+        self._zone_asked = True
+        since = int(self._wall().timestamp()) - ASK_SPAN_S
+        self._fetch_usage(ZONE_KEY, "", since, 0, UsageResolution.DAY)
+
+    def _on_usage(self, key: str, rows: list[UsageRow] | None, error_name: str) -> None:
+        if key != ZONE_KEY:
+            return  # the usage view's
+        self._zone_asked = False
+        if not error_name:  # failed (the helper away): as last known
+            self.policy.period_zone = zone_of_day_rows(rows)
+        held, self._held = self._held, None
+        if held is not None:
+            self._on_snapshot(held)
 
     def _on_snapshot(self, snapshot: object) -> None:
+        if self._zone_asked:
+            self._held = snapshot  # the latest: told once the zone is known
+            return
         self.policy.observe_applications(
             getattr(snapshot, "applications", ()), getattr(snapshot, "rules", None)
         )
@@ -66,6 +103,12 @@ class AlertsFlow(QObject):
         self.send_due()
 
     def _on_status(self, status: HelperStatus) -> None:
+        came_back = (
+            status.state is HelperState.CONNECTED and self._state is not HelperState.CONNECTED
+        )
+        self._state = status.state
+        if came_back:
+            self._ask_zone()  # another helper: its zone may be another
         # While its run record says its process still runs (a stop removing what it
         # made, a second or so), the alert waits to say how it ended: "its limits
         # are off" (the status said only "The helper stopped." at the first failed poll).
@@ -82,4 +125,5 @@ class AlertsFlow(QObject):
 
     def close(self) -> None:
         self._timer.stop()
+        self._zone_timer.stop()
         self.notifier.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from enum import Enum
 
 from chadthrottle.app_names import names_apart
@@ -167,13 +167,16 @@ def _reset_minute(rules: Iterable[RuleInfo], app: ApplicationInfo, direction: Di
     return rule.quota_reset_minute if rule is not None else 0
 
 
-def _told(app: ApplicationInfo, direction: Direction, rules: Iterable[RuleInfo], now: datetime) -> Told | None:  # fmt: skip
+def _told(app: ApplicationInfo, direction: Direction, rules: Iterable[RuleInfo], now: datetime,
+          zone: tzinfo | None = None) -> Told | None:  # fmt: skip
     """The used-up quota as it is kept once told; None for a period the GUI
-    does not know (a newer helper's), which is told at each start, as before."""
+    does not know (a newer helper's), which is told at each start, as before.
+    zone: the helper's, where its day does not begin at the GUI's midnight
+    (helper_zone.py): the period is the one the helper counts the quota in."""
     budget, _left, period = app.quota(direction)
     if period not in QUOTA_PERIODS:
         return None
-    began = period_began(period, _reset_minute(rules, app, direction), now)
+    began = period_began(period, _reset_minute(rules, app, direction), now, zone)
     return Told(app.id, direction.value, period, budget, int(began.timestamp()))
 
 
@@ -202,6 +205,8 @@ class AlertPolicy:
         self._told: set[Told] = set(told)
         self._telling: dict[str, list[Told]] = {}  # id -> its quotas in the pending alert
         self._wall = wall
+        # The helper's zone for a quota's period, None: the GUI's own (helper_zone.py)
+        self.period_zone: tzinfo | None = None
         self.told_changed = False
         self._quota_words: dict[str, str] = {}  # id -> what its used-up quota does now
         self._helper_up = False
@@ -239,7 +244,10 @@ class AlertPolicy:
                     if (app.id, direction, kind) not in self._unheld:
                         self._pending[kind][app.id] = names[app.id]
                 if _quota_used_up(app, direction):
-                    key, told = (app.id, direction), _told(app, direction, listed, now)
+                    key, told = (
+                        (app.id, direction),
+                        _told(app, direction, listed, now, self.period_zone),
+                    )
                     used_up[key] = told
                     new = key not in self._used_up or self._used_up[key] != told  # or a new period
                     if new and told not in self._told:  # at a start: told in an earlier one?
