@@ -71,7 +71,9 @@ BPF_HASH(namespace_socket_pacing, struct namespace_slot, __u32, MAX_NAMESPACE_PA
 #define IP_PROTO_TCP 6
 #define IP_PROTO_UDP 17
 
-#include "one_way.h" /* the upload's one-way reading (issue 16) */
+#ifdef CHADT_ONE_WAY /* the upload's one-way reading (issue 16): helper/kernel/program_build.py */
+#include "one_way.h"
+#endif
 
 /* The IP header's length and the protocol after it (IPv6 extension headers
  * not followed), read from the packet's linear part; 0 when it is not there. */
@@ -971,7 +973,11 @@ static __always_inline void carry_slot(struct __sk_buff *skb)
         bpf_set_hash(skb, token);
 }
 
-/* The upload's one-way reading (one_way.h says what it is). */
+/* The upload's one-way reading (one_way.h says what it is), built with
+ * -DCHADT_ONE_WAY: chadt_tc_out sits at the verifier's edge with it, so the
+ * helper builds and loads the programs without it when a kernel or compiler
+ * refuses them (datapath.py), and the limits and the counting hold. */
+#ifdef CHADT_ONE_WAY
 static __always_inline struct one_way_control *one_way_asked(void)
 {
     __u32 first = 0;
@@ -1004,6 +1010,16 @@ static __always_inline int one_way_departed(struct __sk_buff *packet)
     struct one_way_control *control = one_way_asked();
     if (!control || skb->sk || skb->ingress_ifindex != control->ifb_ifindex)
         return 0;
+#ifdef CHADT_ONE_WAY_UNVERIFIABLE
+    /* tests only (tests/helper/kernel/test_one_way_fallback.py): a hash map's value
+     * read without its NULL check, which every verifier refuses, as another
+     * compiler's or kernel's refusal of the reading would be (an array's lookup by a
+     * constant key is known not NULL to this kernel's verifier: not that) */
+    struct one_way_conn nobody = {};
+    struct one_way_reading *unchecked = one_way_readings.lookup(&nobody);
+    if (((volatile struct one_way_reading *)unchecked)->count == 0xfeed)
+        return 1;
+#endif
     struct one_way_tcp tcp = {};
     if (!one_way_parse(skb, &tcp) || !tcp.payload || (tcp.flags & 0x07)) /* SYN, RST, FIN: not read */
         return 1;
@@ -1082,6 +1098,16 @@ static __always_inline void one_way_acked(struct __sk_buff *skb, __u32 l3)
         reading->least_ns = raw;
     __sync_fetch_and_add(&reading->count, 1);
 }
+#else
+static __always_inline int one_way_departed(struct __sk_buff *packet)
+{
+    return 0;
+}
+
+static __always_inline void one_way_acked(struct __sk_buff *skb, __u32 l3)
+{
+}
+#endif
 
 /* tc ingress, classic cls_bpf mode: 0 = no match (packet goes on untouched),
  * otherwise the class id, and the filter's mirred action redirects the packet

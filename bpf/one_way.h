@@ -18,6 +18,10 @@
  * Both cost one array lookup a packet while the helper's estimation does not
  * ask (one_way_control.on == 0, or its lease ran out). IPv4 only; connections without timestamps
  * give nothing. The struct layouts are mirrored in helper/kernel/layout.py.
+ *
+ * Built only with -DCHADT_ONE_WAY (program_build.one_way_flags): where a kernel
+ * or compiler refuses the programs with it, the helper loads them without it
+ * (datapath.py), the reading off and said why, the datapath whole.
  */
 #ifndef CHADTHROTTLE_ONE_WAY_H
 #define CHADTHROTTLE_ONE_WAY_H

@@ -31,7 +31,7 @@ from chadthrottle.helper.identity.renames import certain_rename
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.link_events import LinkWatcher
 from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers, NoPacing
-from chadthrottle.helper.kernel.one_way import UploadQueueReader
+from chadthrottle.helper.kernel.one_way import UploadQueueReader, one_way_notes
 from chadthrottle.helper.kernel.ownership import journal_instance
 from chadthrottle.helper.kernel.policer import EbpfPolicer
 from chadthrottle.helper.kernel.proc_events import open_proc_events
@@ -122,7 +122,8 @@ class RunningEngine(Engine):
         super().__init__(
             datapath, shaper, ApplicationIndex(),
             lambda _active, viewer_pids=None: describe_backends(choice, shaper.active_by_backend(), config,
-                                                                shaper.shaping_notes(viewer_pids)),
+                                                                shaper.shaping_notes(viewer_pids)
+                                                                + one_way_notes(datapath)),
             rules=_load_rules(store), save_rules=self._saver.save, lineage=self._proc_events, usage=usage,
             wall_clock=wall_clock,
         )  # fmt: skip

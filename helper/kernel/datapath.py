@@ -75,8 +75,18 @@ from chadthrottle.helper.kernel.ownership import (
     dead_records,
 )
 from chadthrottle.helper.kernel.pending_walks import WALK_BUDGET_S, PendingWalks
-from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_flags
-from chadthrottle.helper.kernel.program_cache import obtain_program_set
+from chadthrottle.helper.kernel.program_build import (
+    bpf_source_dir,
+    compile_flags,
+    without_one_way,
+)
+from chadthrottle.helper.kernel.program_cache import (
+    CACHE_FILE,
+    PLAIN_CACHE_FILE,
+    cache_key,
+    obtain_program_set,
+    remember_refused,
+)
 from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
 from chadthrottle.helper.kernel.ringbuf import RingBuffer
 from chadthrottle.helper.kernel.socket_tagging import (
@@ -128,6 +138,7 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "one_way_control": (ctypes.c_uint32, OneWayControl),
     "one_way_readings": (OneWayConn, OneWayReading),
 }
+_ONE_WAY_MAPS = frozenset({"one_way_control", "one_way_readings"})  # with -DCHADT_ONE_WAY only
 _TRAFFIC_KEY_FORMAT = "=" + "".join(
     "Q" if field[1] is ctypes.c_uint64 else "I" for field in TrafficKey._fields_
 )
@@ -222,6 +233,16 @@ def _load(program_set: ProgramSet) -> LoadedPrograms:
         ) from error
 
 
+# the verifier's refusals (a program it cannot prove safe, or too complex): the same again
+# for the same instructions; not a transient one (ENOMEM, EPERM), which is not remembered
+_VERIFIER_ERRNOS = frozenset({errno.EACCES, errno.EINVAL, errno.E2BIG})
+
+
+def _verifier_refused(error: BackendUnavailable) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, ProgramRejected) and cause.errno in _VERIFIER_ERRNOS
+
+
 _Value = TypeVar("_Value")
 
 
@@ -273,6 +294,8 @@ class Datapath:
         self._forwarded_slots: set[int] = set()  # slots whose forwarded flows are classed
         self._max_entries: dict[str, int] = {}
         self.program_origin = ""  # "cache" or "built": where open() found the programs
+        # why the programs were loaded without the upload's one-way reading ("": with it)
+        self.one_way_off = ""
         self._cgroup_fd = -1
         self._attached: list[tuple[int, CgroupAttachType]] = []
         self._lock_fd = -1
@@ -305,47 +328,78 @@ class Datapath:
 
     def open(self, *, machine_lock_held: bool = False) -> None:
         """Build (or take from the cache), load and attach; on any failure
-        nothing stays attached.
+        nothing stays attached. The programs are built with the upload's
+        one-way reading (bpf/one_way.h) and, where the kernel or the compiler
+        refuses them with it, without it: one_way_off says why then.
 
         machine_lock_held: the caller holds holding_machine_lock() (a benchmark
         that attaches and detaches while no other datapath may run); the
         shared lock would wait for it forever, so it is not taken."""
         source_dir = bpf_source_dir()
-        program_set, self.program_origin = obtain_program_set(
-            self._cache_dir,
-            source_dir,
-            compile_flags(source_dir, self._cache_dir),
-            stopping=self._stopping,
-        )
         try:
             try:
-                self._loaded = _load(program_set)
+                program_set = self._load_variant(source_dir, one_way=True)
+                self.one_way_off = ""
             except BackendUnavailable as error:
-                if self.program_origin != "cache":
-                    raise
-                # Keyed by the kernel's release and build, a stored set should
-                # load; if it does not, the compiler decides, not the cache
-                # (the struct offsets too are walked again, not remembered).
-                log.warning(
-                    "the stored BPF programs did not load (%s): compiling them again", error
-                )
-                program_set, self.program_origin = obtain_program_set(
-                    self._cache_dir, source_dir, compile_flags(source_dir), use_cache=False,
-                    stopping=self._stopping)  # fmt: skip
-                self._loaded = _load(program_set)
+                # chadt_tc_out sits at the verifier's edge with the reading (review32 K8):
+                # another clang or kernel refusing it must not take every limit down
+                self.one_way_off = str(error).split("\n", 1)[0]
+                program_set = self._load_variant(source_dir, one_way=False)
+                log.warning("the upload's one-way reading is off (the datapath is loaded "
+                            "without it): %s", error)  # fmt: skip
             if not machine_lock_held:
                 self._lock_fd = acquire_shared(stopping=self._stopping)
             self._attach(program_set)
         except BaseException:
             self.close()
             raise
-        log.info("datapath attached at %s (programs from the %s)", self._cgroup_root,
-                 "cache" if self.program_origin == "cache" else "compiler")  # fmt: skip
+        log.info("datapath attached at %s (programs from the %s%s)", self._cgroup_root,
+                 "cache" if self.program_origin == "cache" else "compiler",
+                 ", without the one-way reading" if self.one_way_off else "")  # fmt: skip
+
+    def _load_variant(self, source_dir: Path, one_way: bool) -> ProgramSet:
+        """Load the programs with the one-way reading or without (from the cache,
+        or built); BackendUnavailable (nothing loaded) if the kernel refuses them.
+        A refusal of the reading's build is remembered (program_cache.remember_refused)."""
+        name = CACHE_FILE if one_way else PLAIN_CACHE_FILE
+
+        def flags(remembered: bool) -> list[str]:
+            found = compile_flags(source_dir, self._cache_dir if remembered else None)
+            return found if one_way else without_one_way(found)
+
+        used = flags(True)
+        program_set, self.program_origin = obtain_program_set(
+            self._cache_dir, source_dir, used, stopping=self._stopping, name=name
+        )
+        if self.program_origin == "cache":
+            try:
+                self._loaded = _load(program_set)
+                return program_set
+            except BackendUnavailable as error:
+                # Keyed by the kernel's release and build, a stored set should
+                # load; if it does not, the compiler decides, not the cache
+                # (the struct offsets too are walked again, not remembered).
+                log.warning(
+                    "the stored BPF programs did not load (%s): compiling them again", error
+                )
+            used = flags(False)
+            program_set, self.program_origin = obtain_program_set(
+                self._cache_dir, source_dir, used, use_cache=False, stopping=self._stopping,
+                name=name)  # fmt: skip
+        try:
+            self._loaded = _load(program_set)
+        except BackendUnavailable as error:
+            if one_way and _verifier_refused(error):
+                remember_refused(self._cache_dir, cache_key(source_dir, used), str(error), name)
+            raise
+        return program_set
 
     def _attach(self, program_set: ProgramSet) -> None:
         assert self._loaded is not None
         self._forwarded_slots.clear()  # new maps
         for name, (key_type, value_type) in _MAP_TYPES.items():
+            if name in _ONE_WAY_MAPS and self.one_way_off:
+                continue  # built without the reading (open)
             spec = program_set.maps[program_set.map_index(name)]
             if (spec.key_size, spec.value_size) != (
                 ctypes.sizeof(key_type),
@@ -437,9 +491,12 @@ class Datapath:
         name = TC_INGRESS_PROGRAMS[ethernet] if direction is Direction.DOWN else TC_EGRESS_PROGRAM
         return self._loaded.program_fds[name], name
 
-    def one_way_maps(self) -> tuple[TypedMap, TypedMap]:
+    def one_way_maps(self) -> tuple[TypedMap, TypedMap] | None:
         """(one_way_control, one_way_readings): what the upload's one-way
-        reading (one_way.py) switches and takes its readings from."""
+        reading (one_way.py) switches and takes its readings from; None when
+        the programs were loaded without it (one_way_off says why)."""
+        if "one_way_control" not in self._maps:
+            return None
         return self._maps["one_way_control"], self._maps["one_way_readings"]
 
     def set_process_slot(

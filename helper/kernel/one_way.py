@@ -57,12 +57,27 @@ _MAX_CONNECTIONS = 4096  # ONE_WAY_CONNECTIONS in bpf/one_way.h
 
 
 class OneWayMaps(Protocol):
-    def one_way_maps(self) -> tuple[TypedMap, TypedMap]: ...
+    one_way_off: str  # why the programs were built without the reading ("": with it)
+
+    def one_way_maps(self) -> tuple[TypedMap, TypedMap] | None: ...
+
+
+def one_way_notes(maps: OneWayMaps) -> list[str]:
+    """ListBackends' note (the tc backend's, whose programs read it) while the datapath
+    was loaded without the reading: an estimated upload is then judged by its round
+    trips alone (capacity_estimate.py, no reading)."""
+    if not maps.one_way_off:
+        return []
+    return [f"no one-way reading of the upload (an estimated upload capacity is judged by "
+            f"round trips alone): {maps.one_way_off}"]  # fmt: skip
 
 
 class UploadQueueReader:
     """start(ifb_ifindex) when estimation reads, look() at each glance and tick,
-    stop() when it does not; one thread."""
+    stop() when it does not; one thread. Where the datapath was loaded without
+    the reading (a kernel or compiler refused it: Datapath.one_way_off), start()
+    reads nothing and look() gives None, as stopped: the estimator's rules without
+    a reading."""
 
     def __init__(self, maps: OneWayMaps, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._maps = maps
@@ -79,6 +94,11 @@ class UploadQueueReader:
         )
 
     @property
+    def off(self) -> str:
+        """Why the datapath has no reading ("" when it has one)."""
+        return self._maps.one_way_off
+
+    @property
     def reading_from(self) -> int | None:
         """The upload IFB's ifindex while reading; None when stopped."""
         return self._ifb
@@ -89,6 +109,8 @@ class UploadQueueReader:
             return
         if self._opened is None:
             self._opened = self._maps.one_way_maps()
+            if self._opened is None:  # built without it: said once, at the datapath's open
+                return
             self._buffers = (
                 (OneWayConn * _MAX_CONNECTIONS)(),
                 (OneWayReading * _MAX_CONNECTIONS)(),

@@ -56,6 +56,7 @@ def compile_flags(source_dir: Path, cache_dir: Path | None = None) -> list[str]:
             else remembered_offset_flags(cache_dir, offset_flags_of)
         ),
         *mptcp_flags(),
+        *one_way_flags(),
     ]
 
 
@@ -68,6 +69,28 @@ def mptcp_flags() -> list[str]:
     if release >= (5, 19) and Path("/proc/sys/net/mptcp").is_dir() and VMLINUX_BTF.is_file():
         return ["-DMPTCP_PARENT_TAGS=1"]
     return []
+
+
+# Set to 1 in the helper's environment, the with-reading build also gets
+# -DCHADT_ONE_WAY_UNVERIFIABLE: a construct every verifier refuses, in
+# chadt_tc_out's one-way part, so tests and benches see the fallback without
+# the reading on real parts (tests/helper/kernel/test_one_way_fallback.py).
+ONE_WAY_REFUSED_VARIABLE = "CHADTHROTTLE_TEST_ONE_WAY_REFUSED"
+ONE_WAY_FLAG = "-DCHADT_ONE_WAY"
+
+
+def one_way_flags() -> list[str]:
+    """The upload's one-way reading built in (bpf/one_way.h): the programs are
+    built and loaded without these flags when the kernel or the compiler
+    refuses them (datapath.py), the reading off then."""
+    if os.environ.get(ONE_WAY_REFUSED_VARIABLE) == "1":
+        return [f"{ONE_WAY_FLAG}=1", f"{ONE_WAY_FLAG}_UNVERIFIABLE=1"]
+    return [f"{ONE_WAY_FLAG}=1"]
+
+
+def without_one_way(cflags: list[str]) -> list[str]:
+    """cflags less the one-way reading's (one_way_flags)."""
+    return [flag for flag in cflags if not flag.startswith(ONE_WAY_FLAG)]
 
 
 def build(source_dir: Path, cflags: list[str]) -> dict[str, object]:

@@ -6,6 +6,11 @@ CACHE_FILE when it was built for this kernel (release and build), these
 sources (every file in bpf/), these compile flags and this bcc, else built by
 program_build.py in a child process and stored.
 
+The programs with the upload's one-way reading are kept in CACHE_FILE, those
+without it (built where the kernel refused the others: datapath.py) in
+PLAIN_CACHE_FILE; a refusal is kept in place of the refused set, keyed as a
+set is (remember_refused), so such a start loads the plain set at once.
+
 The helper loads what the file says into the kernel as root, so the file is
 trusted only when it and its directory are owned by root and writable by
 nobody else, its checksum matches and it parses into a complete set; anything
@@ -41,6 +46,9 @@ from chadthrottle.helper.kernel.task_offsets import VMLINUX_BTF, read_btf
 log = logging.getLogger("chadthrottle.kernel.program_cache")
 
 CACHE_FILE = "bpf-programs.json"
+# the programs without the upload's one-way reading (datapath.py: where the kernel or the
+# compiler refuses them with it), kept beside the others: each start would build both else
+PLAIN_CACHE_FILE = "bpf-programs-plain.json"
 OFFSETS_FILE = "btf-offsets.json"  # remembered_offset_flags
 CACHE_FORMAT = 1
 MAX_CACHE_BYTES = 8 << 20
@@ -58,6 +66,11 @@ BUILD_PARENT_VARIABLE = "CHADTHROTTLE_BUILD_PARENT"
 
 class CacheRefused(Exception):
     """The stored program set cannot be used; the message says why."""
+
+
+class KnownRefused(BackendUnavailable):
+    """The kernel refused the programs built from this key before
+    (remember_refused): building them again would be refused again."""
 
 
 def _bcc_version() -> str:
@@ -127,17 +140,21 @@ def _read_trusted(cache_dir: Path, name: str) -> bytes:
     return body
 
 
-def read_cached(cache_dir: Path, key: dict[str, Any]) -> ProgramSet:
+def read_cached(cache_dir: Path, key: dict[str, Any], name: str = CACHE_FILE) -> ProgramSet:
     """The stored set if it is trustworthy and was built from key; raises
-    CacheRefused saying why not."""
-    path = cache_dir / CACHE_FILE
-    body = _read_trusted(cache_dir, CACHE_FILE)
+    CacheRefused saying why not, or KnownRefused if the kernel refused what
+    key builds (remember_refused)."""
+    path = cache_dir / name
+    body = _read_trusted(cache_dir, name)
     try:
         document = json.loads(body)
     except ValueError as error:
         raise CacheRefused(f"{path} is not JSON: {error}") from None
     if not isinstance(document, dict) or document.get("key") != key:
         raise CacheRefused("it was built for another kernel, source, compile flags or bcc")
+    if isinstance(document.get("refused"), str):  # its first line (the verifier's log was logged)
+        said = document["refused"].partition("\n")[0]
+        raise KnownRefused(f"{said} (remembered in {path})")
     try:
         return ProgramSet.from_json(document.get("programs"))
     except InvalidProgramSet as error:
@@ -162,10 +179,24 @@ def _write_trusted(cache_dir: Path, name: str, body: bytes) -> None:
         raise
 
 
-def write_cache(cache_dir: Path, key: dict[str, Any], program_set: ProgramSet) -> None:
+def write_cache(
+    cache_dir: Path, key: dict[str, Any], program_set: ProgramSet, name: str = CACHE_FILE
+) -> None:
     """Store the set, as _write_trusted does."""
     body = json.dumps({"key": key, "programs": program_set.to_json()}, sort_keys=True).encode()
-    _write_trusted(cache_dir, CACHE_FILE, body)
+    _write_trusted(cache_dir, name, body)
+
+
+def remember_refused(cache_dir: Path, key: dict[str, Any], reason: str, name: str) -> None:
+    """Store, in place of the set, that the kernel refused what key builds (the
+    verifier's word): the next start with the same key skips it at once
+    (KnownRefused) instead of compiling it again. A new kernel, bcc, source or
+    flag makes another key, tried afresh. Not stored: only a slower start."""
+    body = json.dumps({"key": key, "refused": reason[:4000]}, sort_keys=True).encode()
+    try:
+        _write_trusted(cache_dir, name, body)
+    except (OSError, CacheRefused) as error:
+        log.warning("could not remember the refused BPF programs in %s: %s", cache_dir, error)
 
 
 def remembered_offset_flags(
@@ -295,20 +326,23 @@ def obtain_program_set(
     kernel: tuple[str, str] | None = None,
     use_cache: bool = True,
     stopping: threading.Event | None = None,
+    name: str = CACHE_FILE,
 ) -> tuple[ProgramSet, str]:
     """The program set for this kernel and source, and where it came from:
     "cache", or "built" (and stored when the cache directory allows).
     use_cache False builds whatever is stored (the kernel refused it).
-    stopping set gives up a build (StartCancelled), storing nothing."""
+    stopping set gives up a build (StartCancelled), storing nothing. name: the
+    variant's file in cache_dir (CACHE_FILE, PLAIN_CACHE_FILE). KnownRefused
+    when the kernel refused what these flags build (remember_refused)."""
     key = cache_key(source_dir, cflags, kernel)
     try:
         if use_cache:
-            return read_cached(cache_dir, key), "cache"
+            return read_cached(cache_dir, key, name), "cache"
     except CacheRefused as reason:
         log.info("compiling the BPF programs: the stored ones are not used (%s)", reason)
     program_set = build_in_child(source_dir, cache_dir, key["cflags"], stopping)
     try:
-        write_cache(cache_dir, key, program_set)
+        write_cache(cache_dir, key, program_set, name)
     except (OSError, CacheRefused) as error:
         log.warning("could not store the compiled BPF programs in %s: %s", cache_dir, error)
     return program_set, "built"

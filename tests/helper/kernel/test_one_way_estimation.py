@@ -40,7 +40,9 @@ class Engine:
 
 
 def _control(datapath: Datapath) -> OneWayControl:
-    control = datapath.one_way_maps()[0].get(0)
+    maps = datapath.one_way_maps()
+    assert maps is not None, datapath.one_way_off  # built with the reading here
+    control = maps[0].get(0)
     assert isinstance(control, OneWayControl)
     return control
 

@@ -132,7 +132,9 @@ def test_the_reading_follows_the_modems_upload_queue(
                          for look in rising if look.queue_ms is not None and look.readings >= 3]  # fmt: skip
         finally:
             reader.stop()
-        control, _ = datapath.one_way_maps()
+        maps = datapath.one_way_maps()
+        assert maps is not None, datapath.one_way_off  # built with the reading here
+        control, _ = maps
         stopped = control.get(0)
         assert isinstance(stopped, OneWayControl) and stopped.on == 0
     # shaped under the modem: its queue empty, the reading too (a look of one or two
@@ -187,7 +189,9 @@ def test_nothing_is_read_while_not_asked(
         ifb = _upload_ifb(shaper)
         reader = UploadQueueReader(datapath)
         reader.start(ifb)
-        control, _ = datapath.one_way_maps()
+        maps = datapath.one_way_maps()
+        assert maps is not None, datapath.one_way_off  # built with the reading here
+        control, _ = maps
         try:
             with bulk_upload(pair.host_ns, internet.netns, internet.addr):
                 _a_second_of_upload(internet)

@@ -1,0 +1,110 @@
+"""The programs with the upload's one-way reading sit at the verifier's edge
+(chadt_tc_out): where a kernel or a compiler refuses them, the datapath is
+built and loaded without it, whole (limits, counting), the reading off and
+said why, and the refusal remembered so the next start loads the plain set
+from the cache (review32 K8). The refusal is a real one: the build with the
+reading gets -DCHADT_ONE_WAY_UNVERIFIABLE (program_build.ONE_WAY_REFUSED_VARIABLE),
+a map value read without its NULL check in chadt_tc_out, which the kernel's
+verifier refuses; the loader is the product's."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.one_way import UploadQueueReader
+from chadthrottle.helper.kernel.program_build import ONE_WAY_REFUSED_VARIABLE
+from chadthrottle.helper.kernel.program_cache import CACHE_FILE, PLAIN_CACHE_FILE
+
+from tests.support.netns import NetnsPair, rates_together, start_stream, tc_dump, tc_shaper_in
+
+LIMIT = ClassSpec(rate_bps=1_000_000, burst_bytes=131072)
+SLOTS = {Direction.DOWN: 3, Direction.UP: 4}
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, kernel_ready: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache of the test's own (the shared one keeps the set with the reading), and the
+    shared header tree (no merge per test)."""
+    monkeypatch.setenv("BCC_KERNEL_SOURCE", str(kernel_source_dir(kernel_ready)))
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o755)
+    directory.chmod(0o755)
+    tmp_path.chmod(0o755)
+    return directory
+
+
+def test_a_refused_reading_leaves_the_datapath_whole_limiting_and_counting(
+    pair: NetnsPair, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(ONE_WAY_REFUSED_VARIABLE, "1")
+    datapath = Datapath(cache_dir=cache_dir)
+    datapath.open()
+    try:
+        # the reading's build was refused by the verifier, and said so
+        assert "refused" in datapath.one_way_off, datapath.one_way_off
+        assert datapath.one_way_maps() is None
+        reader = UploadQueueReader(datapath)
+        reader.start(1)
+        assert reader.look() is None and reader.reading_from is None
+        assert reader.off == datapath.one_way_off
+        with tc_shaper_in(pair.host_ns, datapath) as shaper:
+            _limits_and_counts(pair, datapath, shaper, tmp_path)
+    finally:
+        datapath.close()
+    remembered = json.loads((cache_dir / CACHE_FILE).read_bytes().partition(b"\n")[2])
+    assert "refused" in remembered and "programs" not in remembered
+    assert (cache_dir / PLAIN_CACHE_FILE).exists()
+    # the next start skips the refused build: the plain set from the cache, no compile
+    again = Datapath(cache_dir=cache_dir)
+    started = time.monotonic()
+    again.open()
+    try:
+        took = time.monotonic() - started
+        assert again.program_origin == "cache" and "remembered" in again.one_way_off
+        assert again.one_way_maps() is None
+    finally:
+        again.close()
+    assert took < 5.0, took  # a compile here is 1-3 s; a cached load 0.1-0.3 s
+
+
+def _limits_and_counts(pair: NetnsPair, datapath: Datapath, shaper: object, tmp_path: Path) -> None:
+    """A download and an upload, each its own limited application: each held to its
+    limit by the link tree's tc programs, and each counted by the cgroup programs."""
+    from chadthrottle.helper.kernel.tc_shaper import TcShaper
+
+    assert isinstance(shaper, TcShaper)
+    limited = tmp_path / "limited"
+    streams = {direction: start_stream(pair, 5690 if direction is Direction.DOWN else 5691,
+                                       direction.value, seconds=30, app_serves=True,
+                                       peer_when=limited)
+               for direction in Direction}  # fmt: skip
+    try:
+        for direction, stream in streams.items():
+            datapath.set_process_slot(stream.app_pid, SLOTS[direction])
+        shaper.reconcile({direction: {SLOTS[direction]: LIMIT} for direction in Direction})
+        limited.touch()
+        shown = tc_dump(pair.host_ns)
+        assert "chadt_tc_in" in shown and "chadt_tc_out" in shown, shown
+        time.sleep(2.0)  # slow start overfills the leaf queue at first (no window clamp here)
+        rates = rates_together([streams[d].receiver for d in Direction], 4.0)
+        for direction, rate in zip(Direction, rates, strict=True):
+            read = rate * 1500 / 1448  # L3, as the limit counts
+            assert 0.9 * LIMIT.rate_bps <= read <= 1.1 * LIMIT.rate_bps, (
+                f"{direction.value}: read {read / LIMIT.rate_bps:.3f} of the limit"
+            )
+        counted = {sample.owner_tgid: sample for sample in datapath.read_traffic()}
+        # 6 s at the limit and more: each application's own direction counted
+        down, up = counted[streams[Direction.DOWN].app_pid], counted[streams[Direction.UP].app_pid]
+        assert down.rx_bytes >= 4 * LIMIT.rate_bps, down
+        assert up.tx_bytes >= 4 * LIMIT.rate_bps, up
+    finally:
+        for stream in streams.values():
+            stream.stop()
+        shaper.reconcile({})
