@@ -127,14 +127,25 @@ upload is judged by that reading instead of the round trips:
   ONE_WAY_RAISE_STEPS from the smallest; where it failed forgotten after
   ONE_WAY_FORGET_FAILED_S, held ONE_WAY_HOLD_S after a failure;
 - a reading standing at STAND_MS and not draining with no raise judged, the
-  upload loaded and the round trips risen RISE_S too (a far end's TSvals are
-  its own, another device's queue is not ours to drain) is the upload's link
+  upload loaded lately and the round trips risen RISE_S too (a far end's TSvals
+  are its own, another device's queue is not ours to drain) is the upload's link
   slowed under what we send (the helper glances once a look reads SEEN_MS:
   wants_glances): cut at that look (a tick's, or a glance's of
   SURE_ACKS ACKs) to CUT_SHARE of what the modem passed (what we sent less
-  the reading's growth), and a rise while that queue drains and BLAME_S after
-  it was last read cuts nothing (the download's raise made meanwhile is taken
-  back, not by what passed).
+  the reading's growth), the reading counted no deeper than the round trips'
+  rise (a forger's cuts are the round trips' rule's at most), REFRACTORY_S
+  apart unless deeper, past MAX_CUT_SHARE when the reading is deep; a rise
+  while that queue drains and BLAME_S after it was last read cuts nothing (the
+  download's raise made meanwhile is taken back, not by what passed). The
+  round trips' rule for the upload's own link slowing and its tries back up
+  are left out (the turns find a link come back);
+- a tick's rise with the tick's reading (the least of its second: its start)
+  under STAND_MS, the upload loaded lately, is judged at the next glances'
+  reading (_defer_rise): the upload's queue there cuts the upload alone, a
+  quiet one leaves the rise to the download;
+- our download queue falling while the reading read SEEN_MS within
+  DOWN_HOLD_AFTER_S takes no download raise back (_acks_held: its
+  acknowledgements wait at the modem behind the upload's queue).
 
 Bounds: never below floor_bps, never above the ceiling (the NIC's speed
 when it is known, else MAX_RATE_BPS). Without a starting value a
@@ -422,14 +433,22 @@ class CapacityEstimator:
         # SURE_ACKS ACKs and was this look's; since a cut for a queue it saw standing, and since
         # that queue was last read (_rise excuses the round trips' rise meanwhile)
         self._since_reading_s = float("inf")
+        self._since_up_seen_s = float("inf")  # since a reading read SEEN_MS (_acks_held)
         self._up_ms: float | None = None
         self._up_ms_before: float | None = None
         self._up_gap_s = self._up_gap_before_s = float("inf")
         self._up_high, self._up_many, self._up_fresh = 0, False, False
         self._since_one_way_cut_s = self._cut_seen_s = float("inf")
+        self._cut_depth_ms = 0.0  # the last one-way cut's depth (ms; _one_way_cut)
         # the last tick's: the upload loaded, what it sent (bytes/s), the round trips' delay
         self._up_loaded, self._up_sent, self._tick_delay = False, 0.0, 0.0
         self._since_one_way_back_s = float("inf")
+        # a tick's rise left to the next glances' reading (_defer_rise): the tick's active
+        # directions, what passed and its delay; and whether the last tick deferred one
+        self._pending: tuple[dict[Direction, _Direction], dict[Direction, float], float] | None = (
+            None
+        )
+        self._deferred = False
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
             start = self.start.get(direction) or None
@@ -506,9 +525,10 @@ class CapacityEstimator:
             return self.capacities()  # nothing else judged this tick (its rise is that queue's)
         up_now = self._state[Direction.UP].capacity
         self._up_sent = achieved[Direction.UP]
-        self._up_loaded = (
-            up_now is not None and self._up_sent >= LOADED_SHARE * up_now * SHAPE_SHARE
-        )
+        # loaded within BLAME_S: once the modem's buffer is full its senders send only what it
+        # passes, under LOADED_SHARE of ours (a halved link was cut by the round trips' rule
+        # first while the standing cut waited for the upload to read loaded, owd29's H1)
+        self._up_loaded = up_now is not None and self._state[Direction.UP].since_loaded_s <= BLAME_S
         self._tick_delay = 0.0 if delay is None else delay
         if self._up_standing():  # a queue there with no raise judged: the upload's link slowed
             self._one_way_cut(achieved[Direction.UP])  # a download raise is judged on (_rise)
@@ -530,12 +550,18 @@ class CapacityEstimator:
         if self._trying:
             self._judge_try(rise, queued)
             return self.capacities()
+        deferred, self._deferred, self._pending = self._deferred, False, None
+        if rise and not past_queue and not deferred and self._defer_rise():
+            self._pending, self._deferred = (active, achieved, delay), True
+            self.decisions.append("rise: read one way first")
+            return self.capacities()
         first = False  # the first tick of the upload's own link slowing: what passed straddles it
         # (a one-way cut's queue draining is that slowing, cut already: cut again by this
         # rule a tick on, the upload went to 0.44 of its link, owd29's H1 at 22 s)
         if (
             rise
             and self._cut_seen_s >= BLAME_S
+            and not self._one_way()  # the reading judges it (_up_standing), the round trips late
             and self._up_link_slowed(achieved, sample.local_wait_s)
         ):
             if first := self._since_up_slow_s >= BLAME_S:
@@ -615,11 +641,25 @@ class CapacityEstimator:
                 self.decisions.append("glance: the upload's one-way queue")
                 self._one_way_take_back()
         elif self._up_standing():  # no raise judged: cut now, not at the tick (_one_way_cut)
+            self._pending = None  # a rise deferred to this reading (_defer_rise): the upload's
             self._one_way_cut(self._up_sent)  # what the last tick passed
+        elif self._pending is not None and self._up_fresh and (self._up_ms or 0.0) < SEEN_MS:
+            # a tick's rise deferred to this reading, quiet: not the upload's queue but the
+            # download's, judged without the upload (as _rise's "not the upload's")
+            active, achieved, delay_s = self._pending
+            self._pending = None
+            self.decisions.append("glance: rise, not the upload's (its one-way queue quiet)")
+            self._rise({d: s for d, s in active.items() if d is Direction.DOWN}, achieved, delay_s)
         elif self._probing(Direction.UP) and self._state[Direction.UP].recent:
             if twice:
                 self.decisions.append("glance: round trips rose")
                 self._take_back(Direction.UP, self._state[Direction.UP], {})
+        elif fell and not twice and down.recent and self._acks_held():
+            # our download queue fell while the upload's one-way reading read its queue at the
+            # modem: the download's acknowledgements wait there (est25), not a download step past
+            # its link; counted again from here
+            self._falls, self._fallen = 0, 0.0
+            self.decisions.append("glance: our download queue fell, its acknowledgements held")
         elif down.recent and (twice or fell):
             # back to BACK_SHARE of where it began. Our queue fell: where it failed is where it
             # began (what passed since the raise is not known yet), PAST_STEP from there next
@@ -640,7 +680,22 @@ class CapacityEstimator:
     def wants_glances(self) -> bool:
         """A raise is being judged that a glance can take back: a download's (judging_down)
         or, while the one-way reading arrives, an upload's (glance() reads the reading)."""
-        return self.judging_down() or self._up_judged() or self._up_suspect()
+        return (self.judging_down() or self._up_judged() or self._up_suspect()
+                or self._pending is not None)  # fmt: skip
+
+    def _defer_rise(self) -> bool:
+        """A tick's rise with the reading arriving, no upload raise judged, the upload loaded
+        lately, and the tick's reading (the least of its second: its start) under STAND_MS:
+        judged at the next glances' reading instead, a tenth of a second each. A link slowing
+        under the upload fills the modem within that second, and the tick read 0-5 ms where
+        127-368 ms stood (owd29's A2 at 40 s, H1 at 21 s): judged at the tick, the round trips'
+        rules cut both directions, or the upload's by its own link slowing, and tried it back
+        up past the slower link (125-170 ms there). At the glances, a queue standing there
+        cuts the upload alone (_up_standing), a quiet one leaves the rise to the download
+        (_rise without the upload); neither by the next tick: that tick judges as before."""
+        return (self._one_way() and not self._trying and not self._up_judged()
+                and self._cut_seen_s >= BLAME_S and self._up_loaded
+                and not (self._up_fresh and (self._up_ms or 0.0) >= STAND_MS))  # fmt: skip
 
     def _up_suspect(self) -> bool:
         """The reading read SEEN_MS at the last look with no upload raise judged: glanced at
@@ -689,6 +744,7 @@ class CapacityEstimator:
         """Note a look's one-way reading of the upload's queue (SEEN_MS); none, or one that
         is not a reading (no ACK read, negative, NaN), leaves the count as it stood."""
         self._since_reading_s += seconds
+        self._since_up_seen_s += seconds
         self._up_fresh = False
         ms = None if reading is None else reading.queue_ms
         if ms is None or not 0.0 <= ms < float("inf"):
@@ -698,9 +754,20 @@ class CapacityEstimator:
         self._up_ms_before, self._up_ms, self._up_gap_s = self._up_ms, ms, self._since_reading_s
         self._since_reading_s, self._up_fresh = 0.0, True
         self._up_high = self._up_high + 1 if ms >= SEEN_MS else 0
+        if ms >= SEEN_MS:
+            self._since_up_seen_s = 0.0
         self._up_many = reading.readings >= SURE_ACKS
         if ms >= SEEN_MS and self._cut_seen_s < BLAME_S:
             self._cut_seen_s = 0.0  # a cut's queue still draining: its rise is seen later
+
+    def _acks_held(self) -> bool:
+        """The upload's one-way reading read SEEN_MS within DOWN_HOLD_AFTER_S: the download's
+        acknowledgements wait at the modem behind it, and our download queue falls for that.
+        Taken for the download's failure, each of three such falls (0.1 s after an upload's
+        take-back, 10-11 ms in the modem's upload queue, its download queue empty) took back a
+        download raise that had passed its tick (owd29's 01:08 (B) run at 32.0 s, 00:36 and
+        00:41 runs): the download kept where it failed and was not followed in 20 s."""
+        return self._one_way() and self._since_up_seen_s <= DOWN_HOLD_AFTER_S
 
     def _one_way(self) -> bool:
         """The one-way reading arrives: the upload judged by it (SEEN_MS), in its cadence."""
@@ -748,6 +815,11 @@ class CapacityEstimator:
         # two readings each of a glance or two (a tick's of a second is its start's least: read
         # against the next glance's, a draining queue grew, and was cut to 0.44 of its link)
         close = max(self._up_gap_s, self._up_gap_before_s) <= ONE_WAY_CLOSE_S
+        # and deeper than at the last cut, the reading no deeper than the round trips' rise
+        # (_one_way_cut): a reading standing as it was is cut REFRACTORY_S apart, as the round
+        # trips' rule cuts (a forger's 300 ms with round trips at 11 ms: cut each second, to the
+        # floor in 30 s where that rule left 0.14 of the upload; review32's E1 residual)
+        deeper = min(self._up_ms or 0.0, self._tick_delay * 1000) > self._cut_depth_ms + 1.0
         # of SURE_ACKS ACKs: a delayed one's 40 ms reads as growth (the toy cut a draining
         # queue for one, to 0.51 of its link)
         # loaded, and the round trips (the last tick's) risen too: STAND_MS says why
@@ -755,7 +827,7 @@ class CapacityEstimator:
                 and (self._up_ms or 0.0) >= STAND_MS and self._up_loaded
                 and self._tick_delay >= RISE_S and not self._trying
                 and up.capacity is not None and not (self._probing(Direction.UP) and up.recent)
-                and self._since_one_way_cut_s >= (ONE_WAY_DRAIN_S if close else REFRACTORY_S)
+                and self._since_one_way_cut_s >= (ONE_WAY_DRAIN_S if close and deeper else REFRACTORY_S)
                 and self._since_one_way_back_s >= ONE_WAY_DRAIN_S
                 and (self._up_ms or 0.0) > (self._up_ms_before or 0.0) - 1.0)  # fmt: skip
 
@@ -768,16 +840,27 @@ class CapacityEstimator:
         up, down = self._state[Direction.UP], self._state[Direction.DOWN]
         assert self._up_ms is not None and up.capacity is not None
         sent = sent if sent >= MIN_TRAFFIC_BPS else up.capacity * SHAPE_SHARE
-        growth = (
-            max(0.0, self._up_ms - (self._up_ms_before or 0.0)) / 1000 / max(self._up_gap_s, 0.1)
-        )
+        # both readings no deeper than the round trips' rise (the last tick's): a far end's
+        # TSvals are its own, and a forger that also holds its ACKs raises the round trips only
+        # by that hold, so its cuts are the round trips' rule's at most (review32's E1 residual:
+        # cut by the reading's 300 ms, deep and each second, the upload went to the floor)
+        rtt_ms = self._tick_delay * 1000
+        depth = min(self._up_ms, rtt_ms)
+        before = min(self._up_ms_before or 0.0, rtt_ms)
+        growth = max(0.0, depth - before) / 1000 / max(self._up_gap_s, 0.1)
         up.recent, up.held = [], None  # the link is slower than what it held
-        self._cut(Direction.UP, up, sent / (1.0 + growth), self._up_ms / 1000)
+        # deeper than MAX_CUT_SHARE when the reading is deep (DEEP_RISE_S; the round trips risen,
+        # _up_standing): what we sent is what the modem passed, ACKs arrive, no stall (what the
+        # bound is for); at MAX_CUT_SHARE of a doubled estimate the halved link's queue drained
+        # at 5% of the link (400 ms: 7-8 s). A forger gains nothing: what we send is ours
+        deep = self._up_ms / 1000 > DEEP_RISE_S
+        self._cut(Direction.UP, up, sent / (1.0 + growth), depth / 1000,
+                  MAX_CUT_SHARE**2 if deep else MAX_CUT_SHARE)  # fmt: skip
         self.decisions[-1] += f": its one-way queue stood at {self._up_ms:.0f} ms"
         up.hold_s = max(up.hold_s, ONE_WAY_HOLD_S[0])
         down.hold_s = max(down.hold_s, DOWN_HOLD_AFTER_S)
         self._since_one_way_cut_s = self._cut_seen_s = 0.0
-        self._up_high = 0
+        self._up_high, self._cut_depth_ms = 0, depth
 
     def _raise_steps(self, direction: Direction) -> tuple[float, ...]:
         one_way = direction is Direction.UP and self._one_way()
@@ -829,6 +912,11 @@ class CapacityEstimator:
         if queued is not None and up.capacity is not None and \
                 achieved[Direction.UP] >= LOADED_SHARE * up.capacity * SHAPE_SHARE:  # fmt: skip
             self._up_queued = [*self._up_queued[-7:], queued]  # under the link: the reference
+        if self._one_way():
+            # read one way, the upload's turns (every ONE_WAY_TURN_S, judged within a glance or
+            # two) find a link come back; a try's steps are judged by the round trips, a second
+            # late: 1.12 past a link still slow put 125-170 ms at the modem (owd29, after ead7b1f)
+            return False
         if self._up_faster is not None and (
             self._since_faster_s > TRY_FORGET_S or (up.capacity or 0) * NEAR_STEP >= self._up_faster
         ):
@@ -1231,7 +1319,16 @@ class CapacityEstimator:
     def _raise(self, state: _Direction, step: float) -> None:
         self._note_raise(Direction.UP if state is self._state[Direction.UP] else Direction.DOWN)
         state.recent.append((0.0, state.capacity))  # type: ignore[arg-type]
-        state.capacity = self._bound(int(state.capacity * step), state.ceiling)  # type: ignore[operator]
+        raised = int(state.capacity * step)  # type: ignore[operator]
+        if (state.failed_at is not None and abs(raised - state.failed_at) <= 1
+                and state.good_at >= state.failed_at):  # fmt: skip
+            # a step up to where a glance's take-back failed (where its raise began: good_at
+            # too) landed a byte under it (1242427 for 1242428): not reached (_refresh), under
+            # good_at (not across, _step), so the step on was a near step of 2% past it, not
+            # PAST_STEP judged in its tick: a download whose link had come back was taken back
+            # there at glances for a minute (owd29's 01:04 run, 50-59 s)
+            raised = state.failed_at
+        state.capacity = self._bound(raised, state.ceiling)
         self.decisions.append(f"raise {_name(state, self._state)} x{step:.3f}")
         state.since_raise_s, state.streak, state.past_failed = 0.0, state.streak + 1, False
 
@@ -1382,8 +1479,9 @@ class CapacityEstimator:
         state.since_cut_s, self._since_back_s = 0.0, 0.0
 
     def _cut(
-        self, direction: Direction, state: _Direction, achieved: float, delay_s: float
-    ) -> None:
+        self, direction: Direction, state: _Direction, achieved: float, delay_s: float,
+        most: float = MAX_CUT_SHARE,
+    ) -> None:  # fmt: skip
         """Shape at a share of what passed, so the queue beyond drains; a
         download probes again in small steps near what passed (the modem's rate)."""
         share = DEEP_CUT_SHARE if delay_s > DEEP_RISE_S else CUT_SHARE
@@ -1391,7 +1489,7 @@ class CapacityEstimator:
         if (
             state.capacity is not None
         ):  # a stall (little passed, round trips stale) must not drop it to the floor
-            cut = min(max(cut, int(state.capacity * MAX_CUT_SHARE)), state.capacity)
+            cut = min(max(cut, int(state.capacity * most)), state.capacity)
         state.capacity = self._bound(cut, state.ceiling)
         self.decisions.append(f"cut {direction.value}")
         state.since_cut_s, state.streak, state.failures = 0.0, 0, 0
