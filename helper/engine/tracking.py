@@ -339,8 +339,9 @@ class Tracking:
                     return known
             if not start or (read_start(parent) or 0) <= start:
                 process = read_process(parent)
-                if process is not None:
-                    return identify(process)
+                identity = identify(process) if process is not None else None
+                if identity is not None:  # a zombie names nothing: as it was last read, below
+                    return identity
             departed = self.index.departed_identity(parent, start) if start else None
             if departed is not None:
                 return departed

@@ -54,7 +54,9 @@ YOUNG_S, MAX_YOUNG = 3.0, 64
 # Processes seen to exit, kept with their identity (the most recent this
 # many, about 200 bytes each): a forked child announced to a helper that ran
 # late may come to be identified after its parent exited too (the BurstBare
-# flake, 2026-12-06: 90 of 200 children's bytes on the interface only).
+# flake, 2026-12-06: 90 of 200 children's bytes on the interface only); also
+# one read while exiting (a zombie: no executable, that read names nothing;
+# flake30, CI m2: 76 of 200 children lost after such a read).
 DEPARTED_KEPT = 4096
 
 
@@ -80,6 +82,14 @@ Departed = tuple[int, AppIdentity, int]
 def _replaced(old_start: int | None, start: int | None) -> bool:
     """Whether a pid's process is another than before (both start times known)."""
     return old_start is not None and start is not None and old_start != start
+
+
+def _exiting(old: Seen, process: ProcessInfo, start: int | None) -> bool:
+    """Whether the process last read as old, read again as process, is the
+    same one exiting: it had an executable and has none now (a zombie, or
+    one whose memory is gone: no exe link, no command line), so this read
+    names no application and only the last one says whose it was."""
+    return bool(old[0].exe) and not process.exe and not _replaced(old[3], start)
 
 
 class ApplicationIndex:
@@ -201,8 +211,9 @@ class ApplicationIndex:
             same = seen is not None and stamp is not None and stamp == seen[2]
             marks = (stamp, seen[3] if same and seen is not None else self._read_start(pid))
         stamp, start = marks
-        if seen is not None and _replaced(seen[3], start):
-            self._replaced.add(pid)
+        if seen is not None and (_replaced(seen[3], start) or _exiting(seen, process, start)):
+            if _replaced(seen[3], start):
+                self._replaced.add(pid)
             self._depart(pid, seen, self._boot_ticks())
         old = self._by_pid.pop(pid, None)
         if old is not None and (app := self._apps.get(old.app_id)) is not None:
@@ -245,6 +256,9 @@ class ApplicationIndex:
                 start = old[3] if same and old is not None else self._read_start(pid)
                 process = self._read(pid)
                 known = (process, identify(process), stamp, start) if process is not None else None
+                # read exiting: whose it was is kept for the children it forked
+                if known is not None and old is not None and _exiting(old, known[0], start):
+                    self._depart(pid, old, self._boot_ticks())
                 if known is not None and old is not None and _replaced(old[3], start):
                     self._replaced.add(pid)
                     self._first_read(pid)
@@ -264,7 +278,9 @@ class ApplicationIndex:
         self._by_pid, self._apps, self._seen, self._renamed = by_pid, apps, seen, renamed
 
     def _depart(self, pid: int, seen: Seen, gone_by: int) -> None:
-        """Keep an identified process that exited (departed_identity)."""
+        """Keep an identified process that exited (departed_identity): when a
+        tick sees it gone, or read it exiting (_exiting: what it was read as
+        then names nothing, and a later departure of that read keeps none)."""
         _, identity, _, start = seen
         if identity is None or start is None:
             return

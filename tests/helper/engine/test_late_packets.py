@@ -22,6 +22,7 @@ from chadthrottle.helper.identity.processes import boot_ticks, read_start
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper, Traffic
 from tests.support.reused_pids import wait_for_exec
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -181,6 +182,54 @@ def test_a_child_announced_after_its_parent_exited_too_counts_for_the_parents_ap
         assert apps == {f"exe:{program}": (34_336, 34_456)}
     else:
         assert apps == {}
+
+
+def _is_zombie(pid: int) -> bool:
+    """Exited, not yet reaped: /proc still lists it, with no executable."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "Z"
+
+
+@pytest.mark.parametrize("then", ["still-a-zombie", "reaped", "reaped-and-seen-gone"])
+def test_a_parent_a_tick_read_as_a_zombie_still_names_its_late_children(
+    program: Path, then: str
+) -> None:
+    """The BurstBare flake again (CI m2, 2026-12-07: 76 of 200 children's
+    bytes on the interface only; flake30 caught 8 of 200 beside a second
+    lane): the burst's parent exited, and a tick read it before its own
+    parent reaped it. A zombie has no executable and no command line, so
+    that read named no application, and the index forgot whose the parent
+    was: the children the late helper came to after that (exited too) were
+    named by nothing. A process that exits stays whose it was."""
+    datapath = RecordingDatapath()
+    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    parent = subprocess.Popen([str(program), "600"])
+    try:
+        wait_for_exec(parent.pid, program)
+        engine.tick()  # the parent listed by the index (no socket of its own)
+        parent_start = read_start(parent.pid)
+        assert parent_start is not None
+        parent.kill()
+        assert eventually(lambda: _is_zombie(parent.pid), 10.0, 0.01)
+        engine.tick()  # the parent read as a zombie
+        if then != "still-a-zombie":
+            parent.wait()
+        if then == "reaped-and-seen-gone":
+            engine.tick()
+        child = _no_such_pid()
+        engine._tracking.lineage = _Lineage({child: parent.pid})
+        engine.note_new_owner(child, start=parent_start)
+        datapath.traffic.append(Traffic(child, 34_336, 34_456, owner_start=parent_start))
+        engine.tick()  # counted, and the child seen gone: its counters retired
+        engine.tick()
+    finally:
+        parent.kill()
+        parent.wait()
+    apps = {a.id: (a.rx_bytes, a.tx_bytes) for a in engine.list_applications()}
+    (device,) = engine.list_interfaces()
+    assert (device.rx_bytes, device.tx_bytes) == (34_336, 34_456)
+    assert apps == {f"exe:{program}": (34_336, 34_456)}
 
 
 def test_processes_that_could_not_be_identified_are_counted_in_the_log(
