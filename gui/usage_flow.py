@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 # was the column's too, and "Last 7 days" renamed the list's "Today").
 PERIOD_KEY = "usage/period"
 COLUMN_PERIOD_KEY = "usage/column_period"
+SPLIT_KEY = "usage/split"  # the usage view's chart and table as the user left them
 # The totals column is asked for again after each poll in which bytes moved
 # (one question at a time: GetUsage adds what the helper has not written yet,
 # so the column is a poll and a tick behind, not the helper's minute), and
@@ -208,8 +209,12 @@ class UsageFlow(QObject):
     def open_dialog(self) -> UsageDialog:
         """Show the usage view (one at a time) and ask for its numbers."""
         if self.dialog is None:
-            self.dialog = UsageDialog(self.view_period, self._window)
-            self.dialog.periodChosen.connect(self.choose_period)
+            self.dialog = dialog = UsageDialog(self.view_period, self._window)
+            dialog.periodChosen.connect(self.choose_period)
+            dialog.restore_split(self._store.value(SPLIT_KEY))
+            dialog.split.splitterMoved.connect(
+                lambda *_: self._store.setValue(SPLIT_KEY, dialog.split.saveState())
+            )
         self.dialog.show()
         self.dialog.raise_()
         self.dialog.activateWindow()

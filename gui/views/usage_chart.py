@@ -40,6 +40,9 @@ def series_colour(series: tuple[str, ...], key: str) -> QColor:
     return SERIES_COLOURS[series.index(key) % len(SERIES_COLOURS)]
 
 
+CHART_LINES = 6  # the chart's least height, in lines of its font
+
+
 class UsageChart(QWidget):
     """Stacked bars of bytes (down + up) per slot; see the module's docstring."""
 
@@ -47,7 +50,9 @@ class UsageChart(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumSize(QSize(240, 120))
+        # Six lines of text high: three scale labels and the bars' labels fit; 120 px
+        # (240 at 2x) left the usage view's table 4 of 7 rows on 1366x768 at 2x (gui30).
+        self.setMinimumSize(QSize(240, CHART_LINES * self.fontMetrics().height()))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)

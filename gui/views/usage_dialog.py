@@ -32,8 +32,8 @@ from chadthrottle.gui.views.sort_arrow import use_honest_arrows
 from chadthrottle.gui.views.usage_chart import UsageChart, series_colour
 from chadthrottle.units import UnitSystem, format_size
 from chadthrottle.usage_contract import UsageRow
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QKeySequence, QPixmap, QResizeEvent, QShortcut
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtGui import QColor, QKeySequence, QPixmap, QResizeEvent, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -47,6 +47,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+# The table's rows the view opens with where the chart can yield them (it keeps
+# its least height): at 2x on 1366x768 it opened with 4.3 of 7 rows (gui30). A
+# split the user chose (the handle moved) is kept instead (usage_flow.py).
+TABLE_ROWS_WANTED = 6
 
 
 def colour_swatch(colour: QColor, size: int) -> QPixmap:
@@ -150,6 +155,8 @@ class UsageDialog(QDialog):
         layout.addWidget(self.total)
         self.setTabOrder(self.buttons.button(len(PERIODS) - 1), self.chart)
         self.setTabOrder(self.chart, self.table)
+        self._split_chosen = False  # the user's split (moved, or restored): not fitted
+        self.split.splitterMoved.connect(self._on_split_moved)  # by the user's hand alone
         self._fit_to_screen()
 
     def _fit_to_screen(self) -> None:
@@ -159,6 +166,35 @@ class UsageDialog(QDialog):
         if available is not None:
             width, height = min(width, available.width() - 16), min(height, available.height() - 40)
         self.resize(width, height)
+
+    def restore_split(self, state: object) -> bool:
+        """The split the user left (QSplitter.saveState), kept over the default."""
+        if isinstance(state, QByteArray | bytes) and self.split.restoreState(QByteArray(state)):
+            self._split_chosen = True
+        return self._split_chosen
+
+    def _on_split_moved(self, _position: int, _index: int) -> None:
+        self._split_chosen = True
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._split_chosen:
+            self._fit_split()
+
+    def _fit_split(self) -> None:
+        """The table TABLE_ROWS_WANTED rows high where the chart box can give
+        the room and keep its least; more where the split gives it more."""
+        self._keep_room_for_legend()
+        chart, table = self.split.sizes()
+        header = self.table.horizontalHeader().sizeHint().height()
+        rows = self.table.verticalHeader().defaultSectionSize() * TABLE_ROWS_WANTED
+        wanted = header + rows + 2 * self.table.frameWidth()
+        if table >= wanted:
+            return
+        least = self.chart_box.minimumHeight()
+        given = min(wanted - table, max(0, chart - least))
+        if given > 0:
+            self.split.setSizes([chart - given, table + given])
 
     def _mark_chosen(self) -> None:
         """The chosen period in bold: a checked button alone hardly shows in
@@ -213,6 +249,8 @@ class UsageDialog(QDialog):
             f"{_unbroken(html.escape(self.chart.series_name(key)))}"
             for key in bars.series))  # fmt: skip
         self._keep_room_for_legend()
+        if not self._split_chosen and self.isVisible():
+            self._fit_split()  # the legend's lines came: the table keeps its rows
         down, up = grand_total(totals)
         self.total.setText(f"All applications, {PERIODS[period].label.lower()}: <b>{format_size(down + up, units)}"
                            f"</b> ({format_size(down, units)} down, {format_size(up, units)} up; on the wire, "

@@ -422,7 +422,10 @@ class MovingClient(ScriptedClient):
     async def get_usage(
         self, app_id: str, since: int, until: int, resolution: UsageResolution
     ) -> list[UsageRow]:
-        self.totals_calls += resolution is UsageResolution.DAY
+        # Today's totals (from local midnight); not the alerts' ask for the helper's zone
+        self.totals_calls += resolution is UsageResolution.DAY and since >= local_midnight(
+            time.time()
+        )
         return over_the_wire([row(STEAM, local_midnight(time.time()), 86_400, self.moved)])
 
 
