@@ -507,9 +507,12 @@ def describe_kept_limit(
 
 
 def _quota_alone_paused(state: LimitState) -> bool:
-    """Paused, what is listed of a direction is its used-up quota's alone: its
-    block (no block rule listed), or its then-rate (no lower limit of one's own)."""
-    if not (state.quota_paused and state.quota_spent) or state.schedule:
+    """Paused or the helper away, what is listed of a direction is its used-up
+    quota's alone: its block (no block rule listed), or its then-rate (no lower
+    limit of one's own). With the helper stopped the pane read "Upload: limit
+    100 KB/s set. Not enforced: ..." of a quota's rate, a limit never set (gui30)."""
+    away = state.quota_paused or state.quota_helper_off
+    if not (away and state.quota_spent) or state.schedule:
         return False
     return state.by_quota or (not state.blocked and state.rate_bps == state.quota_then_bps)
 
