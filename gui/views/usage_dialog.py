@@ -32,7 +32,7 @@ from chadthrottle.gui.views.sort_arrow import use_honest_arrows
 from chadthrottle.gui.views.usage_chart import UsageChart, series_colour
 from chadthrottle.units import UnitSystem, format_size
 from chadthrottle.usage_contract import UsageRow
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeySequence, QPixmap, QResizeEvent, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -156,6 +156,7 @@ class UsageDialog(QDialog):
         self.setTabOrder(self.buttons.button(len(PERIODS) - 1), self.chart)
         self.setTabOrder(self.chart, self.table)
         self._split_chosen = False  # the user's split (moved, or restored): not fitted
+        self._fit_queued = False
         self.split.splitterMoved.connect(self._on_split_moved)  # by the user's hand alone
         self._fit_to_screen()
 
@@ -178,23 +179,38 @@ class UsageDialog(QDialog):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if not self._split_chosen:
+        self._fit_split_soon()
+
+    def _fit_split_soon(self) -> None:
+        """Once the layout has taken the new size or lines (the legend's height
+        read before it did left the table 4.6 rows, not 6), unless the user chose."""
+        if not self._split_chosen and not self._fit_queued:
+            self._fit_queued = True
+            QTimer.singleShot(0, self, self._fit_queued_split)
+
+    def _fit_queued_split(self) -> None:
+        self._fit_queued = False
+        if not self._split_chosen and self.isVisible():
             self._fit_split()
 
     def _fit_split(self) -> None:
-        """The table TABLE_ROWS_WANTED rows high where the chart box can give
-        the room and keep its least; more where the split gives it more."""
+        """The table as high as its rows (TABLE_ROWS_WANTED at least, half the
+        split at most where it has more), the chart the rest, never under its
+        least: at 1x seven rows left 200 px of empty table under a 170 px chart."""
         self._keep_room_for_legend()
         chart, table = self.split.sizes()
-        header = self.table.horizontalHeader().sizeHint().height()
-        rows = self.table.verticalHeader().defaultSectionSize() * TABLE_ROWS_WANTED
-        wanted = header + rows + 2 * self.table.frameWidth()
-        if table >= wanted:
+        total, least = chart + table, self.chart_box.minimumHeight()
+        if total <= 0:
             return
-        least = self.chart_box.minimumHeight()
-        given = min(wanted - table, max(0, chart - least))
-        if given > 0:
-            self.split.setSizes([chart - given, table + given])
+        row = self.table.verticalHeader().defaultSectionSize()
+        frame = self.table.horizontalHeader().sizeHint().height() + 2 * self.table.frameWidth()
+        rows = self.table_model.rowCount()
+        wanted = frame + row * max(TABLE_ROWS_WANTED, rows)
+        fewest = frame + row * TABLE_ROWS_WANTED
+        height = min(wanted, max(fewest, total // 2), max(0, total - least))
+        height = max(height, self.table.minimumSizeHint().height())
+        if height != table:
+            self.split.setSizes([total - height, height])
 
     def _mark_chosen(self) -> None:
         """The chosen period in bold: a checked button alone hardly shows in
@@ -249,8 +265,7 @@ class UsageDialog(QDialog):
             f"{_unbroken(html.escape(self.chart.series_name(key)))}"
             for key in bars.series))  # fmt: skip
         self._keep_room_for_legend()
-        if not self._split_chosen and self.isVisible():
-            self._fit_split()  # the legend's lines came: the table keeps its rows
+        self._fit_split_soon()  # the legend's lines came: the table keeps its rows
         down, up = grand_total(totals)
         self.total.setText(f"All applications, {PERIODS[period].label.lower()}: <b>{format_size(down + up, units)}"
                            f"</b> ({format_size(down, units)} down, {format_size(up, units)} up; on the wire, "
@@ -274,6 +289,7 @@ class UsageDialog(QDialog):
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._keep_room_for_legend()  # narrower: more lines
+        self._fit_split_soon()  # the table its rows, the chart the rest, at this size too
 
     def set_units(self, units: UnitSystem) -> None:
         """Show the same numbers in other units (chosen in the settings)."""
