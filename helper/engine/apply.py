@@ -38,6 +38,7 @@ from chadthrottle.helper.engine.plan import (
 )
 from chadthrottle.helper.engine.ports import DatapathPort, ShaperPort
 from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.kernel.pending_walks import WALK_BUDGET_S
 
 
 @dataclass(frozen=True)
@@ -185,17 +186,21 @@ class Apply:
     def release_unused(self, table: LimitTable) -> None:
         live = self.live(table)
         limited = {key for key, _ in live} | self.fair(table, live).keys()
+        draining = self._datapath.draining_slots()  # open sockets carry it until walked
         for key in self.slots.rules() - limited:
             slot = self.slots.slot_of(key)
-            if slot is None or not self.gating.holds_slot(slot):  # not another rule's block
+            if slot is None or not (self.gating.holds_slot(slot) or slot in draining):
                 self.slots.release(key)
 
     def shrink_windows_first(self, planned: LimitTable) -> dict[int, ClampedWindows]:
         """Clamp now the windows of running downloads that the planned table
-        holds tighter than they are held; what was clamped, by pid
-        (core.WINDOW_DRAIN_MIN_S)."""
+        holds tighter than they are held, for WALK_BUDGET_S at most (a user
+        chooses how many descriptors their processes hold; those not reached
+        are clamped by the walks after the change, and the rule's reach says
+        so meanwhile); what was clamped, by pid (core.WINDOW_DRAIN_MIN_S)."""
         clamped: dict[int, ClampedWindows] = {}
         self._clamped_for = {}
+        deadline = time.monotonic() + WALK_BUDGET_S
         for key, limits in planned.enforced():
             window_bps = download_window_bps(limits, self.downloads_queue())
             if not window_bps:
@@ -205,7 +210,9 @@ class Apply:
             for pid in self.reached(planned, key):
                 if slot and self.hold.slot_of_process(pid) == slot and 0 < held_to <= window_bps:
                     continue  # held to this limit or a lower one already: nothing to spend
-                drain_s = self.hold.clamp_windows(pid, window_bps, _user_of(key))
+                if time.monotonic() >= deadline:
+                    return clamped  # the rest clamped by their walks after the change
+                drain_s = self.hold.clamp_windows(pid, window_bps, _user_of(key), deadline)
                 if (uid := _user_of(key)) is not None:
                     self._clamped_for[pid] = uid
                 if drain_s is not None:

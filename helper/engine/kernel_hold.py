@@ -150,8 +150,8 @@ class KernelHold:
                 wanted_cgroups[scope_id] = slot
         for pid in list(self._process_slots):
             if pid not in wanted_pids:
-                if pid in alive:
-                    self._datapath.set_process_slot(pid, 0)  # untag its open sockets
+                if pid in alive:  # its open sockets untagged by walk_pending (its slot drains)
+                    self._datapath.set_process_slot(pid, 0, later=True)
                 else:
                     self._datapath.forget_process(pid)
                 del self._process_slots[pid]
@@ -171,7 +171,7 @@ class KernelHold:
                 )
                 log.debug("pid %d -> slot %d (%d open sockets)", pid, slot, tagged)
                 self._process_slots[pid] = slot
-        self._datapath.walk_pending()  # first tags' open sockets, for a bounded time
+        self._datapath.walk_pending()  # (un)tags' and caps' open sockets, for a bounded time
         self._datapath.tag_accepted()  # what waited in an accept queue at a walk, once accepted
         for scope_id in set(self._cgroup_slots) - set(wanted_cgroups):
             self._datapath.set_cgroup_slot(scope_id, 0)
@@ -228,11 +228,12 @@ class KernelHold:
         self._datapath.set_process_slot(pid, slot, start, later=True)
         self._datapath.walk_pending()
 
-    def clamp_windows(self, pid: int, wire_bps: int, made_by: int | None = None) -> float | None:
+    def clamp_windows(self, pid: int, wire_bps: int, made_by: int | None = None,
+                      deadline: float | None = None) -> float | None:  # fmt: skip
         """Clamp a process's receive windows now (made_by: of the sockets
-        that uid made); how long its old ones may still take (None: nothing
-        to wait for)."""
-        return self._datapath.clamp_windows(pid, wire_bps, made_by)
+        that uid made; deadline: monotonic, the walk stops there); how long
+        its old ones may still take (None: nothing to wait for)."""
+        return self._datapath.clamp_windows(pid, wire_bps, made_by, deadline)
 
     def old_windows_left(
         self, pid: int, wire_bps: int, idle_ms: int, made_by: int | None = None

@@ -74,7 +74,7 @@ from chadthrottle.helper.kernel.ownership import (
     acquire_shared,
     dead_records,
 )
-from chadthrottle.helper.kernel.pending_walks import WALK_BUDGET_S, PendingWalks
+from chadthrottle.helper.kernel.pending_walks import WALK_BUDGET_S, PendingWalks, record_of
 from chadthrottle.helper.kernel.program_build import (
     bpf_source_dir,
     compile_flags,
@@ -95,7 +95,6 @@ from chadthrottle.helper.kernel.socket_tagging import (
     cap_open_sockets,
     clamp_open_windows,
     old_windows_left,
-    pace_open_sockets,
     pausing,
     sends_rtt_us,
     sends_unacked,
@@ -310,8 +309,11 @@ class Datapath:
         self._slot_owners: dict[int, int] = {}
         self._made_by_of_tgid: dict[int, int] = {}
         self._accept_queues = AcceptQueues()  # connections a walk did not reach
-        self._pending_walks = PendingWalks()  # first tags' walks, bounded per call (walk_pending)
+        # the walks of open sockets, bounded per call (walk_pending); what they
+        # owe kept for a successor (pending_walks.record_of)
+        self._pending_walks = PendingWalks(record_of(instance))
         self.walk_budget_s = WALK_BUDGET_S  # walk_pending's, per call
+        self._walk_deadline = 0.0  # the last walk_pending's (monotonic): tag_accepted's too
         self._slot_of_cgroup: dict[int, int] = {}  # what set_cgroup_slot wrote
         self._caps_of_slot: dict[int, SocketCaps] = {}  # what each slot's TCP sockets are held to
         # a divided upload limit per slot: (limit, {netns cookie: (share's rate, CN queue)})
@@ -436,6 +438,14 @@ class Datapath:
         helper must not say it stopped cleanly (helper/run_state.py; until
         2026-12-06 logged only, and the run record said "its limits are off")."""
         failed: list[Exception] = []
+        for tgid, _start, was, made_by in self._pending_walks.owed() if self._maps else []:
+            try:  # caps a walk still owes (a cleared rule's, an older rate's): lifted whole
+                cap_open_sockets(tgid, NO_CAPS, was, None, made_by)
+            except Exception as error:  # closing must go on
+                log.exception("could not uncap the sockets of pid %d", tgid)
+                failed.append(error)
+        if not failed:
+            self._pending_walks.forget_owed()
         for slot in list(self._caps_of_slot) if self._maps else []:
             try:
                 self.set_slot_caps(slot, NO_CAPS)
@@ -507,19 +517,21 @@ class Datapath:
         start: the process meant (read_start; 0: whichever runs under tgid
         now): the engine knows a pid's process as of its last tick, and if
         another runs under the pid by now, it gets neither the slot nor a
-        tag on its open sockets. later: a first tag's walk of the open
-        sockets waits for walk_pending (bounded per call; a retag or an
-        untag walks now). Returns how many open sockets were tagged."""
+        tag on its open sockets. later: the walk of the open sockets waits
+        for walk_pending (bounded per call): a retag's or an untag's old
+        slot drains meanwhile (draining_slots). Returns how many open
+        sockets were tagged (later: 0)."""
         running = read_start(tgid) or 0
         replaced = bool(app_slot and start and running != start)  # the one meant exited
         start = start or running
         table = self._maps["slot_by_tgid"]
-        first = tgid not in self._slot_of_tgid  # untagged until now: its walk may wait
         waited = self._pending_walks.drop(tgid)  # any walk waiting is this one's now
+        carried = {self._slot_of_tgid.get(tgid, 0)}  # what its sockets may carry until walked
         was = self._caps_of_slot.get(self._slot_of_tgid.get(tgid, 0), NO_CAPS)
         if waited is not None:  # what the sockets it did not reach may still hold
             was = SocketCaps(max(was.pacing_bps, waited.was.pacing_bps),
                              max(was.window_bps, waited.was.window_bps))  # fmt: skip
+            carried |= waited.draining | {waited.slot}
         made_by = self._made_by_of_tgid.pop(tgid, None)  # untagged: what it tagged
         if app_slot:
             took, made_by = made_by, self._slot_owners.get(app_slot)
@@ -543,48 +555,62 @@ class Datapath:
             self._slot_of_tgid.pop(tgid, None)
         if replaced:
             return 0  # the sockets open under tgid are another process's
-        if first and app_slot and later:
-            self._pending_walks.add(tgid, start, app_slot, made_by)
-            return 0  # walked by walk_pending, within its budget
+        if later:  # walked by walk_pending, within its budget, the rule's user's turn
+            walk = self._pending_walks.add(tgid, start, app_slot, turn_uid=made_by,
+                                           made_by=made_by, draining=carried)  # fmt: skip
+            walk.was = was
+            return 0
         return self._walk(tgid, start, app_slot, was, made_by)
 
     def walk_pending(self) -> int:
-        """Walk the open sockets of processes tagged for the first time
-        (set_process_slot), users in turn, for at most walk_budget_s (a walk
-        cut there goes on from where it stopped at the next call); how many
-        still wait (pending_walks.py)."""
-        deadline = time.monotonic() + self.walk_budget_s
+        """Walk the open sockets of processes (un)tagged or capped anew
+        (set_process_slot, set_slot_caps, pace_namespaces, tag_accepted),
+        users in turn, for at most walk_budget_s (a walk cut there goes on
+        from where it stopped at the next call); how many still wait
+        (pending_walks.py). What they owe is kept for a successor first."""
+        self._pending_walks.save()
+        deadline = self._walk_deadline = time.monotonic() + self.walk_budget_s
+        return self._walk_until(deadline)
+
+    def _walk_until(self, deadline: float) -> int:
         for walk in self._pending_walks.in_turn():
             if time.monotonic() >= deadline:
                 break
             if (read_start(walk.tgid) or 0) != walk.start or (
-                self._slot_of_tgid.get(walk.tgid) != walk.slot
+                self._slot_of_tgid.get(walk.tgid, 0) != walk.slot
             ):
-                self._pending_walks.drop(walk.tgid)  # gone, replaced or retagged (walked then)
+                self._pending_walks.drop(walk.tgid)  # gone or replaced: its table with it
                 continue
             caps = self._caps_of_slot.get(walk.slot, NO_CAPS)
-            made_by = self._made_by_of_tgid.get(walk.tgid)
+            made_by = walk.made_by
             shares = self._namespace_sockets.get(walk.slot)
-            cursor = WalkCursor(deadline, walk.next_fd, listed=walk.listed)
+            cursor = WalkCursor(deadline, walk.next_fd, listed=walk.listed, start=walk.start)
             with pausing(self._between_walks), budgeted(cursor):
                 if walk.capped_only:
                     cap_open_sockets(walk.tgid, caps, walk.was, shares, made_by)
                 else:
                     tag_open_sockets(self._maps["socket_tags"].fd, walk.tgid, walk.slot,
                                      caps if caps != NO_CAPS or walk.was != NO_CAPS else None,
-                                     walk.was, shares, made_by, walk.seen)  # fmt: skip
+                                     walk.was, shares, made_by,
+                                     None if walk.again else walk.seen)  # fmt: skip
             self._between_walks()
             if cursor.cut:
                 walk.next_fd, walk.listed = cursor.next_fd, cursor.listed
                 break
-            self._pending_walks.drop(walk.tgid)
-            if not walk.capped_only:
+            self._pending_walks.drop(walk.tgid)  # none of its sockets carries a draining slot now
+            if not walk.capped_only and not walk.again:
                 self._accept_queues.after_walk(walk.tgid, walk.start, walk.seen, walk.was)
+        self._pending_walks.save()
         return len(self._pending_walks)
 
     def pending_walks(self) -> dict[int, int]:
         """tgid -> slot, of the processes whose open sockets wait to be tagged."""
         return self._pending_walks.slots()
+
+    def draining_slots(self) -> set[int]:
+        """The slots open sockets may still carry until their walks end
+        (a retag's, an untag's): given to no other rule meanwhile."""
+        return self._pending_walks.draining_slots()
 
     def set_between_walks(self, call: Callable[[], None]) -> None:
         """call runs after each process's descriptors are walked (tagged,
@@ -601,7 +627,8 @@ class Datapath:
         (again: what is pending then only shrinks, so the walks end). How
         many sockets were tagged."""
         caps, seen = self._caps_of_slot.get(app_slot, NO_CAPS), None if again else WalkSeen()
-        with pausing(self._between_walks):
+        whole = WalkCursor(float("inf"), start=start)  # not cut: only the process meant
+        with pausing(self._between_walks), budgeted(whole):
             tagged = tag_open_sockets(self._maps["socket_tags"].fd, tgid, app_slot,
                                       caps if caps != NO_CAPS or was != NO_CAPS else None, was,
                                       self._namespace_sockets.get(app_slot), made_by, seen)  # fmt: skip
@@ -611,15 +638,27 @@ class Datapath:
         return tagged
 
     def tag_accepted(self) -> int:
-        """Each tick: walk again the processes that accepted a connection which
-        waited in their listener's accept queue at their last walk (it carries
-        the tag the listener had then); how many were walked. Nothing pending:
+        """Each tick: walk again (by walk_pending, bounded per call) the
+        processes that accepted a connection which waited in their
+        listener's accept queue at their last walk (it carries the tag the
+        listener had then), within what is left of the last walk_pending's
+        budget, the rest at the next; how many were due. Nothing pending:
         nothing done (docs/backends.md, "Not reached")."""
         due = self._accept_queues.due()
         for tgid, start, was in due:
-            if (read_start(tgid) or 0) == start:  # not another process under the pid
-                self._walk(tgid, start, self._slot_of_tgid.get(tgid, 0), was,
-                           self._made_by_of_tgid.get(tgid), again=True)  # fmt: skip
+            if (read_start(tgid) or 0) != start:  # another process under the pid
+                continue
+            walk = self._pending_walks.get(tgid)
+            if walk is None:
+                made_by = self._made_by_of_tgid.get(tgid)
+                walk = self._pending_walks.add(tgid, start, self._slot_of_tgid.get(tgid, 0),
+                                               made_by, made_by=made_by, again=True)  # fmt: skip
+            walk.next_fd, walk.listed, walk.capped_only = 0, None, False  # a whole tag walk
+            walk.was = SocketCaps(max(walk.was.pacing_bps, was.pacing_bps),
+                                  max(walk.was.window_bps, was.window_bps))  # fmt: skip
+        if due:
+            self._pending_walks.save()
+            self._walk_until(self._walk_deadline)
         return len(due)
 
     def set_slot_owners(self, owners: Mapping[int, int]) -> None:
@@ -654,22 +693,27 @@ class Datapath:
         for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
             made_by = self._made_by_of_tgid.get(tgid)
             if later:
-                self._pending_walks.recap(tgid, read_start(tgid) or 0, app_slot, was, made_by)
+                self._pending_walks.recap(tgid, read_start(tgid) or 0, app_slot, was, made_by,
+                                          made_by)  # fmt: skip
                 continue
             with pausing(self._between_walks):
                 cap_open_sockets(tgid, caps, was, self._namespace_sockets.get(app_slot), made_by)
             self._between_walks()
 
-    def clamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None) -> float | None:
+    def clamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None,
+                      deadline: float | None = None) -> float | None:  # fmt: skip
         """Clamp the receive windows of tgid's open TCP sockets (made_by: those
         that uid made) for a download limit of wire_bps ahead of tagging them;
         the longest any of their senders may still send at the old windows'
         pace (seconds), None if it has none. Its MPTCP connections' subflows,
         which user space cannot reach, chadt_sockops clamps at their next
-        packet, for WINDOW_FIRST_S (0: lifted)."""
+        packet, for WINDOW_FIRST_S (0: lifted). deadline (monotonic): the
+        walk stops there (those not reached are clamped by the tags' and
+        caps' walks after the change, pending_walks.py)."""
         until_ns = time.monotonic_ns() + int(WINDOW_FIRST_S * 1e9) if wire_bps else 0
         self._maps["windows_first"].set(tgid, WindowFirst(wire_bps, until_ns))
-        with pausing(self._between_walks):
+        cursor = WalkCursor(deadline if deadline is not None else float("inf"))
+        with pausing(self._between_walks), budgeted(cursor):
             longest = max(clamp_open_windows(tgid, wire_bps, made_by), default=None)
         self._between_walks()
         return longest
@@ -724,8 +768,13 @@ class Datapath:
 
     def adopt_open_sockets(self, pids: list[int]) -> dict[int, int]:
         """Record an owner on sockets opened before the datapath was attached,
-        so their traffic is attributed. Returns {pid: sockets adopted} of the
-        processes that had any."""
+        so their traffic is attributed; the caps a killed predecessor's walks
+        owed wait to be lifted (PendingWalks.resume). Returns {pid: sockets
+        adopted} of the processes that had any."""
+        resumed = self._pending_walks.resume()
+        if resumed:
+            log.info("the caps of %d processes a killed helper's walks owed wait to be lifted",
+                     resumed)  # fmt: skip
         adopted = {pid: tag_open_sockets(self._maps["socket_tags"].fd, pid, None) for pid in pids}
         return {pid: count for pid, count in adopted.items() if count}
 
@@ -839,13 +888,12 @@ class Datapath:
             self._write_slot_pacing(app_slot)  # the divided flag
         before = self._namespace_sockets.get(app_slot)
         self._write_namespace_sockets(app_slot)
-        pacing_bps = self._caps_of_slot.get(app_slot, NO_CAPS).pacing_bps
-        if pacing_bps and self._namespace_sockets.get(app_slot) != before:
+        caps = self._caps_of_slot.get(app_slot, NO_CAPS)
+        if caps.pacing_bps and self._namespace_sockets.get(app_slot) != before:
             for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
-                with pausing(self._between_walks):
-                    pace_open_sockets(tgid, pacing_bps, self._namespace_sockets.get(app_slot, {}),
-                                      self._made_by_of_tgid.get(tgid))  # fmt: skip
-                self._between_walks()
+                made_by = self._made_by_of_tgid.get(tgid)  # paced anew by walk_pending
+                self._pending_walks.recap(tgid, read_start(tgid) or 0, app_slot, caps, made_by,
+                                          made_by)  # fmt: skip
 
     def namespace_pacing(self, app_slot: int) -> dict[int, tuple[int, int]]:
         """What the programs read for a slot's divided uploads, per netns

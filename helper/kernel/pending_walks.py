@@ -12,22 +12,35 @@ for at most WALK_BUDGET_S, users in turn (one user's backlog does not hold
 up another's), a cut walk going on from the descriptor where it stopped.
 What waits is said in the rule's reach (Engine.list_applications).
 
-First tags wait, and so do caps changes (a new rate's pacing, a download
-limit's window clamp: a user may change their own rule's rate as often as they
-like, and each change capped every process's sockets again, in the call). A
-retag or an untag still walks at once (a slot must not be given to another
-rule while sockets still carry it).
+Every walk the engine sets off waits so: a first tag, a retag (the rule's
+slot changes) and an untag (a cleared rule), a caps change (a new rate's
+pacing, a download limit's window clamp, a divided limit's shares: a user may
+change their own rule as often as they like, and each change capped every
+process's sockets again, in the call), and a walk again for connections
+accepted since a walk (accept_queue). A retag's or an untag's sockets carry
+the old slot until walked: that slot is draining (draining_slots) until the
+walk ends or its process is gone, and the engine gives it to no other rule
+meanwhile (apply.Apply.release_unused). Sockets walked nowhere yet keep the
+caps they had (was): a killed helper's successor lifts them (owed_text,
+parse_owed: the record Datapath keeps in /run).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain, zip_longest
+from pathlib import Path
 
+from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel.accept_queue import WalkSeen
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
+from chadthrottle.helper.kernel.ownership import RUN_DIR
+
+log = logging.getLogger("chadthrottle.kernel.pending_walks")
 
 # Walking per call (a tick, a change, a new socket owner): about 12,000
 # non-socket descriptors here (rights28: 150 ms for 19,000).
@@ -40,50 +53,132 @@ class PendingWalk:
     tagged already, held to the slot's caps anew): the one that started at
     start (another under its pid is not walked), from next_fd up; was: the
     caps its sockets may hold (lifted if the slot's now are none); seen
-    gathers its listeners' queues over a tag walk's parts."""
+    gathers its listeners' queues over a tag walk's parts; draining: the
+    other slots its open sockets may carry until it ends (a retag's, an
+    untag's: 0 is the slot of none)."""
 
     tgid: int
     start: int
     slot: int
-    uid: int  # whose turn it takes (the process's owner)
+    turn_uid: int  # whose turn it takes (the rule's user, else the process's owner)
+    made_by: int | None = None  # only the sockets a process of that uid made (socket_tagging)
     next_fd: int = 0
     listed: array[int] | None = None  # its table as its first part listed it (WalkCursor)
     was: SocketCaps = NO_CAPS
     capped_only: bool = False
     seen: WalkSeen = field(default_factory=WalkSeen)
+    draining: frozenset[int] = frozenset()
+    again: bool = False  # a walk again for accepted connections: notes no accept queues
+
+
+def record_of(instance: str) -> Path | None:
+    """Where a helper keeps the caps its walks owe (None: a datapath of no helper)."""
+    return RUN_DIR / f"walks-{instance}.owed" if instance else None
 
 
 class PendingWalks:
-    def __init__(self) -> None:
+    def __init__(self, record: Path | None = None) -> None:
+        """record: where owed() is kept for a successor (record_of)."""
         self._walks: dict[int, PendingWalk] = {}  # tgid -> its walk, in the order added
         self._last_first = -1  # the uid served first in the last round
+        self._record = record
+        self._saved: str | None = None  # what the record holds (None: not known: written)
 
-    def add(self, tgid: int, start: int, slot: int, uid: int | None = None) -> None:
-        """A walk of tgid's descriptors, after any already waiting of its user's;
-        uid: the process's owner (None: read from /proc; gone: root's turn)."""
-        self._walks.pop(tgid, None)
-        if uid is None:
+    def save(self) -> None:
+        """Keep owed() in the record, if it changed: a helper killed mid-walk
+        leaves its successor the caps to lift (resume). Not kept: logged,
+        the walks go on (fail open)."""
+        text = owed_text(self.owed())
+        if self._record is None or text == self._saved:
+            return
+        try:
+            if text:
+                making = self._record.with_suffix(".new")
+                making.write_text(text)
+                os.replace(making, self._record)
+            else:
+                self._record.unlink(missing_ok=True)
+            self._saved = text
+        except OSError as error:
+            log.warning("could not keep the walks' owed caps in %s: %s", self._record, error)
+
+    def forget_owed(self) -> None:
+        """Everything owed was lifted (a clean close): nothing kept."""
+        self._walks.clear()
+        self.save()
+
+    def resume(self) -> int:
+        """The caps a killed predecessor's walks owed, on processes still
+        running (the same start): walked here to lift them (slot 0: its tags
+        went with its maps; a rule that still holds tags them anew, and its
+        walk then takes these over). How many."""
+        if self._record is None:
+            return 0
+        try:
+            owed = parse_owed(self._record.read_text())
+        except OSError:
+            return 0
+        resumed = 0
+        for tgid, start, was, made_by in owed:
+            if (read_start(tgid) or 0) == start and tgid not in self._walks:
+                walk = self.add(tgid, start, 0, made_by, made_by=made_by)
+                walk.was, walk.capped_only = was, True
+                resumed += 1
+        self.save()
+        return resumed
+
+    def add(self, tgid: int, start: int, slot: int, turn_uid: int | None = None, *,
+            made_by: int | None = None, draining: Iterable[int] = (),
+            again: bool = False) -> PendingWalk:  # fmt: skip
+        """A walk of tgid's descriptors, after any already waiting of its turn's
+        user; turn_uid: None, the process's owner (read from /proc; gone:
+        root's turn). A walk waiting for tgid is replaced: its slot and
+        draining ones drain on in the new one (its sockets may carry them),
+        and the caps its sockets may hold are lifted by it."""
+        waited = self._walks.pop(tgid, None)
+        if turn_uid is None:
             try:
-                uid = os.stat(f"/proc/{tgid}").st_uid
+                turn_uid = os.stat(f"/proc/{tgid}").st_uid
             except OSError:
-                uid = 0
-        self._walks[tgid] = PendingWalk(tgid, start, slot, uid)
+                turn_uid = 0
+        carried = set(draining)
+        was = NO_CAPS
+        if waited is not None:
+            carried |= waited.draining | {waited.slot}
+            was = waited.was
+        walk = PendingWalk(tgid, start, slot, turn_uid, made_by, was=was, again=again,
+                           draining=frozenset(carried - {slot, 0}))  # fmt: skip
+        self._walks[tgid] = walk
+        return walk
 
-    def recap(self, tgid: int, start: int, slot: int, was: SocketCaps, uid: int | None) -> None:
+    def recap(self, tgid: int, start: int, slot: int, was: SocketCaps, turn_uid: int | None,
+              made_by: int | None = None) -> None:  # fmt: skip
         """The slot's caps changed from was: tgid's sockets are capped anew,
         from its first descriptor (a tag walk waiting goes on as one, from
         there, so the part it did is capped too)."""
         walk = self._walks.get(tgid)
         if walk is None:
-            self.add(tgid, start, slot, uid)
-            walk = self._walks[tgid]
+            walk = self.add(tgid, start, slot, turn_uid, made_by=made_by)
             walk.capped_only = True
         walk.next_fd, walk.listed = 0, None  # listed again: a whole pass anew
-        walk.was = SocketCaps(max(walk.was.pacing_bps, was.pacing_bps),
-                              max(walk.was.window_bps, was.window_bps))  # fmt: skip
+        walk.was = widest(walk.was, was)
 
     def drop(self, tgid: int) -> PendingWalk | None:
         return self._walks.pop(tgid, None)
+
+    def get(self, tgid: int) -> PendingWalk | None:
+        return self._walks.get(tgid)
+
+    def draining_slots(self) -> set[int]:
+        """The slots some walk's open sockets may still carry, besides the
+        slot it tags them with: none may go to another rule until it ends."""
+        return {slot for walk in self._walks.values() for slot in walk.draining}
+
+    def owed(self) -> list[tuple[int, int, SocketCaps, int | None]]:
+        """(tgid, start, caps its unwalked sockets may hold, made_by) of the
+        walks that may have caps to lift: what a successor must redo."""
+        return [(w.tgid, w.start, w.was, w.made_by) for w in self._walks.values()
+                if w.was != NO_CAPS]  # fmt: skip
 
     def slots(self) -> dict[int, int]:
         """tgid -> the slot its open sockets wait for."""
@@ -99,7 +194,7 @@ class PendingWalks:
         budget is not always the first)."""
         by_uid: dict[int, list[PendingWalk]] = {}
         for walk in self._walks.values():
-            by_uid.setdefault(walk.uid, []).append(walk)
+            by_uid.setdefault(walk.turn_uid, []).append(walk)
         uids = sorted(by_uid)
         after = [uid for uid in uids if uid > self._last_first]
         order = after + [uid for uid in uids if uid <= self._last_first]
@@ -107,3 +202,29 @@ class PendingWalks:
             self._last_first = order[0]
         rounds = zip_longest(*(by_uid[uid] for uid in order))
         return [walk for walk in chain.from_iterable(rounds) if walk is not None]
+
+
+def widest(a: SocketCaps, b: SocketCaps) -> SocketCaps:
+    """Each cap either may hold (both lifted where the new ones have none)."""
+    return SocketCaps(max(a.pacing_bps, b.pacing_bps), max(a.window_bps, b.window_bps))
+
+
+def owed_text(owed: Iterable[tuple[int, int, SocketCaps, int | None]]) -> str:
+    """PendingWalks.owed as lines of "tgid start pacing_bps window_bps made_by" (-1: None)."""
+    return "".join(f"{tgid} {start} {caps.pacing_bps} {caps.window_bps} "
+                   f"{-1 if made_by is None else made_by}\n"
+                   for tgid, start, caps, made_by in owed)  # fmt: skip
+
+
+def parse_owed(text: str) -> list[tuple[int, int, SocketCaps, int | None]]:
+    """owed_text's lines back; a line that is not five integers is skipped
+    (a record cut by a crash loses only its last line)."""
+    owed = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 5 or not all(f.lstrip("-").isdigit() for f in fields):
+            continue
+        tgid, start, pacing, window, made_by = (int(f) for f in fields)
+        if tgid > 0 and start >= 0 and pacing >= 0 and window >= 0 and made_by >= -1:
+            owed.append((tgid, start, SocketCaps(pacing, window), None if made_by < 0 else made_by))
+    return owed

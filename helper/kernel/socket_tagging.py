@@ -210,6 +210,11 @@ class WalkCursor:
     # each call read CUT_CHECK_EVERY_FDS of it (review31). What opens since
     # gets the slot as it is made (slot_by_tgid is written first).
     listed: array[int] | None = None
+    # The process meant (read_start; 0: whichever runs): checked once its
+    # pidfd is open (it pins that process), so a pid handed out again between
+    # the engine's check and the walk has the new process's sockets left alone
+    # (review33b R1).
+    start: int = 0
 
     def stop_at(self, fd: int) -> None:
         self.next_fd, self.cut = fd, True
@@ -296,6 +301,9 @@ def _open_inet_sockets(pid: int, made_by: int | None = None) -> Iterator[tuple[i
     except OSError:
         return
     try:
+        meant: WalkCursor | None = getattr(_walking, "cursor", None)
+        if meant is not None and meant.start and (read_start(pid) or 0) != meant.start:
+            return  # another process under the pid now
         for target_fd in _socket_fds(pid):
             if not BORROWED_CLOSER.has_room():
                 log.warning(

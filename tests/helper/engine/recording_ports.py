@@ -54,6 +54,9 @@ class RecordingDatapath:
     def pending_walks(self) -> dict[int, int]:
         return {}
 
+    def draining_slots(self) -> set[int]:
+        return set()
+
     def tag_accepted(self) -> int:
         return 0  # no accept queues here: tests/helper/kernel/test_accept_queue_tagging.py
 
@@ -73,7 +76,8 @@ class RecordingDatapath:
     def set_slot_owners(self, owners: Mapping[int, int]) -> None:
         self.slot_owners = dict(owners)
 
-    def clamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None) -> float | None:
+    def clamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None,
+                      deadline: float | None = None) -> float | None:  # fmt: skip
         self.events.append(("clamp", tgid, wire_bps))
         return self.old_window_drains.get(tgid)
 

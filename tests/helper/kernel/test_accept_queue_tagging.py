@@ -190,7 +190,8 @@ def test_a_connection_held_by_a_process_not_walked_costs_one_walk_again(
         start = read_start(process.pid)
         assert start is not None and datapath.set_process_slot(process.pid, 1, start) > 0
         for _ in range(3):
-            datapath.tag_accepted()  # as each tick's tags()
+            datapath.tag_accepted()  # as each tick's tags(): queued, then walked
+            datapath.walk_pending()
         assert walks == [process.pid, process.pid], "walked again at every tick"
         assert datapath._accept_queues.pending() == {}
     finally:

@@ -24,9 +24,23 @@ import time
 from pathlib import Path
 
 from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.api import ADMIN_OWNER, ClearLimit
+from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
-from chadthrottle.helper.kernel.pending_walks import WALK_BUDGET_S, PendingWalks
-from chadthrottle.helper.kernel.socket_tagging import SO_MAX_PACING_RATE, UNCAPPED_PACING
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
+from chadthrottle.helper.kernel.pending_walks import (
+    WALK_BUDGET_S,
+    PendingWalks,
+    owed_text,
+    parse_owed,
+    record_of,
+)
+from chadthrottle.helper.kernel.socket_tagging import (
+    SO_MAX_PACING_RATE,
+    UNCAPPED_PACING,
+    cap_open_sockets,
+)
 
 from tests.helper.kernel.test_leases_during_walks import _a_block_and_a_limit, programs  # noqa: F401
 from tests.support.accepting_server import slot_of_socket
@@ -48,13 +62,13 @@ HOLDER = (
 def test_users_take_turns_and_the_first_of_a_round_changes() -> None:
     walks = PendingWalks()
     for tgid in (11, 12, 13):
-        walks.add(tgid, 1, 5, uid=1000)  # one user's backlog...
-    walks.add(21, 1, 6, uid=1001)  # ...and another's one process, added after it
-    walks.add(31, 1, 7, uid=0)
+        walks.add(tgid, 1, 5, turn_uid=1000)  # one user's backlog...
+    walks.add(21, 1, 6, turn_uid=1001)  # ...and another's one process, added after it
+    walks.add(31, 1, 7, turn_uid=0)
     assert [w.tgid for w in walks.in_turn()] == [31, 11, 21, 12, 13]
     assert [w.tgid for w in walks.in_turn()] == [11, 21, 31, 12, 13]  # who went first goes last
     assert [w.tgid for w in walks.in_turn()] == [21, 31, 11, 12, 13]
-    walks.add(11, 2, 5, uid=1000)  # tagged again: its walk is the new one's, at its user's end
+    walks.add(11, 2, 5, turn_uid=1000)  # tagged again: its walk is the new one's, at its user's end
     walks.drop(21)
     assert [w.tgid for w in walks.in_turn()] == [31, 12, 13, 11]
     assert walks.slots() == {12: 5, 13: 5, 11: 5, 31: 7}
@@ -198,3 +212,142 @@ def test_a_cut_walk_lists_the_table_once(
         assert (
             slot and slot_of_socket(datapath._maps["socket_tags"].fd, process.pid, sock_fd) == slot
         )
+
+
+def test_a_retags_and_an_untags_old_slot_drains_until_its_walk_ends() -> None:
+    walks = PendingWalks()
+    walks.add(11, 1, 5, turn_uid=1000)  # a first tag: its sockets carry no slot yet
+    assert walks.draining_slots() == set()
+    walks.add(11, 1, 0, turn_uid=1000, draining={5})  # cleared before it was walked
+    assert walks.draining_slots() == {5}
+    walks.add(11, 1, 6, turn_uid=1000)  # another rule: 5 drains on in its walk
+    assert walks.draining_slots() == {5}
+    walks.add(11, 1, 5, turn_uid=1000, draining={6})  # back to 5: it tags them with 5
+    assert walks.draining_slots() == {6}
+    walks.add(12, 1, 0, turn_uid=1001, draining={7})
+    assert walks.draining_slots() == {6, 7}
+    walks.drop(11)
+    assert walks.draining_slots() == {7}
+    assert walks.slots() == {12: 0}
+
+
+def test_what_walks_owe_is_kept_for_a_successor(tmp_path: Path) -> None:
+    record = tmp_path / "walks.owed"
+    walks = PendingWalks(record)
+    walks.add(
+        os.getpid(), read_start(os.getpid()) or 0, 0, turn_uid=0, made_by=1000
+    ).was = SocketCaps(pacing_bps=1_000_000)
+    walks.add(2, 99, 0, turn_uid=0).was = SocketCaps(window_bps=8_000_000)  # not running
+    walks.add(3, 1, 5, turn_uid=0)  # a first tag owes no caps
+    walks.save()
+    assert parse_owed(record.read_text()) == walks.owed()
+    assert len(walks.owed()) == 2
+    successor = PendingWalks(record)
+    assert successor.resume() == 1  # pid 2 with that start does not run
+    (walk,) = successor.in_turn()
+    assert (walk.tgid, walk.slot, walk.capped_only, walk.made_by) == (os.getpid(), 0, True, 1000)
+    assert walk.was == SocketCaps(pacing_bps=1_000_000)
+    assert len(parse_owed(record.read_text())) == 1  # the successor's own now
+    successor.forget_owed()
+    assert not record.exists()
+    assert PendingWalks(record).resume() == 0
+
+
+def test_a_cut_record_loses_its_last_line_only() -> None:
+    text = owed_text([(10, 20, SocketCaps(1, 2), None), (11, 21, SocketCaps(3, 4), 1000)])
+    assert parse_owed(text) == [(10, 20, SocketCaps(1, 2), None), (11, 21, SocketCaps(3, 4), 1000)]
+    assert parse_owed(text[:-6] + "\n12 x 1 2 3\n-4 1 1 1 1\n") == [
+        (10, 20, SocketCaps(1, 2), None)
+    ]
+
+
+def test_a_cleared_rules_untag_walks_later_and_its_slot_drains_until_then(
+    kernel_ready: Path,
+    programs: tuple[Path, Path],  # noqa: F811
+) -> None:
+    """A cleared rule untagged every process's sockets in the call, under the
+    lock (nobody setting and clearing their rule in turn held root's calls
+    1.5 s). Now the untag waits like a first tag; meanwhile the sockets carry
+    the old slot, so no other rule gets it (it would limit and count them)
+    until their walk ends; then their pacing is lifted too."""
+    holder_script = programs[1]
+    holder_script.write_text(HOLDER)
+    limited = f"script:{holder_script}"
+    with _a_block_and_a_limit(kernel_ready, programs, 1.0) as (engine, datapath, running, _):
+        process = subprocess.Popen([sys.executable, str(holder_script), str(DESCRIPTORS)],
+                                   stdout=subprocess.PIPE, text=True)  # fmt: skip
+        running.append(process)
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        process.stdout.readline()
+        tcp_fd = int(process.stdout.readline())
+        engine.tick()
+        while datapath.pending_walks():
+            engine.tick()
+        key = (limited, ADMIN_OWNER)
+        slot = engine._applier.slots.slot_of(key)
+        map_fd = datapath._maps["socket_tags"].fd
+        assert slot and slot_of_socket(map_fd, process.pid, tcp_fd) == slot
+        assert _pacing(process.pid, tcp_fd) != UNCAPPED_PACING
+
+        datapath.walk_budget_s = 0.005  # under one listing of its table
+        (outcome,) = engine.apply_changes([ClearLimit(limited, (Direction.UP,))])
+        assert outcome == limited, outcome
+        assert process.pid in datapath.pending_walks(), "untagged at once: nothing proved"
+        assert slot_of_socket(map_fd, process.pid, tcp_fd) == slot  # not walked yet
+        assert datapath.draining_slots() == {slot}
+        engine.tick()
+        assert engine._applier.slots.slot_of(key) == slot, "a draining slot was released"
+        assert engine._applier.slots.acquire(("another", ADMIN_OWNER)) != slot
+        calls = 0
+        while datapath.pending_walks():
+            assert calls < 200, f"{calls} calls and the untag goes on"
+            datapath.walk_pending()
+            calls += 1
+        assert datapath.draining_slots() == set()
+        assert slot_of_socket(map_fd, process.pid, tcp_fd) == 0
+        assert _pacing(process.pid, tcp_fd) == UNCAPPED_PACING
+        engine.tick()
+        assert engine._applier.slots.slot_of(key) is None, "released once drained"
+
+
+def test_a_successor_lifts_the_caps_a_killed_helpers_walks_owed(
+    kernel_ready: Path,
+    programs: tuple[Path, Path],  # noqa: F811
+) -> None:
+    """A helper killed mid-walk (a cleared rule's untag, a new rate's caps)
+    leaves sockets paced that no rule holds any more: its record names
+    them, and the next helper of that instance lifts them at its start."""
+    holder_script = programs[1]
+    holder_script.write_text(HOLDER)
+    process = subprocess.Popen([sys.executable, str(holder_script), "10"],
+                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    instance = f"{os.getpid():x}e30"  # hex, as ownership.journal_instance
+    record = record_of(instance)
+    assert record is not None
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        process.stdout.readline()
+        tcp_fd = int(process.stdout.readline())
+        paced = SocketCaps(pacing_bps=1_000_000)
+        assert cap_open_sockets(process.pid, paced, NO_CAPS) == 1  # as the killed one left it
+        assert _pacing(process.pid, tcp_fd) != UNCAPPED_PACING
+        killed = PendingWalks(record)  # what it kept before its walk
+        killed.add(process.pid, read_start(process.pid) or 0, 0, turn_uid=0).was = paced
+        killed.save()
+        successor = Datapath(cache_dir=kernel_ready, instance=instance)
+        successor.open()
+        try:
+            successor.adopt_open_sockets([process.pid])
+            assert successor.pending_walks() == {process.pid: 0}
+            while successor.walk_pending():
+                pass
+            assert _pacing(process.pid, tcp_fd) == UNCAPPED_PACING
+            assert not record.exists(), "owed nothing, kept"
+        finally:
+            successor.close()
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        record.unlink(missing_ok=True)
