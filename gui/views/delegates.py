@@ -216,8 +216,10 @@ class LimitDelegate(QStyledItemDelegate):
             painter.setPen(colour)
             in_line = state.note_is_problem  # as LimitControl
             sign = max(10, line_height - 2)
-            room = quota_rect.width() - (sign + 3 if in_line else 0)
-            line = fitting_line(lines, QFontMetrics(small), room)
+            # its own room: reusing the slider's name drew the slider by the line's
+            # width, a stub beside a quota's value at the window's least (gui30)
+            line_room = quota_rect.width() - (sign + 3 if in_line else 0)
+            line = fitting_line(lines, QFontMetrics(small), line_room)
             painter.drawText(
                 quota_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, line
             )
@@ -238,9 +240,9 @@ class LimitDelegate(QStyledItemDelegate):
             painter.setFont(small)
             painter.setPen(option.palette.color(group, QPalette.ColorRole.PlaceholderText))
             note_rect = QRect(slider_rect)
-            room = slider_rect.width() - (0 if state.read_only else SLIDER_LEAST + 8)
+            note_room = slider_rect.width() - (0 if state.read_only else SLIDER_LEAST + 8)
             note = fitting_note(
-                state.owner_note, QFontMetrics(small), room
+                state.owner_note, QFontMetrics(small), note_room
             )  # the field keeps its room
             if not state.read_only:
                 width = QFontMetrics(small).horizontalAdvance(note) + 6

@@ -34,3 +34,41 @@ def test_a_used_up_quotas_rate_is_not_said_as_a_limit_set_while_the_helper_is_aw
     said = "Upload quota: all 2.00 GB used this week; limited to 100 KB/s until next week once the helper runs again."
     assert up == said, up
     assert "limit 100 KB/s set" not in text, text
+
+
+def test_a_row_with_a_quota_line_draws_no_slider_stub_at_the_least_width(
+    qtbot,
+    monkeypatch,
+    window: MainWindow,  # noqa: F811
+) -> None:
+    """At the window's least (588 px at 1x under Xvfb) the limit columns show the
+    value alone (slider_fits), but Fetcher's download, whose cell has a quota
+    line under it ("4.98 GB left today"), drew a 20 px slider stub: the cell
+    measured the slider's room by the quota line's width. Every slider a cell
+    paints has the room slider_fits asks for."""
+    import chadthrottle.gui.views.delegates as delegates
+    from chadthrottle.gui.models.columns import Column
+    from chadthrottle.gui.widgets.limit_slider import SLIDER_SHOWN_LEAST
+
+    drawn: list[tuple[int, int]] = []
+    real = delegates.paint_rate_slider
+
+    def spy(painter, slider, *args, **kwargs):  # type: ignore[no-untyped-def]
+        drawn.append((slider.rect.width(), slider.rect.height()))
+        return real(painter, slider, *args, **kwargs)
+
+    monkeypatch.setattr(delegates, "paint_rate_slider", spy)
+    table = window.table
+    qtbot.waitUntil(
+        lambda: window.resize(1, 1) or window.size() == window.minimumSize(), timeout=2000
+    )
+    qtbot.wait(50)
+    room = table.header().sectionSize(Column.DOWN_LIMIT)
+    drawn.clear()
+    for delegate in {table.itemDelegateForColumn(c) for c in (Column.DOWN_LIMIT, Column.UP_LIMIT)}:
+        if hasattr(delegate, "forget_likenesses"):
+            delegate.forget_likenesses()
+    table.viewport().grab()  # every cell painted now
+    quota_cell = table.visualRect(table.proxy_index(DROPBOX, Column.DOWN_LIMIT))
+    assert quota_cell.height() > 0
+    assert all(width >= SLIDER_SHOWN_LEAST for width, _ in drawn), (room, drawn)
