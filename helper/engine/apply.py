@@ -104,9 +104,12 @@ class Apply:
         """Windows clamped ahead of a refused change go back to what their slot holds."""
         self.hold.unclamp(clamped, self._clamped_for)
 
-    def old_windows_left(self, pid: int, clamped: ClampedWindows, idle_ms: int) -> bool | None:
-        """Whether a sender of pid's downloads may still send its old window."""
-        return self.hold.old_windows_left(pid, clamped.window_bps, idle_ms, clamped.made_by)
+    def old_windows_left(self, pid: int, clamped: ClampedWindows, idle_ms: int,
+                         deadline: float | None = None) -> bool | None:  # fmt: skip
+        """Whether a sender of pid's downloads may still send its old window
+        (deadline, monotonic: its walk stops there)."""
+        return self.hold.old_windows_left(pid, clamped.window_bps, idle_ms, clamped.made_by,
+                                          deadline)  # fmt: skip
 
     def reached(self, table: LimitTable, key: RuleKey) -> list[int]:
         return reached_pids(self._index, table, key)

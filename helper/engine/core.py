@@ -52,6 +52,7 @@ from chadthrottle.helper.errors import EngineClosed, HelperError, KernelError
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory
+from chadthrottle.helper.kernel.pending_walks import WALK_BUDGET_S
 from chadthrottle.priority import Priority
 
 log = logging.getLogger("chadthrottle.engine")
@@ -513,8 +514,16 @@ class EngineCore:
             return
         idle_ms = round(WINDOW_DRAIN_MAX_S * 1000)
         pending = dict(clamped)
+        walked = 0.0  # each ask walks the process's descriptors: WALK_BUDGET_S in all
         for _ in range(round(WINDOW_DRAIN_MAX_S / WINDOW_POLL_S)):
-            left = {pid: self._applier.old_windows_left(pid, c, idle_ms) for pid, c in pending.items()}  # fmt: skip
+            left: dict[int, bool | None] = {}
+            for pid, c in pending.items():
+                asked = time.monotonic()
+                left[pid] = self._applier.old_windows_left(pid, c, idle_ms,
+                                                           asked + WALK_BUDGET_S - walked)  # fmt: skip
+                walked += time.monotonic() - asked
+                if walked >= WALK_BUDGET_S:  # a user's many descriptors: no longer
+                    return  # (the engine's one thread serves every call meanwhile)
             if None in left.values():
                 estimate = max(c.drain_s for c in clamped.values())
                 self._sleep(min(max(WINDOW_DRAIN_MIN_S, estimate), WINDOW_DRAIN_MAX_S))

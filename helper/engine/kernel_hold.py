@@ -236,13 +236,14 @@ class KernelHold:
         return self._datapath.clamp_windows(pid, wire_bps, made_by, deadline)
 
     def old_windows_left(
-        self, pid: int, wire_bps: int, idle_ms: int, made_by: int | None = None
-    ) -> bool | None:
+        self, pid: int, wire_bps: int, idle_ms: int, made_by: int | None = None,
+        deadline: float | None = None,
+    ) -> bool | None:  # fmt: skip
         """Whether a sender of pid's clamped downloads (made_by: of the
         sockets that uid made, those clamped) may still send its old window
         (None: the kernel does not say). Reads only the sockets: the engine
         calls it without its lock, while it waits."""
-        return self._datapath.old_windows_left(pid, wire_bps, idle_ms, made_by)
+        return self._datapath.old_windows_left(pid, wire_bps, idle_ms, made_by, deadline)
 
     def unclamp(self, pids: Collection[int], made_by: Mapping[int, int] | None = None) -> None:
         """Put the windows of processes clamped ahead of a refused change back

@@ -49,8 +49,9 @@ class DatapathPort(Protocol):
         self, tgid: int, wire_bps: int, made_by: int | None = None, deadline: float | None = None
     ) -> float | None: ...  # deadline (monotonic): the walk stops there
     def old_windows_left(
-        self, tgid: int, wire_bps: int, idle_ms: int, made_by: int | None = None
-    ) -> bool | None: ...
+        self, tgid: int, wire_bps: int, idle_ms: int, made_by: int | None = None,
+        deadline: float | None = None,
+    ) -> bool | None: ...  # fmt: skip
     def sends_unacked(
         self, tgid: int, marks: Mapping[int, int] | None = None
     ) -> dict[int, int] | None: ...

@@ -719,11 +719,14 @@ class Datapath:
         return longest
 
     def old_windows_left(
-        self, tgid: int, wire_bps: int, idle_ms: int, made_by: int | None = None
-    ) -> bool | None:
+        self, tgid: int, wire_bps: int, idle_ms: int, made_by: int | None = None,
+        deadline: float | None = None,
+    ) -> bool | None:  # fmt: skip
         """Whether a sender of tgid's clamped downloads may still send more than
-        the clamp allows (socket_tagging.old_windows_left; None: unknown)."""
-        return old_windows_left(tgid, wire_bps, idle_ms, made_by)
+        the clamp allows (socket_tagging.old_windows_left; None: unknown);
+        deadline (monotonic): the walk stops there, its answer of the part read."""
+        with budgeted(WalkCursor(deadline if deadline is not None else float("inf"))):
+            return old_windows_left(tgid, wire_bps, idle_ms, made_by)
 
     def sends_unacked(
         self, tgid: int, marks: Mapping[int, int] | None = None

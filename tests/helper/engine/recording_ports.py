@@ -82,8 +82,9 @@ class RecordingDatapath:
         return self.old_window_drains.get(tgid)
 
     def old_windows_left(
-        self, tgid: int, wire_bps: int, idle_ms: int, made_by: int | None = None
-    ) -> bool | None:
+        self, tgid: int, wire_bps: int, idle_ms: int, made_by: int | None = None,
+        deadline: float | None = None,
+    ) -> bool | None:  # fmt: skip
         """What old_window_left_answers says next for tgid (None: the kernel
         does not say, as before it carried the window)."""
         self.old_windows_asked.append((tgid, made_by))
