@@ -330,6 +330,7 @@ class Tracking:
             parent = self.lineage.same_program_parent(pid) if self.lineage else None
             if parent is None:
                 return None
+            self.index.read_again_if_execd(parent)  # read as its launcher, before its exec
             under = self.index.start_of(parent) or read_start(parent) or 0  # as owner_of_pid
             if not start or under <= start:
                 known = self.index.identity_of(parent) or self.announced.get(

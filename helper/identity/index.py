@@ -166,6 +166,25 @@ class ApplicationIndex:
             if fresh is not None:
                 self.update_process(fresh, (stamp, start))
 
+    def read_again_if_execd(self, pid: int) -> None:
+        """Read pid again, alone, if its executable changed since the index
+        read it (one readlink otherwise): a program started just before a
+        tick may have been read as its launcher (nsenter, a shell) before its
+        exec, and named so until the next tick; a child it forked since, and
+        that exited before the helper read it, runs its program (flake30).
+        A parent that exec'd after forking the child names it by its new
+        program (docs/accounting.md)."""
+        seen = self._seen.get(pid)
+        exe = self._read_exe(pid) if seen is not None else None
+        if seen is None or exe is None or exe == seen[0].exe:
+            return  # not read, gone (or a zombie: no executable), or the same program
+        stamp, start = self._stamp(pid), self._read_start(pid)
+        if _replaced(seen[3], start):
+            return  # another process now: the next listing or tick takes it
+        fresh = self._read(pid)
+        if fresh is not None:
+            self.update_process(fresh, (stamp, start))
+
     def _first_read(self, pid: int) -> None:
         self._born.pop(pid, None)
         self._born[pid] = self._clock()

@@ -232,6 +232,43 @@ def test_a_parent_a_tick_read_as_a_zombie_still_names_its_late_children(
     assert apps == {f"exe:{program}": (34_336, 34_456)}
 
 
+def test_a_parent_read_before_its_exec_names_its_late_children_by_its_program(
+    program: Path,
+) -> None:
+    """flake30 (1 of 120 BurstBare runs beside a second lane, with the zombie
+    fix): a tick read the burst's parent while it was still its launcher
+    (nsenter, before its exec of python), and until the next tick the index
+    named it so; a child the late helper came to after it exited went to
+    exe:/usr/bin/nsenter. A parent whose executable changed since the index
+    read it is read again, once."""
+    datapath = RecordingDatapath()
+    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    launcher = f'read go; exec "{program}" 600'
+    parent = subprocess.Popen(["/bin/sh", "-c", launcher], stdin=subprocess.PIPE)
+    try:
+        engine.tick()  # the parent read as its launcher (sh)
+        assert parent.stdin is not None
+        parent.stdin.write(b"go\n")
+        parent.stdin.flush()
+        wait_for_exec(parent.pid, program)
+        parent_start = read_start(parent.pid)
+        assert parent_start is not None
+        child = _no_such_pid()
+        engine._tracking.lineage = _Lineage({child: parent.pid})
+        engine.note_new_owner(child, start=parent_start)  # before the next tick
+        datapath.traffic.append(Traffic(child, 34_336, 34_456, owner_start=parent_start))
+        engine.tick()
+        engine.tick()
+        apps = {a.id: (a.rx_bytes, a.tx_bytes) for a in engine.list_applications()}
+    finally:
+        parent.kill()
+        parent.wait()
+        if parent.stdin is not None:
+            parent.stdin.close()
+    assert apps == {f"exe:{program}": (34_336, 34_456)}
+
+
 def test_processes_that_could_not_be_identified_are_counted_in_the_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
