@@ -13,6 +13,7 @@ so the helper compiles with bcc; the header tree stays.
     python bench/helper_start.py                  # 5 cold and 5 warm rounds
     python bench/helper_start.py --rounds 10 --warm-only
     python bench/helper_start.py --before DIR     # and, round for round, another version
+    python bench/helper_start.py --one-way-refused  # the with-reading build refused (below)
 
 --before DIR runs, before each round, the same round with the helper of
 another version: DIR holds that version's `chadthrottle` package (the helper
@@ -27,6 +28,14 @@ bench's own (PYTHONPYCACHEPREFIX), filled by an unmeasured first round. Under
 PYTHONDONTWRITEBYTECODE, as development sessions run, every start compiled
 each of its ~110 chadthrottle modules from source (about 0.1 s of CPU);
 --source measures that.
+
+--one-way-refused starts the helper with CHADTHROTTLE_TEST_ONE_WAY_REFUSED=1
+(program_build.ONE_WAY_REFUSED_VARIABLE): the verifier refuses its programs
+with the upload's one-way reading and it loads them without (datapath.py). Its
+programs are kept in a cache directory of the bench's own (the shared one keeps
+the set with the reading); a cold round removes both sets there, so the helper
+builds the refused set and then the plain one; a warm round finds the refusal
+remembered and the plain set stored. It prints ListBackends' tc notes once.
 
 Targets (issue 19): under 80 MiB resident with the datapath up, start under
 0.5 s with a warm cache.
@@ -48,6 +57,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chadthrottle.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+from chadthrottle.helper.kernel.program_build import ONE_WAY_REFUSED_VARIABLE
+from chadthrottle.helper.kernel.program_cache import PLAIN_CACHE_FILE
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
@@ -92,6 +103,7 @@ async def _one_round(
     state_dir: Path,
     python_path: str | None = None,
     cache_dir: Path | None = None,
+    refused: bool = False,
 ) -> Round:
     watcher = await MessageBus(bus_address=bus_address).connect()
     owned = asyncio.get_running_loop().create_future()
@@ -122,6 +134,8 @@ async def _one_round(
     saved = os.environ.get("PYTHONPATH")
     if python_path is not None:
         os.environ["PYTHONPATH"] = python_path  # the helper inherits it
+    if refused:
+        os.environ[ONE_WAY_REFUSED_VARIABLE] = "1"  # the helper inherits it
     starting = threading.Thread(target=start)
     starting.start()
     try:
@@ -135,6 +149,9 @@ async def _one_round(
             raise RuntimeError(f"ListApplications: {reply.error_name} {reply.body}")
         await asyncio.to_thread(starting.join)
         _restore_python_path(saved)
+        os.environ.pop(ONE_WAY_REFUSED_VARIABLE, None)
+        if refused and not _NOTES_SHOWN:
+            await _show_notes(watcher)
         await asyncio.sleep(SETTLE_S)
         rss, pss, anon = _memory(pid)
         llvm = "libLLVM" in Path(f"/proc/{pid}/maps").read_text()
@@ -142,8 +159,22 @@ async def _one_round(
     finally:
         await asyncio.to_thread(starting.join)
         _restore_python_path(saved)
+        os.environ.pop(ONE_WAY_REFUSED_VARIABLE, None)
         helper.close()
         watcher.disconnect()
+
+
+_NOTES_SHOWN: list[str] = []
+
+
+async def _show_notes(watcher: MessageBus) -> None:
+    """ListBackends' notes, once: what the helper says of the reading it has not."""
+    reply = await watcher.call(Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE,
+                                       member="ListBackends"))  # fmt: skip
+    for backend in reply.body[0]:
+        notes = backend["notes"].value
+        _NOTES_SHOWN.append(notes)
+        print(f"ListBackends {backend['name'].value}: notes {notes!r}")
 
 
 def _restore_python_path(saved: str | None) -> None:
@@ -192,6 +223,11 @@ def main() -> int:
         "--before", metavar="DIR", help="also run another version's helper (its package in DIR)"
     )
     parser.add_argument(
+        "--one-way-refused",
+        action="store_true",
+        help="the helper's with-reading build refused by the verifier: it loads the plain one",
+    )
+    parser.add_argument(
         "--source",
         action="store_true",
         help="no bytecode: each start compiles its modules (PYTHONDONTWRITEBYTECODE)",
@@ -211,28 +247,37 @@ def main() -> int:
         tempfile.TemporaryDirectory() as state_dir,
         tempfile.TemporaryDirectory(prefix="chadthrottle-bench-pyc-") as bytecode_dir,
         tempfile.TemporaryDirectory(prefix="chadthrottle-bench-before-") as before_dir,
+        tempfile.TemporaryDirectory(prefix="chadthrottle-bench-refused-") as refused_dir,
     ):
         before_cache = Path(before_dir)  # its programs' key differs (their -I path at least)
+        refused = arguments.one_way_refused
+        cache = Path(refused_dir) if refused else None  # the shared cache keeps the reading's
+        if cache is not None:
+            cache.chmod(0o755)
         _bytecode(bytecode_dir, arguments.source)
         # One unmeasured start (of each version) stores the programs if nothing has yet,
         # and the bytecode.
-        asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir)))
+        asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir), None, cache, refused))
         if arguments.before:
             asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir), arguments.before,
                                    before_cache))  # fmt: skip
         for kind in kinds:
             rounds, before = [], []
             for _ in range(arguments.rounds):
-                if kind == "cold":
+                if kind == "cold" and cache is not None:
+                    for name in (CACHE_FILE.name, PLAIN_CACHE_FILE):
+                        (cache / name).unlink(missing_ok=True)
+                elif kind == "cold":
                     CACHE_FILE.unlink(missing_ok=True)
                     (before_cache / CACHE_FILE.name).unlink(missing_ok=True)
                 if arguments.before:
                     before.append(asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir),
                                                          arguments.before, before_cache)))  # fmt: skip
-                rounds.append(asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir))))
+                rounds.append(asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir),
+                                                     None, cache, refused)))  # fmt: skip
             if before:
                 _report(f"before ({arguments.before}), beside {kind}", before)
-            _report(kind, rounds)
+            _report(f"{kind}, the one-way reading refused" if refused else kind, rounds)
     return 0
 
 
