@@ -10,6 +10,7 @@ must carry on meanwhile."""
 from __future__ import annotations
 
 import bisect
+import ctypes
 import time
 
 from tests.support.netns import Receiver, netns_pair, start_stream
@@ -26,15 +27,15 @@ AT_LEAST_BPS = 4 * MiB
 
 
 def hold_interpreter(seconds: float) -> tuple[float, float]:
-    """Hold the interpreter lock for `seconds` or more: sum() over a range is
-    one C call that never lets the lock go (between calls it may go). On a
-    busy machine the first guess of the count falls short: held again, longer,
-    until one hold lasts. Returns when the last one began and ended."""
-    count, began, ended = 1_000_000, 0.0, 0.0
-    while ended - began < seconds:
-        count = int(count * 1.2 * seconds / max(ended - began, seconds / 20))
-        began = time.monotonic()
-        sum(range(count))
+    """Hold the interpreter lock for `seconds`, asleep: libc's usleep called
+    through ctypes.PyDLL, which keeps the lock across the call (a CDLL call
+    lets it go). Was sum() over a long range, which burnt a core the while:
+    on two cores beside benches the relay, the sender and the sink had the
+    other one to share with everything else. Returns when it began and ended."""
+    libc = ctypes.PyDLL(None)
+    began = ended = time.monotonic()
+    while ended - began < seconds:  # a signal ends a sleep early
+        libc.usleep(ctypes.c_uint(int((seconds - (ended - began)) * 1_000_000) + 1))
         ended = time.monotonic()
     return began, ended
 
