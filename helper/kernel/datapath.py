@@ -597,8 +597,9 @@ class Datapath:
             if cursor.cut:
                 walk.next_fd, walk.listed = cursor.next_fd, cursor.listed
                 break
-            self._pending_walks.drop(walk.tgid)  # none of its sockets carries a draining slot now
-            if not walk.capped_only and not walk.again:
+            tagged = not walk.capped_only and not walk.again
+            self._pending_walks.ended(walk)  # none of its sockets carries a draining slot now
+            if tagged:
                 self._accept_queues.after_walk(walk.tgid, walk.start, walk.seen, walk.was)
         self._pending_walks.save()
         return len(self._pending_walks)

@@ -69,6 +69,7 @@ class PendingWalk:
     seen: WalkSeen = field(default_factory=WalkSeen)
     draining: frozenset[int] = frozenset()
     again: bool = False  # a walk again for accepted connections: notes no accept queues
+    recap_done: bool = False  # the caps changed while it walked: the part it did, capped anew
 
 
 def record_of(instance: str) -> Path | None:
@@ -153,15 +154,28 @@ class PendingWalks:
 
     def recap(self, tgid: int, start: int, slot: int, was: SocketCaps, turn_uid: int | None,
               made_by: int | None = None) -> None:  # fmt: skip
-        """The slot's caps changed from was: tgid's sockets are capped anew,
-        from its first descriptor (a tag walk waiting goes on as one, from
-        there, so the part it did is capped too)."""
+        """The slot's caps changed from was: tgid's sockets are capped anew. A
+        walk under way goes on from where it is (restarted, caps that change
+        every tick would keep a large table's tag from ever ending) and then
+        caps the part it did (ended)."""
         walk = self._walks.get(tgid)
         if walk is None:
             walk = self.add(tgid, start, slot, turn_uid, made_by=made_by)
             walk.capped_only = True
-        walk.next_fd, walk.listed = 0, None  # listed again: a whole pass anew
+        elif walk.next_fd:
+            walk.recap_done = True
         walk.was = widest(walk.was, was)
+
+    def ended(self, walk: PendingWalk) -> bool:
+        """Its walk read its whole table: dropped, or, if the caps changed
+        meanwhile, on as a caps pass from its first descriptor (its tags are
+        done: it drains no slot now). Whether it is done."""
+        if not walk.recap_done:
+            self.drop(walk.tgid)
+            return True
+        walk.recap_done, walk.capped_only, walk.draining = False, True, frozenset()
+        walk.next_fd, walk.listed = 0, None
+        return False
 
     def drop(self, tgid: int) -> PendingWalk | None:
         return self._walks.pop(tgid, None)

@@ -351,3 +351,20 @@ def test_a_successor_lifts_the_caps_a_killed_helpers_walks_owed(
         if process.stdout is not None:
             process.stdout.close()
         record.unlink(missing_ok=True)
+
+
+def test_caps_changed_under_way_cap_the_part_walked_after_not_restart_the_walk() -> None:
+    """A recap restarted a walk under way from its first descriptor: caps
+    that change each tick (a divided limit's shares) kept a large table's
+    tag from ever ending, and its old slot draining."""
+    walks = PendingWalks()
+    walk = walks.add(11, 1, 5, turn_uid=0, draining={4})
+    walk.next_fd = 9_000  # cut there
+    walks.recap(11, 1, 5, SocketCaps(pacing_bps=1_000), 0)
+    assert (walk.next_fd, walk.capped_only, walk.recap_done) == (9_000, False, True)
+    assert not walks.ended(walk)  # its tags done: a caps pass of the part it did
+    assert (walk.next_fd, walk.capped_only, walks.draining_slots()) == (0, True, set())
+    assert walks.ended(walk)
+    assert walks.slots() == {}
+    walks.recap(12, 1, 5, SocketCaps(pacing_bps=1_000), 0)  # nothing under way: a caps pass
+    assert walks.get(12) is not None and walks.get(12).capped_only  # type: ignore[union-attr]
