@@ -330,6 +330,7 @@ ONE_WAY_GONE_S = 1.5
 # device's queue is not ours to drain, and looks of 3 ACKs read 5-8 ms with the modem empty
 # (review32's E1, E2, E5)
 STAND_MS = 10.0
+STAND_WOBBLE = 0.05  # a standing queue's looks (each a least) wobble by this share (_up_standing)
 DOWN_HOLD_AFTER_S = 1.5  # after a one-way take-back or cut: the acknowledgements held there burst
 # while readings arrive, the upload's cadence: what following a doubled upload link within 10 s
 # takes (est16j: a raise past the old rate within ~5 s of any change, x1.5 in a few raises), in
@@ -434,6 +435,7 @@ class CapacityEstimator:
         # that queue was last read (_rise excuses the round trips' rise meanwhile)
         self._since_reading_s = float("inf")
         self._since_up_seen_s = float("inf")  # since a reading read SEEN_MS (_acks_held)
+        self._since_up_deep_s = float("inf")  # and DEEP_RISE_S
         self._up_ms: float | None = None
         self._up_ms_before: float | None = None
         self._up_gap_s = self._up_gap_before_s = float("inf")
@@ -685,17 +687,20 @@ class CapacityEstimator:
 
     def _defer_rise(self) -> bool:
         """A tick's rise with the reading arriving, no upload raise judged, the upload loaded
-        lately, and the tick's reading (the least of its second: its start) under STAND_MS:
-        judged at the next glances' reading instead, a tenth of a second each. A link slowing
+        lately, no standing cut at the tick (its reading, the least of its second, is its start:
+        under STAND_MS, or of too few ACKs to be sure, SURE_ACKS): judged at the next glances'
+        reading instead, a tenth of a second each. A link slowing
         under the upload fills the modem within that second, and the tick read 0-5 ms where
         127-368 ms stood (owd29's A2 at 40 s, H1 at 21 s): judged at the tick, the round trips'
         rules cut both directions, or the upload's by its own link slowing, and tried it back
         up past the slower link (125-170 ms there). At the glances, a queue standing there
         cuts the upload alone (_up_standing), a quiet one leaves the rise to the download
-        (_rise without the upload); neither by the next tick: that tick judges as before."""
+        (_rise without the upload); neither by the next tick: that tick judges as before.
+        A tick reading 396 ms of one ACK was judged by the round trips' rules: the download,
+        its acknowledgements held at the modem, passed under TOOK_SHARE and was taken back to
+        0.35 of its link for 20 s (owd30's H2 at 21 s; _not_taken now waits while _acks_held)."""
         return (self._one_way() and not self._trying and not self._up_judged()
-                and self._cut_seen_s >= BLAME_S and self._up_loaded
-                and not (self._up_fresh and (self._up_ms or 0.0) >= STAND_MS))  # fmt: skip
+                and self._cut_seen_s >= BLAME_S and self._up_loaded)  # fmt: skip
 
     def _up_suspect(self) -> bool:
         """The reading read SEEN_MS at the last look with no upload raise judged: glanced at
@@ -745,6 +750,7 @@ class CapacityEstimator:
         is not a reading (no ACK read, negative, NaN), leaves the count as it stood."""
         self._since_reading_s += seconds
         self._since_up_seen_s += seconds
+        self._since_up_deep_s += seconds
         self._up_fresh = False
         ms = None if reading is None else reading.queue_ms
         if ms is None or not 0.0 <= ms < float("inf"):
@@ -756,18 +762,25 @@ class CapacityEstimator:
         self._up_high = self._up_high + 1 if ms >= SEEN_MS else 0
         if ms >= SEEN_MS:
             self._since_up_seen_s = 0.0
+        if ms >= DEEP_RISE_S * 1000:
+            self._since_up_deep_s = 0.0
         self._up_many = reading.readings >= SURE_ACKS
         if ms >= SEEN_MS and self._cut_seen_s < BLAME_S:
             self._cut_seen_s = 0.0  # a cut's queue still draining: its rise is seen later
 
-    def _acks_held(self) -> bool:
+    def _acks_held(self, deep: bool = False) -> bool:
         """The upload's one-way reading read SEEN_MS within DOWN_HOLD_AFTER_S: the download's
         acknowledgements wait at the modem behind it, and our download queue falls for that.
         Taken for the download's failure, each of three such falls (0.1 s after an upload's
         take-back, 10-11 ms in the modem's upload queue, its download queue empty) took back a
         download raise that had passed its tick (owd29's 01:08 (B) run at 32.0 s, 00:36 and
-        00:41 runs): the download kept where it failed and was not followed in 20 s."""
-        return self._one_way() and self._since_up_seen_s <= DOWN_HOLD_AFTER_S
+        00:41 runs): the download kept where it failed and was not followed in 20 s. deep: a
+        reading of DEEP_RISE_S (what a second's passing, TOOK_SHARE, shows: with a turn's 5-20
+        ms there too, the toy's doubled download took over 10 s in 110 of 198 changes, not 139;
+        with the halved link's 396 ms, the download was taken back to 0.35 of its link for 20
+        s, owd30's H2 at 21 s)."""
+        since = self._since_up_deep_s if deep else self._since_up_seen_s
+        return self._one_way() and since <= DOWN_HOLD_AFTER_S
 
     def _one_way(self) -> bool:
         """The one-way reading arrives: the upload judged by it (SEEN_MS), in its cadence."""
@@ -820,6 +833,10 @@ class CapacityEstimator:
         # trips' rule cuts (a forger's 300 ms with round trips at 11 ms: cut each second, to the
         # floor in 30 s where that rule left 0.14 of the upload; review32's E1 residual)
         deeper = min(self._up_ms or 0.0, self._tick_delay * 1000) > self._cut_depth_ms + 1.0
+        # not draining: no lower than the look before by more than the far clock's tick, or by
+        # STAND_WOBBLE of a deep one (a full buffer's looks read 396, 388, 394, 366, 347, 368 ms:
+        # cut only at the sixth, 0.7 s on, owd30's H2 at 21 s; a second cut waits REFRACTORY_S)
+        before = self._up_ms_before or 0.0
         # of SURE_ACKS ACKs: a delayed one's 40 ms reads as growth (the toy cut a draining
         # queue for one, to 0.51 of its link)
         # loaded, and the round trips (the last tick's) risen too: STAND_MS says why
@@ -829,7 +846,7 @@ class CapacityEstimator:
                 and up.capacity is not None and not (self._probing(Direction.UP) and up.recent)
                 and self._since_one_way_cut_s >= (ONE_WAY_DRAIN_S if close and deeper else REFRACTORY_S)
                 and self._since_one_way_back_s >= ONE_WAY_DRAIN_S
-                and (self._up_ms or 0.0) > (self._up_ms_before or 0.0) - 1.0)  # fmt: skip
+                and (self._up_ms or 0.0) > before - max(1.0, STAND_WOBBLE * before))  # fmt: skip
 
     def _one_way_cut(self, sent: float) -> None:
         """The upload's link slowed under what we send: cut to CUT_SHARE (DEEP_CUT_SHARE
@@ -1193,6 +1210,7 @@ class CapacityEstimator:
         state = active.get(Direction.DOWN)
         if (
             self._probing(Direction.UP)
+            or self._acks_held(deep=True)  # read one way: a deep queue there holds them back
             or state is None
             or not state.recent
             or state.capacity is None

@@ -531,3 +531,32 @@ def test_a_download_raise_is_not_taken_back_for_a_fall_while_the_uploads_queue_i
         assert estimator.decisions == ["raise down x1.030"], estimator.decisions
         decided = _fell_back(estimator, reading)
         assert any(d.startswith("take back down") for d in decided) is taken, (reading, decided)
+
+
+def test_a_download_raise_beside_a_deep_upload_queue_read_at_a_tick_of_one_ack_is_not_taken_back() -> (
+    None
+):
+    """The upload's link halved as a download raise was made: the next tick read 396 ms of one
+    ACK (no standing cut: not sure of it), the download, its acknowledgements held at the modem
+    behind that queue, passed 0.4 of its rate, and TOOK_SHARE's rule took it back to 0.35 of
+    its link for 20 s (owd30's H2 at 21 s). Judged at the next glance instead: the upload is
+    cut, the download's raise is left to pass."""
+    quiet = UploadQueueReading(0.0, 12)
+    estimator, shaped = _held_loaded(quiet)
+    for _ in range(30):
+        before = estimator.capacity(DOWN) or 0
+        shaped = {d: int((estimator.capacity(d) or 0) * SHAPE_SHARE) for d in Direction}
+        estimator.update(Sample(1.0, shaped, 0.001, {DOWN: 0.1, UP: 0.2}, upload_queue=quiet))
+        if estimator.decisions == ["raise down x1.030"]:
+            break
+    else:
+        raise AssertionError(estimator.decisions)
+    raised, up = estimator.capacity(DOWN) or 0, estimator.capacity(UP) or 0
+    held = {DOWN: int(raised * SHAPE_SHARE * 0.4), UP: int(up * SHAPE_SHARE * 0.5)}
+    estimator.update(Sample(1.0, held, 0.3, {DOWN: 0.0, UP: 0.0},
+                            upload_queue=UploadQueueReading(396.0, 1)))  # fmt: skip
+    assert estimator.decisions == ["rise: read one way first"], estimator.decisions
+    assert estimator.capacity(DOWN) == raised > before
+    estimator.glance(0.1, None, {DOWN: 0.0, UP: 0.0}, upload_queue=UploadQueueReading(380.0, 5))
+    assert estimator.decisions[0].startswith("cut up: its one-way queue"), estimator.decisions
+    assert estimator.capacity(DOWN) == raised and (estimator.capacity(UP) or 0) < up
