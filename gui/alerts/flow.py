@@ -16,7 +16,14 @@ from datetime import datetime
 from pathlib import Path
 
 from chadthrottle.gui.alerts import told
-from chadthrottle.gui.alerts.helper_zone import ASK_SPAN_S, ZONE_KEY, zone_of_day_rows
+from chadthrottle.gui.alerts.helper_zone import (
+    ASK_SPAN_S,
+    STORE_KEY,
+    ZONE_KEY,
+    stored_zone,
+    zone_of_day_rows,
+    zone_of_stored,
+)
 from chadthrottle.gui.alerts.notifier import DesktopNotifier
 from chadthrottle.gui.alerts.policy import AlertPolicy, AlertSwitches
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
@@ -51,6 +58,7 @@ class AlertsFlow(QObject):
         self.policy = AlertPolicy(
             known, clock, told=told.load(self._told_path, wall().timestamp()), wall=wall
         )
+        self.policy.period_zone = zone_of_stored(store.value(STORE_KEY, None))  # as last read
         self.notifier = notifier or DesktopNotifier()
         connection.applicationsUpdated.connect(self._on_snapshot)  # type: ignore[attr-defined]
         connection.statusChanged.connect(self._on_status)  # type: ignore[attr-defined]
@@ -84,8 +92,9 @@ class AlertsFlow(QObject):
         if key != ZONE_KEY:
             return  # the usage view's
         self._zone_asked = False
-        if not error_name:  # failed (the helper away): as last known
+        if not error_name and rows:  # failed (the helper away), or no row: as last known
             self.policy.period_zone = zone_of_day_rows(rows)
+            self._store.setValue(STORE_KEY, stored_zone(self.policy.period_zone))
         held, self._held = self._held, None
         if held is not None:
             self._on_snapshot(held)

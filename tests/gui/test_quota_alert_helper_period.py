@@ -114,3 +114,64 @@ def test_a_used_up_quota_is_told_in_the_helpers_period(qtbot, tmp_path, gui_in_u
         finally:
             connection.stop()
             flow.close()
+
+
+class HelperIdleSince(HelperInAnotherZone):
+    """The same helper with its machine idle in the span asked: no day row
+    (a quota used up that then blocks moves no bytes)."""
+
+    async def get_usage(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution
+    ) -> list[UsageRow]:
+        self.usage_asked += 1
+        return []
+
+
+def _told_in_a_session(qtbot, tmp_path, client: HelperInAnotherZone, server) -> int:  # type: ignore[no-untyped-def]
+    """A start of the window (its AlertsFlow and connection, the settings in
+    tmp_path) until the helper was asked its zone and polled 3 times: how
+    many alerts it sent."""
+    connection = HelperConnection(lambda: client, refresh_interval_s=0.1)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    before = len(server.received)
+    flow = AlertsFlow(connection, settings, AlertSwitches, DesktopNotifier(server.address),
+                      lambda: 1000.0, wall=lambda: client.wall[0])  # fmt: skip
+    connection.start()
+    try:
+        seen = [0]
+        connection.applicationsUpdated.connect(lambda _s: seen.__setitem__(0, seen[0] + 1))
+        qtbot.waitUntil(lambda: seen[0] >= 3 and client.usage_asked >= 1, timeout=5000)
+        flow.send_due()
+        qtbot.wait(300)  # a notification on its way arrives
+        settings.sync()
+        return len(server.received) - before
+    finally:
+        connection.stop()
+        flow.close()
+
+
+def test_a_start_that_reads_no_day_rows_keeps_the_helpers_zone(qtbot, tmp_path, gui_in_utc) -> None:  # type: ignore[no-untyped-def]
+    """review33b (G1): the helper's zone was read from day rows only, and an
+    answer with none (the machine idle in the two days asked: a used-up
+    quota that blocks moves no bytes) set the GUI's own zone: at the next
+    start the quota's period began at the GUI's midnight, not the one kept
+    with the quota told, and it was told again. The zone last read is kept
+    with the settings, and an answer with no rows changes nothing."""
+    require_program("dbus-daemon")
+    at = [datetime(2027, 1, 6, 18, 30, tzinfo=UTC)]  # 23:30 on the 6th at the helper
+    with notification_server(tmp_path) as server:
+        assert _told_in_a_session(qtbot, tmp_path, HelperInAnotherZone(at), server) == 1
+        assert _told_in_a_session(qtbot, tmp_path, HelperIdleSince(at), server) == 0
+
+
+def test_the_zone_kept_reads_back() -> None:
+    from datetime import timedelta, timezone
+
+    from chadthrottle.gui.alerts.helper_zone import OWN, stored_zone, zone_of_stored
+
+    for seconds in (5 * 3600, -10 * 3600, 0, 5 * 3600 + 45 * 60):
+        zone = timezone(timedelta(seconds=seconds))
+        assert zone_of_stored(stored_zone(zone)) == zone
+    assert stored_zone(None) == OWN and zone_of_stored(OWN) is None
+    for unread in (None, "", "x", "--5", "86400", "-90000", "1.5"):
+        assert zone_of_stored(unread) is None, unread
