@@ -96,6 +96,7 @@ from chadthrottle.helper.kernel.socket_tagging import (
     clamp_open_windows,
     old_windows_left,
     pausing,
+    retag_carrying,
     sends_rtt_us,
     sends_unacked,
     tag_open_sockets,
@@ -580,13 +581,18 @@ class Datapath:
                 self._slot_of_tgid.get(walk.tgid, 0) != walk.slot
             ):
                 self._pending_walks.drop(walk.tgid)  # gone or replaced: its table with it
+                if walk.draining:  # a child it forked may hold its sockets
+                    self._pending_walks.sweep(walk, self._processes_of(walk.made_by, walk.turn_uid))
                 continue
             caps = self._caps_of_slot.get(walk.slot, NO_CAPS)
             made_by = walk.made_by
             shares = self._namespace_sockets.get(walk.slot)
             cursor = WalkCursor(deadline, walk.next_fd, listed=walk.listed, start=walk.start)
             with pausing(self._between_walks), budgeted(cursor):
-                if walk.capped_only:
+                if walk.sweep:
+                    retag_carrying(self._maps["socket_tags"].fd, walk.tgid, walk.sweep, walk.slot,
+                                   made_by)  # fmt: skip
+                elif walk.capped_only:
                     cap_open_sockets(walk.tgid, caps, walk.was, shares, made_by)
                 else:
                     tag_open_sockets(self._maps["socket_tags"].fd, walk.tgid, walk.slot,
@@ -597,12 +603,26 @@ class Datapath:
             if cursor.cut:
                 walk.next_fd, walk.listed = cursor.next_fd, cursor.listed
                 break
-            tagged = not walk.capped_only and not walk.again
+            tagged = not walk.capped_only and not walk.again and not walk.sweep
             self._pending_walks.ended(walk)  # none of its sockets carries a draining slot now
             if tagged:
                 self._accept_queues.after_walk(walk.tgid, walk.start, walk.seen, walk.was)
         self._pending_walks.save()
         return len(self._pending_walks)
+
+    def _processes_of(self, made_by: int | None, turn_uid: int) -> list[tuple[int, int, int]]:
+        """(tgid, start, its slot) of each running process of the uid whose
+        sockets a gone walk's slots may be on (made_by, else its turn's)."""
+        uid = turn_uid if made_by is None else made_by
+        found = []
+        for name in os.listdir("/proc"):
+            try:
+                if name.isdigit() and os.stat(f"/proc/{name}").st_uid == uid:
+                    tgid = int(name)
+                    found.append((tgid, read_start(tgid) or 0, self._slot_of_tgid.get(tgid, 0)))
+            except OSError:
+                continue
+        return found
 
     def pending_walks(self) -> dict[int, int]:
         """tgid -> slot, of the processes whose open sockets wait to be tagged."""

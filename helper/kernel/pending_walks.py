@@ -70,6 +70,7 @@ class PendingWalk:
     draining: frozenset[int] = frozenset()
     again: bool = False  # a walk again for accepted connections: notes no accept queues
     recap_done: bool = False  # the caps changed while it walked: the part it did, capped anew
+    sweep: frozenset[int] = frozenset()  # only sockets carrying these: retagged with slot
 
 
 def record_of(instance: str) -> Path | None:
@@ -165,6 +166,29 @@ class PendingWalks:
         elif walk.next_fd:
             walk.recap_done = True
         walk.was = widest(walk.was, was)
+
+    def sweep(self, gone: PendingWalk, processes: Iterable[tuple[int, int, int]]) -> None:
+        """gone's process exited before its walk ended: a child may hold its
+        sockets, carrying the slots it drained. Each process of its user
+        (tgid, start, the slot it is tagged with) has those sockets, and
+        only those, retagged (retag_carrying), the slots draining until
+        then; a walk waiting for one of them drains them too."""
+        carried = gone.draining
+        if not carried:
+            return
+        for tgid, start, slot in processes:
+            walk = self._walks.get(tgid)
+            if walk is not None:
+                walk.draining |= carried - {walk.slot, 0}
+                if walk.sweep:
+                    walk.sweep |= carried
+                else:
+                    walk.capped_only = False  # a tag walk retags the carried ones too
+                walk.next_fd, walk.listed = 0, None  # its whole table
+                continue
+            walk = self.add(tgid, start, slot, gone.turn_uid, made_by=gone.made_by,
+                            draining=carried)  # fmt: skip
+            walk.sweep = carried
 
     def ended(self, walk: PendingWalk) -> bool:
         """Its walk read its whole table: dropped, or, if the caps changed

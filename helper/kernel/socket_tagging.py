@@ -357,6 +357,27 @@ def tag_open_sockets(
     return tagged
 
 
+def retag_carrying(
+    map_fd: int, pid: int, carried: frozenset[int], app_slot: int, made_by: int | None = None
+) -> int:
+    """Give app_slot to each inet socket of pid (made_by: that uid made) that
+    carries one of the carried slots, and leave every other one as it is: a
+    process that holds a socket it inherited from one whose untag or retag
+    walk it outlived (pending_walks.py, a sweep). How many were written."""
+    written = 0
+    for sock_fd, _kind in _open_inet_sockets(pid, made_by):
+        tag, key = SockTag(), ctypes.c_int(sock_fd)
+        try:
+            if not bpf_maps.lookup(map_fd, key, tag) or tag.app_slot not in carried:
+                continue
+            tag.app_slot = app_slot
+            bpf_maps.update(map_fd, key, tag)
+            written += 1
+        except OSError as error:
+            log.debug("could not retag fd %d of pid %d: %s", sock_fd, pid, error.strerror)
+    return written
+
+
 def cap_open_sockets(
     pid: int, caps: SocketCaps, was: SocketCaps, by_namespace: Mapping[int, int] | None = None,
     made_by: int | None = None,

@@ -368,3 +368,25 @@ def test_caps_changed_under_way_cap_the_part_walked_after_not_restart_the_walk()
     assert walks.slots() == {}
     walks.recap(12, 1, 5, SocketCaps(pacing_bps=1_000), 0)  # nothing under way: a caps pass
     assert walks.get(12) is not None and walks.get(12).capped_only  # type: ignore[union-attr]
+
+
+def test_a_gone_untags_slots_drain_on_in_a_sweep_of_its_users_processes() -> None:
+    """Its process exited before its untag walk ended: a child it forked
+    may hold its sockets, carrying the slot. Each process of its user gets a
+    sweep (only sockets carrying the slot retagged) or, walking already, a
+    whole tag walk; the slot drains until they end."""
+    walks = PendingWalks()
+    gone = walks.add(11, 1, 0, turn_uid=1000, made_by=1000, draining={5})
+    walks.drop(11)
+    caps_pass = walks.add(13, 1, 6, turn_uid=1000)
+    caps_pass.capped_only, caps_pass.next_fd = True, 500
+    walks.sweep(gone, [(12, 1, 0), (13, 1, 6)])
+    assert walks.draining_slots() == {5}
+    child = walks.get(12)
+    assert child is not None and (child.sweep, child.slot, child.made_by) == ({5}, 0, 1000)
+    assert (caps_pass.capped_only, caps_pass.next_fd, caps_pass.draining) == (False, 0, {5})
+    walks.drop(12)
+    walks.drop(13)
+    assert walks.draining_slots() == set()
+    walks.sweep(walks.add(14, 1, 5, turn_uid=0), [(15, 1, 0)])  # a first tag drains none
+    assert walks.get(15) is None
