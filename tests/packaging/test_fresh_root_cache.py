@@ -4,6 +4,7 @@ its tarball is unpacked, and its .debs installed, as root."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,17 @@ def test_a_cache_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
     (tmp_path / "fresh-root").symlink_to(elsewhere)
     with pytest.raises(RuntimeError, match="only uid"):
         trusted_cache_dir(tmp_path / "fresh-root")
+
+
+def test_a_cache_made_under_a_group_writable_umask_is_used(tmp_path: Path) -> None:
+    """The parents it makes are only this user's too: mkdir(parents=True)
+    gives them the umask's mode, and under umask 002 every run was refused
+    for the parent it had made itself (review33b)."""
+    tmp_path.chmod(0o755)
+    cache = tmp_path / "chadthrottle-tests" / "fresh-root"
+    was = os.umask(0o002)
+    try:
+        assert trusted_cache_dir(cache) == cache
+    finally:
+        os.umask(was)
+    assert cache.parent.stat().st_mode & 0o022 == 0

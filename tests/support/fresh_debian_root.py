@@ -97,7 +97,8 @@ def trusted_cache_dir(path: Path) -> Path:
     """path, made if missing; refused unless it and its parent are real directories
     that only this user may write. What is cached there is unpacked and run as
     root: a tarball or a .deb someone else could replace must not be used."""
-    path.mkdir(mode=0o755, parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)  # not the umask's mode
+    path.mkdir(mode=0o755, exist_ok=True)
     for directory in (path.parent, path):
         info = directory.lstat()
         if (
