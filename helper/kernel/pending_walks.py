@@ -71,6 +71,7 @@ class PendingWalk:
     again: bool = False  # a walk again for accepted connections: notes no accept queues
     recap_done: bool = False  # the caps changed while it walked: the part it did, capped anew
     sweep: frozenset[int] = frozenset()  # only sockets carrying these: retagged with slot
+    sweep_after: frozenset[int] = frozenset()  # a sweep of its whole table for these, after it
 
 
 def record_of(instance: str) -> Path | None:
@@ -163,7 +164,7 @@ class PendingWalks:
         if walk is None:
             walk = self.add(tgid, start, slot, turn_uid, made_by=made_by)
             walk.capped_only = True
-        elif walk.next_fd:
+        elif walk.next_fd or walk.sweep:  # a sweep sets no caps
             walk.recap_done = True
         walk.was = widest(walk.was, was)
 
@@ -172,32 +173,39 @@ class PendingWalks:
         sockets, carrying the slots it drained. Each process of its user
         (tgid, start, the slot it is tagged with) has those sockets, and
         only those, retagged (retag_carrying), the slots draining until
-        then; a walk waiting for one of them drains them too."""
+        then. A walk waiting for one of them drains them too and is not
+        restarted (exits in a stream would keep it from ending): a tag walk
+        retags what it has still to read (what it read carries its slot), a
+        sweep sweeps the rest for them too, and a sweep of the whole table
+        follows where it does not retag (sweep_after, ended)."""
         carried = gone.draining
         if not carried:
             return
         for tgid, start, slot in processes:
             walk = self._walks.get(tgid)
-            if walk is not None:
-                walk.draining |= carried - {walk.slot, 0}
-                if walk.sweep:
-                    walk.sweep |= carried
-                else:
-                    walk.capped_only = False  # a tag walk retags the carried ones too
-                walk.next_fd, walk.listed = 0, None  # its whole table
+            if walk is None:
+                walk = self.add(tgid, start, slot, gone.turn_uid, made_by=gone.made_by,
+                                draining=carried)  # fmt: skip
+                walk.sweep = carried
                 continue
-            walk = self.add(tgid, start, slot, gone.turn_uid, made_by=gone.made_by,
-                            draining=carried)  # fmt: skip
-            walk.sweep = carried
+            walk.draining |= carried - {walk.slot, 0}
+            if walk.sweep:
+                walk.sweep |= carried
+            if walk.sweep or walk.capped_only:
+                walk.sweep_after |= carried
 
     def ended(self, walk: PendingWalk) -> bool:
         """Its walk read its whole table: dropped, or, if the caps changed
         meanwhile, on as a caps pass from its first descriptor (its tags are
         done: it drains no slot now). Whether it is done."""
-        if not walk.recap_done:
+        if walk.sweep_after:  # then a sweep of its table (sweep), still draining
+            walk.sweep, walk.sweep_after, walk.capped_only = walk.sweep_after, frozenset(), False
+        elif walk.recap_done:
+            walk.recap_done, walk.capped_only = False, True
+            walk.sweep, walk.draining = frozenset(), frozenset()
+        else:
             self.drop(walk.tgid)
             return True
-        walk.recap_done, walk.capped_only, walk.draining = False, True, frozenset()
         walk.next_fd, walk.listed = 0, None
         return False
 

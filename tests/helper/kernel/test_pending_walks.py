@@ -373,8 +373,9 @@ def test_caps_changed_under_way_cap_the_part_walked_after_not_restart_the_walk()
 def test_a_gone_untags_slots_drain_on_in_a_sweep_of_its_users_processes() -> None:
     """Its process exited before its untag walk ended: a child it forked
     may hold its sockets, carrying the slot. Each process of its user gets a
-    sweep (only sockets carrying the slot retagged) or, walking already, a
-    whole tag walk; the slot drains until they end."""
+    sweep (only sockets carrying the slot retagged), one walking already a
+    sweep after its walk (not a restart: exits in a stream would keep it
+    from ending); the slot drains until they end."""
     walks = PendingWalks()
     gone = walks.add(11, 1, 0, turn_uid=1000, made_by=1000, draining={5})
     walks.drop(11)
@@ -384,9 +385,11 @@ def test_a_gone_untags_slots_drain_on_in_a_sweep_of_its_users_processes() -> Non
     assert walks.draining_slots() == {5}
     child = walks.get(12)
     assert child is not None and (child.sweep, child.slot, child.made_by) == ({5}, 0, 1000)
-    assert (caps_pass.capped_only, caps_pass.next_fd, caps_pass.draining) == (False, 0, {5})
+    assert (caps_pass.capped_only, caps_pass.next_fd, caps_pass.draining) == (True, 500, {5})
+    assert not walks.ended(caps_pass)  # not restarted: a sweep of its table after
+    assert (caps_pass.sweep, caps_pass.next_fd, caps_pass.capped_only) == ({5}, 0, False)
+    assert walks.ended(caps_pass)
     walks.drop(12)
-    walks.drop(13)
     assert walks.draining_slots() == set()
     walks.sweep(walks.add(14, 1, 5, turn_uid=0), [(15, 1, 0)])  # a first tag drains none
     assert walks.get(15) is None
