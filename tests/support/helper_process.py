@@ -79,9 +79,21 @@ def ready_programs(cache_dir: Path) -> str:
     """Build the program set into cache_dir unless it is there for the
     current bpf/, kernel and bcc, as the helper would; "cache" or "built".
     Checked once while neither the stored set nor bpf/ changes (0.08-0.1 s
-    of the test process's at each of a session's ~100 helper starts)."""
-    from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_flags
-    from chadthrottle.helper.kernel.program_cache import obtain_program_set
+    of the test process's at each of a session's ~100 helper starts). Where
+    this kernel refused the set with the upload's one-way reading (remembered
+    in its place: program_cache.KnownRefused), the set without it, which the
+    helper loads there (datapath.Datapath.open): read as a failure, every
+    helper start after the first failed in set-up on such a machine."""
+    from chadthrottle.helper.kernel.program_build import (
+        bpf_source_dir,
+        compile_flags,
+        without_one_way,
+    )
+    from chadthrottle.helper.kernel.program_cache import (
+        PLAIN_CACHE_FILE,
+        KnownRefused,
+        obtain_program_set,
+    )
 
     source_dir = bpf_source_dir()
     before: tuple[object, ...] = ()
@@ -89,7 +101,14 @@ def ready_programs(cache_dir: Path) -> str:
         before = _stamp(cache_dir, source_dir)
     if before in _READY:
         return "cache (as at the last start)"
-    _set, origin = obtain_program_set(cache_dir, source_dir, compile_flags(source_dir))
+    flags = compile_flags(source_dir)
+    try:
+        _set, origin = obtain_program_set(cache_dir, source_dir, flags)
+    except KnownRefused:
+        _set, origin = obtain_program_set(
+            cache_dir, source_dir, without_one_way(flags), name=PLAIN_CACHE_FILE
+        )
+        origin += " (without the one-way reading: refused here)"
     with contextlib.suppress(OSError):
         if before and _stamp(cache_dir, source_dir) == before:  # nothing changed while checked
             _READY.add(before)
