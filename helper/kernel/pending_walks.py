@@ -1,4 +1,4 @@
-"""The descriptor walks of newly tagged processes, bounded per call.
+"""The descriptor walks the engine sets off, bounded per call.
 
 A process a rule (or a fair share) reaches from now on gets its slot for new
 sockets at once (one map write: slot_by_tgid), but its open sockets only when
@@ -19,8 +19,9 @@ change their own rule as often as they like, and each change capped every
 process's sockets again, in the call), and a walk again for connections
 accepted since a walk (accept_queue). A retag's or an untag's sockets carry
 the old slot until walked: that slot is draining (draining_slots) until the
-walk ends or its process is gone, and the engine gives it to no other rule
-meanwhile (apply.Apply.release_unused). Sockets walked nowhere yet keep the
+walk ends, and the engine gives it to no other rule meanwhile
+(apply.Apply.release_unused); a process gone before its walk ended may have
+left a child holding them, so its user's processes are swept first (sweep). Sockets walked nowhere yet keep the
 caps they had (was): a killed helper's successor lifts them (owed_text,
 parse_owed: the record Datapath keeps in /run).
 """
