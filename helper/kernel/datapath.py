@@ -304,6 +304,9 @@ class Datapath:
         self._new_owners_bytes = 0
         self._traffic_buffers: Any = None
         self._slot_of_tgid: dict[int, int] = {}  # what set_process_slot wrote
+        # ... and the start of the process it was written for: a caps change's
+        # walk is of that process, not of one that got its pid since (review33b R4)
+        self._start_of_tgid: dict[int, int] = {}
         # A user's rule takes over only the sockets its owner's processes made
         # (socket_tagging._made_by): slot -> that uid (set_slot_owners), and
         # tgid -> the uid its open sockets were tagged for.
@@ -549,11 +552,13 @@ class Datapath:
             # that process's: a new one under its pid (it exited) gets nothing
             table.set(tgid, OwnedSlot(app_slot, ANY_UID if made_by is None else made_by, start))
             self._slot_of_tgid[tgid] = app_slot
+            self._start_of_tgid[tgid] = start
             if made_by is not None:
                 self._made_by_of_tgid[tgid] = made_by
         else:
             table.pop(tgid)
             self._slot_of_tgid.pop(tgid, None)
+            self._start_of_tgid.pop(tgid, None)
         if replaced:
             return 0  # the sockets open under tgid are another process's
         if later:  # walked by walk_pending, within its budget, the rule's user's turn
@@ -714,10 +719,11 @@ class Datapath:
         for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
             made_by = self._made_by_of_tgid.get(tgid)
             if later:
-                self._pending_walks.recap(tgid, read_start(tgid) or 0, app_slot, was, made_by,
+                self._pending_walks.recap(tgid, self._tagged_start(tgid), app_slot, was, made_by,
                                           made_by)  # fmt: skip
                 continue
-            with pausing(self._between_walks):
+            whole = WalkCursor(float("inf"), start=self._tagged_start(tgid))  # not cut
+            with pausing(self._between_walks), budgeted(whole):
                 cap_open_sockets(tgid, caps, was, self._namespace_sockets.get(app_slot), made_by)
             self._between_walks()
 
@@ -733,7 +739,10 @@ class Datapath:
         caps' walks after the change, pending_walks.py)."""
         until_ns = time.monotonic_ns() + int(WINDOW_FIRST_S * 1e9) if wire_bps else 0
         self._maps["windows_first"].set(tgid, WindowFirst(wire_bps, until_ns))
-        cursor = WalkCursor(deadline if deadline is not None else float("inf"))
+        cursor = WalkCursor(
+            deadline if deadline is not None else float("inf"),
+            start=self._start_of_tgid.get(tgid, 0),
+        )  # tagged: that process's
         with pausing(self._between_walks), budgeted(cursor):
             longest = max(clamp_open_windows(tgid, wire_bps, made_by), default=None)
         self._between_walks()
@@ -802,11 +811,17 @@ class Datapath:
         adopted = {pid: tag_open_sockets(self._maps["socket_tags"].fd, pid, None) for pid in pids}
         return {pid: count for pid, count in adopted.items() if count}
 
+    def _tagged_start(self, tgid: int) -> int:
+        """The start of the process tgid's slot was written for (set_process_slot):
+        a process under its pid since, not forgotten yet, has its sockets left alone."""
+        return self._start_of_tgid.get(tgid) or read_start(tgid) or 0
+
     def forget_process(self, tgid: int) -> None:
         self._accept_queues.forget(tgid)
         self._pending_walks.drop(tgid)
         self._maps["slot_by_tgid"].pop(tgid)
         self._slot_of_tgid.pop(tgid, None)
+        self._start_of_tgid.pop(tgid, None)
         self._made_by_of_tgid.pop(tgid, None)
 
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
@@ -916,8 +931,8 @@ class Datapath:
         if caps.pacing_bps and self._namespace_sockets.get(app_slot) != before:
             for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
                 made_by = self._made_by_of_tgid.get(tgid)  # paced anew by walk_pending
-                self._pending_walks.recap(tgid, read_start(tgid) or 0, app_slot, caps, made_by,
-                                          made_by)  # fmt: skip
+                self._pending_walks.recap(tgid, self._tagged_start(tgid), app_slot, caps,
+                                          made_by, made_by)  # fmt: skip
 
     def namespace_pacing(self, app_slot: int) -> dict[int, tuple[int, int]]:
         """What the programs read for a slot's divided uploads, per netns
