@@ -592,7 +592,7 @@ class Datapath:
             caps = self._caps_of_slot.get(walk.slot, NO_CAPS)
             made_by = walk.made_by
             shares = self._namespace_sockets.get(walk.slot)
-            cursor = WalkCursor(deadline, walk.next_fd, listed=walk.listed, start=walk.start)
+            cursor = WalkCursor(deadline, walk.next_fd, start=walk.start)
             with pausing(self._between_walks), budgeted(cursor):
                 if walk.sweep:
                     retag_carrying(self._maps["socket_tags"].fd, walk.tgid, walk.sweep, walk.slot,
@@ -606,7 +606,7 @@ class Datapath:
                                      None if walk.again else walk.seen)  # fmt: skip
             self._between_walks()
             if cursor.cut:
-                walk.next_fd, walk.listed = cursor.next_fd, cursor.listed
+                walk.next_fd = cursor.next_fd
                 break
             tagged = not walk.capped_only and not walk.again and not walk.sweep
             self._pending_walks.ended(walk)  # none of its sockets carries a draining slot now
@@ -679,7 +679,7 @@ class Datapath:
                 made_by = self._made_by_of_tgid.get(tgid)
                 walk = self._pending_walks.add(tgid, start, self._slot_of_tgid.get(tgid, 0),
                                                made_by, made_by=made_by, again=True)  # fmt: skip
-            walk.next_fd, walk.listed, walk.capped_only = 0, None, False  # a whole tag walk
+            walk.next_fd, walk.capped_only = 0, False  # a whole tag walk
             walk.was = SocketCaps(max(walk.was.pacing_bps, was.pacing_bps),
                                   max(walk.was.window_bps, was.window_bps))  # fmt: skip
         if due:

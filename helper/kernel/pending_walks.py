@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain, zip_longest
@@ -64,7 +63,6 @@ class PendingWalk:
     turn_uid: int  # whose turn it takes (the rule's user, else the process's owner)
     made_by: int | None = None  # only the sockets a process of that uid made (socket_tagging)
     next_fd: int = 0
-    listed: array[int] | None = None  # its table as its first part listed it (WalkCursor)
     was: SocketCaps = NO_CAPS
     capped_only: bool = False
     seen: WalkSeen = field(default_factory=WalkSeen)
@@ -207,7 +205,7 @@ class PendingWalks:
         else:
             self.drop(walk.tgid)
             return True
-        walk.next_fd, walk.listed = 0, None
+        walk.next_fd = 0
         return False
 
     def drop(self, tgid: int) -> PendingWalk | None:

@@ -16,10 +16,8 @@ reads makes the wait last all of it.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import ctypes
-import itertools
 import logging
 import os
 import queue
@@ -27,7 +25,6 @@ import socket
 import struct
 import threading
 import time
-from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
@@ -204,12 +201,6 @@ class WalkCursor:
     deadline: float
     next_fd: int = 0
     cut: bool = False
-    # The table as listed by the walk's first part, in order, kept for the
-    # later parts: listed again at each, 1.35 us a descriptor here, a table of
-    # 524,288 cost ~0.7 s a call, past the budget before one was read, and so
-    # each call read CUT_CHECK_EVERY_FDS of it (review31). What opens since
-    # gets the slot as it is made (slot_by_tgid is written first).
-    listed: array[int] | None = None
     # The process meant (read_start; 0: whichever runs): checked once its
     # pidfd is open (it pins that process), so a pid handed out again between
     # the engine's check and the walk has the new process's sockets left alone
@@ -234,34 +225,47 @@ def budgeted(cursor: WalkCursor) -> Iterator[WalkCursor]:
 
 
 def _socket_fds(pid: int) -> Iterator[int]:
+    """pid's socket descriptors, in order, from the cursor's next_fd up (a
+    budgeted walk's; 0 without one). The table is read from the kernel a
+    buffer at a time from there (/proc/PID/fd's position is a descriptor's
+    number + 2), never listed whole first: a whole listing, 1.1-1.35 us a
+    descriptor here, was ~0.5-0.7 s of the lock for a table of 524,288
+    before the first look at the clock, once per walk (review31), and so
+    once per call for a process that forks children with such a table
+    (review33b). What opens since gets the slot as it is made
+    (slot_by_tgid is written first)."""
     fd_dir = f"/proc/{pid}/fd"
     cursor: WalkCursor | None = getattr(_walking, "cursor", None)
-    fds = cursor.listed if cursor is not None else None
-    if fds is None:
-        try:
-            names = os.listdir(fd_dir)
-        except OSError:
-            return
-        fds = array("i", sorted(int(name) for name in names if name.isdigit()))  # resumable
-        if cursor is not None:
-            cursor.listed = fds
-    first = bisect.bisect_left(fds, cursor.next_fd) if cursor is not None else 0
-    pause = getattr(_walking, "pause", None)
-    for count, fd in enumerate(itertools.islice(fds, first, None), 1):
-        if pause is not None and count % PAUSE_EVERY_FDS == 0:
-            pause()
-        if (
-            cursor is not None
-            and count % CUT_CHECK_EVERY_FDS == 0
-            and time.monotonic() >= cursor.deadline
-        ):
-            cursor.stop_at(fd)
-            return
-        try:
-            if os.readlink(f"{fd_dir}/{fd}").startswith("socket:["):
-                yield fd
-        except OSError:
-            continue
+    try:
+        dir_fd = os.open(fd_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.lseek(dir_fd, (cursor.next_fd if cursor is not None else 0) + 2, os.SEEK_SET)
+        pause = getattr(_walking, "pause", None)
+        count = 0
+        with os.scandir(dir_fd) as entries:
+            for entry in entries:
+                if not entry.name.isdigit():
+                    continue
+                fd = int(entry.name)
+                count += 1
+                if pause is not None and count % PAUSE_EVERY_FDS == 0:
+                    pause()
+                if (
+                    cursor is not None
+                    and count % CUT_CHECK_EVERY_FDS == 0
+                    and time.monotonic() >= cursor.deadline
+                ):
+                    cursor.stop_at(fd)
+                    return
+                try:
+                    if os.readlink(f"{fd_dir}/{fd}").startswith("socket:["):
+                        yield fd
+                except OSError:
+                    continue
+    finally:
+        os.close(dir_fd)
 
 
 def _inet_type(fd: int) -> int | None:
