@@ -236,11 +236,31 @@ def _load(program_set: ProgramSet) -> LoadedPrograms:
 # the verifier's refusals (a program it cannot prove safe, or too complex): the same again
 # for the same instructions; not a transient one (ENOMEM, EPERM), which is not remembered
 _VERIFIER_ERRNOS = frozenset({errno.EACCES, errno.EINVAL, errno.E2BIG})
+# "The sequence of N jumps is too complex" (what the reading risks in chadt_tc_out: owd29k)
+# is E2BIG since the kernel's "bpf: fix the return value of push_stack" (bpf-next, 2025-09;
+# 6.18 here), EFAULT before it (6.1, 6.12: not remembered there, every start compiled both
+# sets), ENOMEM on some of its paths: remembered where the verifier's log says so
+_TOO_COMPLEX_ERRNOS = frozenset({errno.EFAULT, errno.ENOMEM})
 
 
 def _verifier_refused(error: BackendUnavailable) -> bool:
     cause = error.__cause__
-    return isinstance(cause, ProgramRejected) and cause.errno in _VERIFIER_ERRNOS
+    if not isinstance(cause, ProgramRejected):
+        return False
+    return cause.errno in _VERIFIER_ERRNOS or (
+        cause.errno in _TOO_COMPLEX_ERRNOS and "too complex" in str(cause)
+    )
+
+
+def _why(error: BaseException) -> str:
+    """An error's line that says why (one_way_off, ListBackends' note): its first, or for
+    a failed build the compiler's first "error:" line (its first lines are "In file
+    included from ...": the note said only that, review33a)."""
+    first, *rest = str(error).splitlines() or [""]
+    said = next((line.strip() for line in rest if "error:" in line), "")
+    if not said or "did not compile" not in first:
+        return first
+    return f"{first.partition(': ')[0]}: {said}"
 
 
 _Value = TypeVar("_Value")
@@ -349,7 +369,7 @@ class Datapath:
             except BackendUnavailable as error:
                 # chadt_tc_out sits at the verifier's edge with the reading (review32 K8):
                 # another clang or kernel refusing it must not take every limit down
-                self.one_way_off = str(error).split("\n", 1)[0]
+                self.one_way_off = _why(error)
                 program_set = self._load_variant(source_dir, one_way=False)
                 log.warning("the upload's one-way reading is off (the datapath is loaded "
                             "without it): %s", error)  # fmt: skip

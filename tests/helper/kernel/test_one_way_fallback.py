@@ -9,14 +9,18 @@ verifier refuses; the loader is the product's."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import time
 from pathlib import Path
 
 import pytest
 from chadthrottle.contract import Direction
+from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
-from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.bpf_objects import ProgramRejected
+from chadthrottle.helper.kernel.datapath import Datapath, _verifier_refused, _why
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.one_way import UploadQueueReader
 from chadthrottle.helper.kernel.program_build import ONE_WAY_REFUSED_VARIABLE
@@ -108,3 +112,37 @@ def _limits_and_counts(pair: NetnsPair, datapath: Datapath, shaper: object, tmp_
         for stream in streams.values():
             stream.stop()
         shaper.reconcile({})
+
+
+def test_a_too_complex_refusal_is_remembered_whatever_errno_the_kernel_gives_it() -> None:
+    """The refusal the reading risks, "The sequence of 8193 jumps is too complex" (owd29k), is
+    E2BIG on this 6.18 kernel but EFAULT before the kernel's "fix the return value of
+    push_stack" (2025-09; Debian's 6.1 and 6.12): not remembered there, every start compiled
+    the refused set again (review33a M4). An EFAULT or ENOMEM of no such log stays transient."""
+
+    def refused(number: int, log: str) -> BackendUnavailable:
+        error = BackendUnavailable("the kernel refused the BPF programs")
+        error.__cause__ = ProgramRejected(number, f"chadt_tc_out: {os.strerror(number)}\n{log}")
+        return error
+
+    too_complex = "The sequence of 8193 jumps is too complex.\nprocessed 163857 insns"
+    for number in (errno.E2BIG, errno.EFAULT, errno.ENOMEM, errno.EACCES):
+        assert _verifier_refused(refused(number, too_complex)), number
+    assert not _verifier_refused(refused(errno.EFAULT, "0: (bf) r6 = r1\n"))
+    assert not _verifier_refused(refused(errno.ENOMEM, ""))
+
+
+def test_a_compilers_refusal_is_told_by_its_error_line() -> None:
+    """A failed build's message begins "In file included from ...": ListBackends' note
+    said only that (review33a L2, an #error under CHADT_ONE_WAY); it tells the error."""
+    failed = BackendUnavailable(
+        "the BPF programs did not compile: In file included from /virtual/main.c:75:\n"
+        "/usr/lib/chadthrottle/bpf/one_way.h:27:2: error: unknown type name 'u128'\n"
+        "1 error generated."
+    )
+    assert _why(failed) == (
+        "the BPF programs did not compile: "
+        "/usr/lib/chadthrottle/bpf/one_way.h:27:2: error: unknown type name 'u128'"
+    )
+    refused = BackendUnavailable("the kernel refused the BPF programs: [Errno 13] x\nerror: y")
+    assert _why(refused) == "the kernel refused the BPF programs: [Errno 13] x"
