@@ -330,6 +330,12 @@ ONE_WAY_GONE_S = 1.5
 # device's queue is not ours to drain, and looks of 3 ACKs read 5-8 ms with the modem empty
 # (review32's E1, E2, E5)
 STAND_MS = 10.0
+# the deep hold (_acks_held) for this long of looks reading DEEP_RISE_S in a row at most: a
+# queue of ours is cut and drains (7-8 s for a halved link's 400 ms); one standing there
+# (a far end's forged or stepped clock, read as a queue) held the download's TOOK_SHARE
+# take-back off for as long as it stood: in the toy at 300 ms, the download sat at 1.08 of
+# its link, the modem's download queue full (400 ms) for 120 s (review33a H3; 8 s: p95 70 ms)
+DEEP_HOLD_MAX_S = 5.0
 STAND_WOBBLE = 0.05  # a standing queue's looks (each a least) wobble by this share (_up_standing)
 DOWN_HOLD_AFTER_S = 1.5  # after a one-way take-back or cut: the acknowledgements held there burst
 # while readings arrive, the upload's cadence: what following a doubled upload link within 10 s
@@ -436,6 +442,7 @@ class CapacityEstimator:
         self._since_reading_s = float("inf")
         self._since_up_seen_s = float("inf")  # since a reading read SEEN_MS (_acks_held)
         self._since_up_deep_s = float("inf")  # and DEEP_RISE_S
+        self._deep_for_s = 0.0  # how long the looks have read DEEP_RISE_S in a row (_acks_held)
         self._up_ms: float | None = None
         self._up_ms_before: float | None = None
         self._up_gap_s = self._up_gap_before_s = float("inf")
@@ -763,6 +770,9 @@ class CapacityEstimator:
         if ms >= SEEN_MS:
             self._since_up_seen_s = 0.0
         if ms >= DEEP_RISE_S * 1000:
+            self._deep_for_s = (
+                self._deep_for_s + seconds if self._since_up_deep_s <= DOWN_HOLD_AFTER_S else 0.0
+            )
             self._since_up_deep_s = 0.0
         self._up_many = reading.readings >= SURE_ACKS
         if ms >= SEEN_MS and self._cut_seen_s < BLAME_S:
@@ -780,6 +790,8 @@ class CapacityEstimator:
         with the halved link's 396 ms, the download was taken back to 0.35 of its link for 20
         s, owd30's H2 at 21 s)."""
         since = self._since_up_deep_s if deep else self._since_up_seen_s
+        if deep and self._deep_for_s > DEEP_HOLD_MAX_S:
+            return False  # standing that deep: not a queue of ours, which a cut drains
         return self._one_way() and since <= DOWN_HOLD_AFTER_S
 
     def _one_way(self) -> bool:

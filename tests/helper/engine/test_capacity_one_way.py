@@ -560,3 +560,35 @@ def test_a_download_raise_beside_a_deep_upload_queue_read_at_a_tick_of_one_ack_i
     estimator.glance(0.1, None, {DOWN: 0.0, UP: 0.0}, upload_queue=UploadQueueReading(380.0, 5))
     assert estimator.decisions[0].startswith("cut up: its one-way queue"), estimator.decisions
     assert estimator.capacity(DOWN) == raised and (estimator.capacity(UP) or 0) < up
+
+
+class _StandingHigh(OneWayLink):
+    """The toy read `offset` ms above the modem's upload queue: a far end that forges its
+    TSvals, or whose clock stepped forward (read as a queue, its floor rising 1.5 ms a second)."""
+
+    offset = 0.0
+
+    def _reading(self, glance: bool) -> UploadQueueReading | None:
+        reading = super()._reading(glance)
+        if reading is None or not self.offset:
+            return reading
+        return UploadQueueReading(reading.queue_ms + self.offset, reading.readings)
+
+
+@pytest.mark.parametrize("lag", [1, 2, 3])
+def test_a_deep_reading_that_stands_does_not_hold_the_download_past_its_link(lag: int) -> None:
+    """A reading standing at 300 ms on a steady link (review33a H3): the deep hold of the
+    download's TOOK_SHARE take-back (_acks_held(deep=True)) is for a queue of ours, which a cut
+    drains; held for as long as this one stood, the download sat at 1.07-1.08 of its link with
+    the modem's download queue full (400 ms) for all 120 s (ce0e81a); 16fdd16: its probes' 45 ms."""
+    link = _StandingHigh(RATES[DOWN], RATES[UP], lag)
+    estimator = CapacityEstimator(dict(RATES))
+    for _ in range(20):
+        link.tick(estimator)
+    link.offset = 300.0
+    waits = []
+    for _ in range(120):
+        link.tick(estimator)
+        waits.append(link.modems[DOWN].queue / link.modems[DOWN].rate)
+    waits.sort()
+    assert waits[int(0.95 * len(waits))] <= 0.06, (waits[60], waits[-1])
