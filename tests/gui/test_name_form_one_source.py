@@ -15,6 +15,7 @@ import pytest
 
 from tests.gui.bare_window import shown_connected_window
 from tests.gui.test_same_named_rows import DIFFERS, FOUR, _cell_text
+from tests.gui.usage_name_cells import usage_name_cells
 
 GUI = Path(__file__).resolve().parents[2] / "gui"
 # the form's characters spelt out beside an id: f" ({app_id})", endswith(")") ...
@@ -48,15 +49,6 @@ def test_list_row_menu_and_usage_table_follow_the_one_form(qtbot, monkeypatch, f
     the row menu's headings and the usage view's table cells still cut each
     name keeping what tells it apart, in that form (before, every reader
     but names_apart still looked for " (id)" and cut nothing)."""
-    import time
-
-    from chadthrottle.gui.models.usage_periods import UsagePeriod
-    from chadthrottle.gui.models.usage_table import UsageColumn
-    from chadthrottle.gui.views.usage_dialog import UsageDialog
-    from chadthrottle.units import UnitSystem
-    from PySide6.QtWidgets import QStyleOptionViewItem
-
-    from tests.gui.usage_rows import row
 
     monkeypatch.setattr(app_names, "ID_OPENS", form[0])
     monkeypatch.setattr(app_names, "ID_CLOSES", form[1])
@@ -70,24 +62,9 @@ def test_list_row_menu_and_usage_table_follow_the_one_form(qtbot, monkeypatch, f
         assert len(set(shown)) == len(FOUR), shown
         _in_form(shown, form)
 
-    dialog = UsageDialog(UsagePeriod.TODAY)
-    qtbot.addWidget(dialog)
-    dialog.resize(683, 384)
-    dialog.show()
-    qtbot.waitExposed(dialog)
     names = app_names.names_apart({info.id: info.name for info in FOUR})
-    now = time.time()
-    start = int(now) // 3600 * 3600
-    rows = [row(i.id, start, 600, (4 - n) * 10**6) for n, i in enumerate(FOUR)]
-    dialog.show_rows(UsagePeriod.TODAY, rows, now, names.__getitem__, UnitSystem.BYTES_DECIMAL)
-    table, shown = dialog.table, []
-    for r in range(dialog.table_model.rowCount()):
-        index = dialog.table_model.index(r, UsageColumn.NAME)
-        option = QStyleOptionViewItem()
-        option.initFrom(table)
-        option.rect = table.visualRect(index)
-        table.itemDelegateForIndex(index).initStyleOption(option, index)
-        shown.append(option.text)
+    moved = [(info.id, (4 - n) * 10**6) for n, info in enumerate(FOUR)]
+    shown = [text for text, _ in usage_name_cells(qtbot, moved, names.__getitem__)]
     assert len(set(shown)) == len(FOUR), shown
     _in_form(shown, form)  # busiest first: FOUR's order
 

@@ -51,17 +51,23 @@ class QuotaClient(ScriptedClient):
         return app_id
 
 
+def _rules_dialog_of_firefox(qtbot, app):  # type: ignore[no-untyped-def]
+    """The window shown, Firefox listed, its rules dialog opened with no quota."""
+    app.start(show_window=True)
+    qtbot.waitUntil(lambda: app.model.application(FIREFOX) is not None, timeout=5000)
+    app.window.rulesRequested.emit(FIREFOX)
+    dialog = app.rules.dialog
+    assert dialog is not None
+    assert dialog.quota_state.text().startswith(NO_QUOTA)
+    return dialog
+
+
 def test_done_after_set_quota_comes_with_the_quota_shown(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from tests.gui.scripted_app import scripted_app
 
     client = QuotaClient()
     with scripted_app(client, tmp_path, refresh_s=30.0) as app:
-        app.start(show_window=True)
-        qtbot.waitUntil(lambda: app.model.application(FIREFOX) is not None, timeout=5000)
-        app.window.rulesRequested.emit(FIREFOX)
-        dialog = app.rules.dialog
-        assert dialog is not None
-        assert dialog.quota_state.text().startswith(NO_QUOTA)
+        dialog = _rules_dialog_of_firefox(qtbot, app)
         dialog.quota_size.setText("20MB")
         dialog.set_quota.click()
         qtbot.waitUntil(lambda: dialog.message.text() == "Done.", timeout=5000)
@@ -87,12 +93,7 @@ def test_done_comes_with_the_answer_and_a_failed_poll_after_is_said_as_one(qtbot
 
     client = QuotaClient()
     with scripted_app(client, tmp_path, refresh_s=30.0) as app:
-        app.start(show_window=True)
-        qtbot.waitUntil(lambda: app.model.application(FIREFOX) is not None, timeout=5000)
-        app.window.rulesRequested.emit(FIREFOX)
-        dialog = app.rules.dialog
-        assert dialog is not None
-        assert dialog.quota_state.text().startswith(NO_QUOTA)
+        dialog = _rules_dialog_of_firefox(qtbot, app)
         client.failing = True  # every poll from now on, the change's own too
         dialog.quota_size.setText("20MB")
         dialog.set_quota.click()

@@ -239,37 +239,15 @@ def test_the_row_menu_heading_cut_keeps_which_one(qtbot) -> None:  # type: ignor
 def test_the_usage_tables_name_cell_keeps_which_one(qtbot) -> None:  # type: ignore[no-untyped-def]
     """The usage view's table cut a "name (id)" at the right: two projects'
     venvs read "python3.11 (exe:/home/user/projects/…" alike at 2x (words29)."""
-    import time
-
-    from chadthrottle.gui.models.usage_periods import UsagePeriod
-    from chadthrottle.gui.models.usage_table import UsageColumn
-    from chadthrottle.gui.views.usage_dialog import UsageDialog
-    from chadthrottle.units import UnitSystem
-    from PySide6.QtWidgets import QStyleOptionViewItem
-
-    from tests.gui.usage_rows import row
+    from tests.gui.usage_name_cells import usage_name_cells
 
     base = "exe:/home/user/projects/a-long-project-name/envs"
     ids = [f"{base}/{env}/bin/python3.11" for env in ("first", "second")]
     names = names_apart(dict.fromkeys(ids, "python3.11"))
-    dialog = UsageDialog(UsagePeriod.TODAY)
-    qtbot.addWidget(dialog)
-    dialog.resize(683, 384)
-    dialog.show()
-    qtbot.waitExposed(dialog)
-    now = time.time()
-    start = int(now) // 3600 * 3600
-    rows = [row(app_id, start, 600, (n + 1) * 10**6) for n, app_id in enumerate(ids)]
-    dialog.show_rows(UsagePeriod.TODAY, rows, now, names.__getitem__, UnitSystem.BYTES_DECIMAL)
-    table, shown = dialog.table, []
-    for r in range(dialog.table_model.rowCount()):
-        index = dialog.table_model.index(r, UsageColumn.NAME)
-        option = QStyleOptionViewItem()
-        option.initFrom(table)
-        option.rect = table.visualRect(index)
-        table.itemDelegateForIndex(index).initStyleOption(option, index)
-        assert option.fontMetrics.horizontalAdvance(option.text) <= option.rect.width(), option.text
-        shown.append(option.text)
+    cells = usage_name_cells(qtbot, [(app_id, (n + 1) * 10**6) for n, app_id in enumerate(ids)],
+                             names.__getitem__)  # fmt: skip
+    assert all(fits for _, fits in cells), cells
+    shown = [text for text, _ in cells]
     assert ["/first/" in text for text in shown] == [False, True], shown  # busiest first
     assert ["/second/" in text for text in shown] == [True, False], shown
     assert all("…" in text for text in shown), shown  # cut: the case at hand

@@ -36,12 +36,29 @@ def program() -> Iterator[Path]:
         shutil.rmtree(directory)
 
 
-def test_bytes_counted_under_an_exited_process_after_its_retirement_go_to_its_app(
-    program: Path,
-) -> None:
+def _recorded_engine() -> tuple[RecordingDatapath, AdminEngine]:
+    """An engine over a recording datapath and shaper, the real index and /proc."""
     datapath = RecordingDatapath()
     engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
                          lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    return datapath, engine
+
+
+def _late_child_of(
+    parent: int, start: int, engine: AdminEngine, datapath: RecordingDatapath
+) -> None:
+    """A child of `parent` started at `start` that the helper comes to late:
+    already gone (no such pid), its connection's 34,336/34,456 B counted."""
+    child = _no_such_pid()
+    engine._tracking.lineage = _Lineage({child: parent})
+    engine.note_new_owner(child, start=start)
+    datapath.traffic.append(Traffic(child, 34_336, 34_456, owner_start=start))
+
+
+def test_bytes_counted_under_an_exited_process_after_its_retirement_go_to_its_app(
+    program: Path,
+) -> None:
+    datapath, engine = _recorded_engine()
     process, start = _announced(engine, program)
     try:
         datapath.traffic.append(Traffic(process.pid, 4000, 3000, owner_start=start))
@@ -70,9 +87,7 @@ def _gone_before_its_bytes(
     between the two is gone at that tick with no counter of it read; its whole
     connection is counted after. sibling: another process of its program
     runs throughout (a forked child's parent)."""
-    datapath = RecordingDatapath()
-    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
-                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    datapath, engine = _recorded_engine()
     parent = subprocess.Popen([str(program), "600"]) if sibling else None
     try:
         if parent is not None:
@@ -155,24 +170,13 @@ def test_a_child_announced_after_its_parent_exited_too_counts_for_the_parents_ap
     index last read it names the child's application, if it can have forked
     it (after-it-was-seen-gone: a child started after that had another parent
     under the pid, handed out again: not guessed)."""
-    datapath = RecordingDatapath()
-    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
-                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
-    parent = subprocess.Popen([str(program), "600"])
-    try:
-        wait_for_exec(parent.pid, program)
-        engine.tick()  # the parent listed by the index (no socket of its own)
-        parent_start = read_start(parent.pid)
-        assert parent_start is not None
-    finally:
-        parent.kill()
-        parent.wait()
+    datapath, engine = _recorded_engine()
+    parent, parent_start = _indexed(program, engine)
+    parent.kill()
+    parent.wait()
     engine.tick()  # the parent seen gone
-    child = _no_such_pid()
-    engine._tracking.lineage = _Lineage({child: parent.pid})
     start = parent_start if forked == "before-it-exited" else boot_ticks() + 1
-    engine.note_new_owner(child, start=start)
-    datapath.traffic.append(Traffic(child, 34_336, 34_456, owner_start=start))
+    _late_child_of(parent.pid, start, engine, datapath)
     engine.tick()  # counted, and the child seen gone: its counters retired
     engine.tick()
     apps = {a.id: (a.rx_bytes, a.tx_bytes) for a in engine.list_applications()}
@@ -182,6 +186,22 @@ def test_a_child_announced_after_its_parent_exited_too_counts_for_the_parents_ap
         assert apps == {f"exe:{program}": (34_336, 34_456)}
     else:
         assert apps == {}
+
+
+def _indexed(program: Path, engine: AdminEngine) -> tuple[subprocess.Popen[bytes], int]:
+    """`program` started and listed by the index at a tick (no socket of its
+    own): the process, and its start."""
+    process = subprocess.Popen([str(program), "600"])
+    try:
+        wait_for_exec(process.pid, program)
+        engine.tick()
+        start = read_start(process.pid)
+        assert start is not None
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process, start
 
 
 def _is_zombie(pid: int) -> bool:
@@ -201,15 +221,9 @@ def test_a_parent_a_tick_read_as_a_zombie_still_names_its_late_children(
     that read named no application, and the index forgot whose the parent
     was: the children the late helper came to after that (exited too) were
     named by nothing. A process that exits stays whose it was."""
-    datapath = RecordingDatapath()
-    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
-                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
-    parent = subprocess.Popen([str(program), "600"])
+    datapath, engine = _recorded_engine()
+    parent, parent_start = _indexed(program, engine)
     try:
-        wait_for_exec(parent.pid, program)
-        engine.tick()  # the parent listed by the index (no socket of its own)
-        parent_start = read_start(parent.pid)
-        assert parent_start is not None
         parent.kill()
         assert eventually(lambda: _is_zombie(parent.pid), 10.0, 0.01)
         engine.tick()  # the parent read as a zombie
@@ -217,10 +231,7 @@ def test_a_parent_a_tick_read_as_a_zombie_still_names_its_late_children(
             parent.wait()
         if then == "reaped-and-seen-gone":
             engine.tick()
-        child = _no_such_pid()
-        engine._tracking.lineage = _Lineage({child: parent.pid})
-        engine.note_new_owner(child, start=parent_start)
-        datapath.traffic.append(Traffic(child, 34_336, 34_456, owner_start=parent_start))
+        _late_child_of(parent.pid, parent_start, engine, datapath)
         engine.tick()  # counted, and the child seen gone: its counters retired
         engine.tick()
     finally:
@@ -241,9 +252,7 @@ def test_a_parent_read_before_its_exec_names_its_late_children_by_its_program(
     named it so; a child the late helper came to after it exited went to
     exe:/usr/bin/nsenter. A parent whose executable changed since the index
     read it is read again, once."""
-    datapath = RecordingDatapath()
-    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
-                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    datapath, engine = _recorded_engine()
     launcher = f'read go; exec "{program}" 600'
     parent = subprocess.Popen(["/bin/sh", "-c", launcher], stdin=subprocess.PIPE)
     try:
@@ -254,10 +263,7 @@ def test_a_parent_read_before_its_exec_names_its_late_children_by_its_program(
         wait_for_exec(parent.pid, program)
         parent_start = read_start(parent.pid)
         assert parent_start is not None
-        child = _no_such_pid()
-        engine._tracking.lineage = _Lineage({child: parent.pid})
-        engine.note_new_owner(child, start=parent_start)  # before the next tick
-        datapath.traffic.append(Traffic(child, 34_336, 34_456, owner_start=parent_start))
+        _late_child_of(parent.pid, parent_start, engine, datapath)  # before the next tick
         engine.tick()
         engine.tick()
         apps = {a.id: (a.rx_bytes, a.tx_bytes) for a in engine.list_applications()}
@@ -275,9 +281,7 @@ def test_processes_that_could_not_be_identified_are_counted_in_the_log(
     """A child neither read nor named by a parent: its bytes go to the
     interface only, and the log says how many such at the next tick (once a
     minute at most), so a test's helper log tells this loss from others."""
-    datapath = RecordingDatapath()
-    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
-                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    _, engine = _recorded_engine()
     first, second = _no_such_pid(), _no_such_pid() - 1
     with caplog.at_level(logging.INFO, logger="chadthrottle.engine"):
         engine.note_new_owner(first, start=boot_ticks())
@@ -301,9 +305,7 @@ def test_a_process_under_the_parents_pid_that_started_after_the_child_does_not_n
     a held-up helper), the process under it now started after the child and
     cannot be its parent: it does not name it (was: the child's bytes went to
     whatever program got the pid), as departed_identity does not."""
-    datapath = RecordingDatapath()
-    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
-                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    datapath, engine = _recorded_engine()
     later = subprocess.Popen([str(program), "600"])
     try:
         wait_for_exec(later.pid, program)

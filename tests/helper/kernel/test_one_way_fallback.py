@@ -26,7 +26,8 @@ from chadthrottle.helper.kernel.one_way import UploadQueueReader
 from chadthrottle.helper.kernel.program_build import ONE_WAY_REFUSED_VARIABLE
 from chadthrottle.helper.kernel.program_cache import CACHE_FILE, PLAIN_CACHE_FILE
 
-from tests.support.netns import NetnsPair, rates_together, start_stream, tc_dump, tc_shaper_in
+from tests.support.held_streams import streams_held_to
+from tests.support.netns import NetnsPair, tc_shaper_in
 
 LIMIT = ClassSpec(rate_bps=1_000_000, burst_bytes=131072)
 SLOTS = {Direction.DOWN: 3, Direction.UP: 4}
@@ -84,34 +85,14 @@ def _limits_and_counts(pair: NetnsPair, datapath: Datapath, shaper: object, tmp_
     from chadthrottle.helper.kernel.tc_shaper import TcShaper
 
     assert isinstance(shaper, TcShaper)
-    limited = tmp_path / "limited"
-    streams = {direction: start_stream(pair, 5690 if direction is Direction.DOWN else 5691,
-                                       direction.value, seconds=30, app_serves=True,
-                                       peer_when=limited)
-               for direction in Direction}  # fmt: skip
-    try:
-        for direction, stream in streams.items():
-            datapath.set_process_slot(stream.app_pid, SLOTS[direction])
-        shaper.reconcile({direction: {SLOTS[direction]: LIMIT} for direction in Direction})
-        limited.touch()
-        shown = tc_dump(pair.host_ns)
-        assert "chadt_tc_in" in shown and "chadt_tc_out" in shown, shown
-        time.sleep(2.0)  # slow start overfills the leaf queue at first (no window clamp here)
-        rates = rates_together([streams[d].receiver for d in Direction], 4.0)
-        for direction, rate in zip(Direction, rates, strict=True):
-            read = rate * 1500 / 1448  # L3, as the limit counts
-            assert 0.9 * LIMIT.rate_bps <= read <= 1.1 * LIMIT.rate_bps, (
-                f"{direction.value}: read {read / LIMIT.rate_bps:.3f} of the limit"
-            )
+    ports = {Direction.DOWN: 5690, Direction.UP: 5691}
+    with streams_held_to(pair, datapath, shaper, LIMIT, SLOTS, ports,
+                         ("chadt_tc_in", "chadt_tc_out"), tmp_path) as streams:  # fmt: skip
         counted = {sample.owner_tgid: sample for sample in datapath.read_traffic()}
         # 6 s at the limit and more: each application's own direction counted
         down, up = counted[streams[Direction.DOWN].app_pid], counted[streams[Direction.UP].app_pid]
         assert down.rx_bytes >= 4 * LIMIT.rate_bps, down
         assert up.tx_bytes >= 4 * LIMIT.rate_bps, up
-    finally:
-        for stream in streams.values():
-            stream.stop()
-        shaper.reconcile({})
 
 
 def test_a_too_complex_refusal_is_remembered_whatever_errno_the_kernel_gives_it() -> None:

@@ -16,11 +16,10 @@ from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers, remove_unadopted
 from pyroute2 import IPRoute
 
+from tests.support.held_streams import streams_held_to
 from tests.support.netns import (
     NetnsPair,
     entered_netns,
-    rates_together,
-    start_stream,
     tc_dump,
     tc_shaper_in,
     wait_for_carrier,
@@ -465,29 +464,11 @@ def test_traffic_over_a_link_without_ethernet_headers_is_shaped_both_ways(
     slots = {Direction.DOWN: 3, Direction.UP: 4}
     with tun_link(pair) as tunneled:
         # the applications listen; the peers connect once they are limited
-        limited = tmp_path / "limited"
-        streams = {direction: start_stream(tunneled, 5590 if direction is Direction.DOWN else 5591,
-                                           direction.value, seconds=30, app_serves=True,
-                                           peer_when=limited)
-                   for direction in Direction}  # fmt: skip
-        try:
-            for direction, stream in streams.items():
-                datapath.set_process_slot(stream.app_pid, slots[direction])
-            shaper.reconcile({direction: {slots[direction]: LIMIT} for direction in Direction})
-            limited.touch()
-            shown = tc_dump(pair.host_ns)
-            assert "chadt_tc_in_l3" in shown and "chadt_tc_out" in shown, shown
-            time.sleep(2.0)  # slow start overfills the leaf queue at first (no window clamp here)
-            rates = rates_together([streams[d].receiver for d in Direction], 4.0)
-            for direction, rate in zip(Direction, rates, strict=True):
-                read = rate * 1500 / 1448  # L3, as the limit counts
-                assert 0.9 * LIMIT.rate_bps <= read <= 1.1 * LIMIT.rate_bps, (
-                    f"{direction.value}: read {read / LIMIT.rate_bps:.3f} of the limit"
-                )
-        finally:
-            for stream in streams.values():
-                stream.stop()
-            shaper.reconcile({})
+        ports = {Direction.DOWN: 5590, Direction.UP: 5591}
+        held = streams_held_to(tunneled, datapath, shaper, LIMIT, slots, ports,
+                               ("chadt_tc_in_l3", "chadt_tc_out"), tmp_path)  # fmt: skip
+        with held:
+            pass  # each direction read at its limit is the whole check
 
 
 def test_uplinks_share_one_upload_ifb_that_a_killed_shaper_leaves_for_the_next_to_adopt_or_remove(
