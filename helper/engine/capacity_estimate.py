@@ -349,6 +349,7 @@ ONE_WAY_HOLD_S = (2.0, 4.0)  # a failure costs 5-15 ms at the modem, not 30-70
 ONE_WAY_TURN_S = 5.0
 ONE_WAY_SUSPECT_S = 2.0  # an upload raise judged this long (a 2% one showed 1.7-1.8 s on, owd28)
 ONE_WAY_DRAIN_S = 0.5  # a one-way take-back's queue (5-20 ms) drains within this
+NOT_OURS_S = 30.0  # after a one-way cut, a reading standing where it left it is not ours this long
 ONE_WAY_CLOSE_S = 0.3  # readings this close: their growth is the queue's, not a second's least
 ONE_WAY_LATE_S = 2.0  # a one-way take-back's queue shows in the round trips this long at most
 ONE_WAY_TURN_RAISES = 8
@@ -449,6 +450,9 @@ class CapacityEstimator:
         self._up_high, self._up_many, self._up_fresh = 0, False, False
         self._since_one_way_cut_s = self._cut_seen_s = float("inf")
         self._cut_depth_ms = 0.0  # the last one-way cut's depth (ms; _one_way_cut)
+        self._cut_reading_ms = (
+            0.0  # the reading at the last one-way cut: what its queue drains from
+        )
         # the last tick's: the upload loaded, what it sent (bytes/s), the round trips' delay
         self._up_loaded, self._up_sent, self._tick_delay = False, 0.0, 0.0
         self._since_one_way_back_s = float("inf")
@@ -775,7 +779,11 @@ class CapacityEstimator:
             )
             self._since_up_deep_s = 0.0
         self._up_many = reading.readings >= SURE_ACKS
-        if ms >= SEEN_MS and self._cut_seen_s < BLAME_S:
+        # a reading that stands where a cut left it (not_ours) or of few ACKs (a delayed ACK's
+        # 40 ms) renews no excuse: a standing forged reading excused every round-trip rise
+        # for as long as it stood, the download's own queue never cut (review33a H1)
+        level = self._not_ours(ms) or reading.readings < SURE_ACKS
+        if ms >= SEEN_MS and self._cut_seen_s < BLAME_S and not level:
             self._cut_seen_s = 0.0  # a cut's queue still draining: its rise is seen later
 
     def _acks_held(self, deep: bool = False) -> bool:
@@ -855,10 +863,27 @@ class CapacityEstimator:
         return (self._one_way() and self._up_fresh and self._up_many and self._up_seen()
                 and (self._up_ms or 0.0) >= STAND_MS and self._up_loaded
                 and self._tick_delay >= RISE_S and not self._trying
+                # round trips risen past what the reading explains are another queue's (the
+                # download's failed probes), unless the reading grows (review33a H2)
+                and (self._tick_delay * 1000 <= (self._up_ms or 0.0) + RISE_S * 1000
+                     or (self._up_ms or 0.0) > before + 2.0)
                 and up.capacity is not None and not (self._probing(Direction.UP) and up.recent)
                 and self._since_one_way_cut_s >= (ONE_WAY_DRAIN_S if close and deeper else REFRACTORY_S)
                 and self._since_one_way_back_s >= ONE_WAY_DRAIN_S
+                and not (self._since_one_way_cut_s < NOT_OURS_S and self._not_ours(self._up_ms or 0.0))
                 and (self._up_ms or 0.0) > before - max(1.0, STAND_WOBBLE * before))  # fmt: skip
+
+    def _not_ours(self, ms: float) -> bool:
+        """REFRACTORY_S after a one-way cut a queue of ours drains (at 1 - CUT_SHARE of the
+        link: 150 ms a second); one that has neither fallen 20 ms a second (or half its depth)
+        nor grown is not ours: forged, a far clock's step, another device's (review33a)."""
+        since = self._since_one_way_cut_s
+        if since < REFRACTORY_S or since == float("inf"):
+            return False
+        fell = self._cut_reading_ms - ms
+        return ms <= self._cut_reading_ms + 5.0 and fell < min(
+            0.5 * self._cut_reading_ms, 20.0 * since
+        )
 
     def _one_way_cut(self, sent: float) -> None:
         """The upload's link slowed under what we send: cut to CUT_SHARE (DEEP_CUT_SHARE
@@ -890,6 +915,7 @@ class CapacityEstimator:
         down.hold_s = max(down.hold_s, DOWN_HOLD_AFTER_S)
         self._since_one_way_cut_s = self._cut_seen_s = 0.0
         self._up_high, self._cut_depth_ms = 0, depth
+        self._cut_reading_ms = self._up_ms  # what its queue drains from (_not_ours)
 
     def _raise_steps(self, direction: Direction) -> tuple[float, ...]:
         one_way = direction is Direction.UP and self._one_way()

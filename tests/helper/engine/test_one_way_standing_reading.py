@@ -1,13 +1,12 @@
 """A one-way reading of the upload that STANDS above the modem's queue, on
 test_capacity_one_way.py's toy (review33a): a far end that forges its TSvals, or whose
 clock stepped forward (review32's K6: read as a queue, its floor rising 1.5 ms a second),
-being the one connection read. Known weaknesses of the estimator with the reading, kept
-as strict xfails: each says what it measured, and passes (failing the run, XPASS) once
-fixed, when its mark goes. Pure logic, about 2 s."""
+being the one connection read. Each failed on the estimator before the fix it names
+(_not_ours, the round trips' rise past the reading: each says what it measured before).
+Pure logic, about 2 s."""
 
 from __future__ import annotations
 
-import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator
 from chadthrottle.helper.kernel.one_way_reading import UploadQueueReading
@@ -38,15 +37,13 @@ def _settled(lag: int, settle_s: int, offset: float) -> tuple[StandingHigh, Capa
     return link, estimator
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review33a H1: a standing reading excuses the download's own queue"
-)
 def test_a_standing_reading_leaves_the_downloads_own_queue_to_be_cut() -> None:
     """The far clock steps 100 ms forward, the download's link halves 5 s later. Every rise is
     excused as "the upload's queue, cut, seen late" while the reading stands (_note_reading
     renews _cut_seen_s at each look of SEEN_MS once a one-way cut was made): the modem's
     download queue stood >= 300 ms for all 30 of the seconds 10-40 in 11 of 12 runs (no
-    reader: 0-3 s; an honest reader: 0)."""
+    reader: 0-3 s; an honest reader: 0). A reading standing where a one-way cut left it
+    (_not_ours) renews no excuse now."""
     stood = []
     for lag in (1, 2, 3):
         for settle_s in (20, 25, 30, 35):
@@ -62,14 +59,12 @@ def test_a_standing_reading_leaves_the_downloads_own_queue_to_be_cut() -> None:
     assert max(stood) <= 10, stood
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review33a H2: the round trips' rise that bounds the cut is the download's"
-)
 def test_a_reading_standing_a_little_high_does_not_wear_the_upload_down() -> None:
     """+12 ms on a steady link: the standing cut's bound, min(reading, round trips), is met at
     the tick after each of the download's failed probes (45 ms at the modem, seen late in the
     round trips), and the upload's turns are taken back at once on the reading: the upload
-    ended at 0.14-0.27 of its link after 120 s (no reader: 1.02-1.05; honest: 0.98-1.00)."""
+    ended at 0.14-0.27 of its link after 120 s (no reader: 1.02-1.05; honest: 0.98-1.00).
+    Round trips risen past what the reading explains are another queue's now: no cut."""
     for lag in (1, 2, 3):
         link, estimator = _settled(lag, 20, 12.0)
         for _ in range(120):
