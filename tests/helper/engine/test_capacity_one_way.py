@@ -562,7 +562,7 @@ def test_a_download_raise_beside_a_deep_upload_queue_read_at_a_tick_of_one_ack_i
     assert estimator.capacity(DOWN) == raised and (estimator.capacity(UP) or 0) < up
 
 
-class _StandingHigh(OneWayLink):
+class StandingHigh(OneWayLink):
     """The toy read `offset` ms above the modem's upload queue: a far end that forges its
     TSvals, or whose clock stepped forward (read as a queue, its floor rising 1.5 ms a second)."""
 
@@ -581,7 +581,7 @@ def test_a_deep_reading_that_stands_does_not_hold_the_download_past_its_link(lag
     download's TOOK_SHARE take-back (_acks_held(deep=True)) is for a queue of ours, which a cut
     drains; held for as long as this one stood, the download sat at 1.07-1.08 of its link with
     the modem's download queue full (400 ms) for all 120 s (ce0e81a); 16fdd16: its probes' 45 ms."""
-    link = _StandingHigh(RATES[DOWN], RATES[UP], lag)
+    link = StandingHigh(RATES[DOWN], RATES[UP], lag)
     estimator = CapacityEstimator(dict(RATES))
     for _ in range(20):
         link.tick(estimator)

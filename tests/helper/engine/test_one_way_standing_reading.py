@@ -9,23 +9,10 @@ from __future__ import annotations
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator
-from chadthrottle.helper.kernel.one_way_reading import UploadQueueReading
 
-from tests.helper.engine.test_capacity_one_way import RATES, OneWayLink
+from tests.helper.engine.test_capacity_one_way import RATES, StandingHigh
 
 DOWN, UP = Direction.DOWN, Direction.UP
-
-
-class StandingHigh(OneWayLink):
-    """The toy's reading `offset` ms above the modem's upload queue."""
-
-    offset = 0.0
-
-    def _reading(self, glance: bool) -> UploadQueueReading | None:
-        reading = super()._reading(glance)
-        if reading is None or not self.offset:
-            return reading
-        return UploadQueueReading(reading.queue_ms + self.offset, reading.readings)
 
 
 def _settled(lag: int, settle_s: int, offset: float) -> tuple[StandingHigh, CapacityEstimator]:
