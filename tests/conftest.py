@@ -65,17 +65,6 @@ def pytest_testnodedown(node: object, error: object) -> None:
     _LANES_LEFT.extend(getattr(node, "workeroutput", {}).get("left_behind", []))
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
-    """--dist loadfile with the Debian package module kept for the lane that
-    prepared it (tests/support/package_lane.py)."""
-    if config.getvalue("dist") != "loadfile":
-        return None
-    from tests.support import package_lane
-
-    return package_lane.scheduler(config, log)
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from tests.support import leaks
 

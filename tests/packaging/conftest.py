@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from chadthrottle.helper.standalone import POLKITD
 
-from tests.support import package_lane, package_preparation
+from tests.support import package_preparation
 
 MODULE = Path(__file__).with_name("test_debian_package.py")
 
@@ -29,15 +29,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         and POLKITD.exists()
         and all(shutil.which(program) is not None for program in ("debootstrap", "dbus-daemon"))
     )
-    # pytest-xdist: the module goes to one lane (tests/support/package_lane.py);
-    # the others begin only if they are given it (that lane crashed).
-    lane = getattr(session.config, "workerinput", {}).get("workerid")
-    package_preparation.start(
-        build,
-        root,
-        lowly=len(ours) < len(session.items),
-        defer=lane is not None and lane != package_lane.PACKAGE_LANE,
-    )
+    lane = hasattr(session.config, "workerinput")  # pytest-xdist: maybe another lane runs it
+    package_preparation.start(build, root, lowly=len(ours) < len(session.items), defer=lane)
 
 
 @pytest.hookimpl(tryfirst=True)  # before tests/conftest.py looks for what the session left
