@@ -8,7 +8,8 @@ and what a change to one module or to the scheduling would do.
 
 Files go out in xdist's order (most tests first); a lane asks for the next one
 when two or fewer of its tests are left. --package-held keeps the Debian package
-module for lane 0 until half the other files went out (tests/support/package_lane.py);
+module for lane 0 until half the other files went out (ed679e6's scheduler, reverted:
+docs/development.md, sixteenth round);
 --package-s sets that module's time. Tests missing from the JUnit file count 0 s.
 """
 
