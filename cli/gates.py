@@ -166,4 +166,19 @@ def run_gate(client: BlockingHelperClient, arguments: argparse.Namespace) -> str
     )
     then = f"limited to {format_rate(then_bps)}" if then_bps else "blocked"
     return (f"{for_terminal(resolved)}: {which} quota of {format_size(arguments.size)} per {arguments.per}, "
-            f"then {then}")  # fmt: skip
+            f"then {then}{_period_note(client, resolved, direction)}")  # fmt: skip
+
+
+def _period_note(client: BlockingHelperClient, app_id: str, direction: Direction | None) -> str:
+    """The current period as the helper counts it (ListRules, API 8), so a
+    caller whose zone is not the helper's reads when it began and ends; ""
+    from an older helper. The caller's own rule if listed, else any."""
+    import os
+
+    from chadthrottle.cli.output import quota_period_words  # only this verb needs it
+
+    asked = {direction.value} if direction else {d.value for d in Direction}
+    rules = [r for r in client.list_rules() if r.app_id == app_id and r.direction in asked
+             and r.quota_period_start]  # fmt: skip
+    rules.sort(key=lambda r: r.owner != os.getuid())
+    return f"; this period: {quota_period_words(rules[0])}" if rules else ""

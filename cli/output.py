@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 
 from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.contract import (
@@ -201,6 +202,25 @@ RULE_NOT_IN_FORCE = (
 )
 
 
+def helper_time(unix_s: int, offset_s: int) -> str:
+    """An instant on the helper's clock, its offset said: the helper counts a
+    quota's period in its own zone, which need not be the caller's (TZ)."""
+    zone = timezone(timedelta(seconds=offset_s))
+    at = datetime.fromtimestamp(unix_s, zone)
+    sign, minutes = "+" if offset_s >= 0 else "-", abs(offset_s) // 60
+    return f"{at:%Y-%m-%d %H:%M} UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def quota_period_words(rule: RuleInfo) -> str:
+    """When the rule's quota period began and ends, as the helper says
+    (ListRules, API 8); "" where it does not (an older helper, no quota)."""
+    if not rule.quota_period_start:
+        return ""
+    start = helper_time(rule.quota_period_start, rule.quota_start_offset_s)
+    end = helper_time(rule.quota_period_end, rule.quota_end_offset_s)
+    return f"{start} to {end}"
+
+
 def format_rules(rules: list[RuleInfo], apps: Sequence[ApplicationInfo] = ()) -> str:
     """The rules table. ListRules' in_force speaks for a rule's limit, block and
     quota, never its priority: a priority-only rule read "IN FORCE yes" beside
@@ -215,6 +235,8 @@ def format_rules(rules: list[RuleInfo], apps: Sequence[ApplicationInfo] = ()) ->
             quota = (f"{format_size(rule.quota_bytes)}/{rule.quota_period} from "
                      f"{rule.quota_reset_minute // 60:02d}:{rule.quota_reset_minute % 60:02d}, then {then}, "
                      f"{format_size(rule.quota_left_bytes)} left")  # fmt: skip
+            if rule.quota_period_end:  # API 8: when it is whole again, on the helper's clock
+                quota += f" until {helper_time(rule.quota_period_end, rule.quota_end_offset_s)}"
         in_force = "yes" if rule.in_force else RULE_NOT_IN_FORCE
         problem = priority_problem.get(rule.app_id, "") if rule.priority != "normal" else ""
         if problem and not (rule.rate_bps or rule.blocked or rule.quota_bytes):

@@ -26,7 +26,11 @@ from chadthrottle.frozen_record import frozen_record
 # each network namespace of the application).
 # 7: down_measuring, up_measuring in ListApplications and ListProcesses (a
 # direction whose rate window restarted at a rule change has no rate yet).
-API_VERSION = 7
+# 8: quota_period_start, quota_period_end, quota_start_offset_s,
+# quota_end_offset_s in ListRules (the current period of a quota as the helper
+# counts it, and its zone's UTC offset at each end: clients no longer guess the
+# helper's zone).
+API_VERSION = 8
 
 BUS_NAME = "io.github.chadthrottle.Helper1"
 OBJECT_PATH = "/io/github/chadthrottle/Helper1"
@@ -369,7 +373,7 @@ METHODS: dict[str, MethodSpec] = {
             "ClearQuota and the blocked and quota keys of ListApplications and ListRules; 5: SetPriority, "
             "SetLinkCapacity, GetLinkShaping and the priority keys of ListApplications and ListRules; "
             "6: ListProcesses, and the limit_reach keys of ListApplications; 7: the measuring keys of "
-            "ListApplications and ListProcesses).",
+            "ListApplications and ListProcesses; 8: the quota period keys of ListRules).",
             out_args=(Arg("version", "u"),),
         ),
         _method(
@@ -483,7 +487,13 @@ METHODS: dict[str, MethodSpec] = {
             "rate_bps t, burst_bytes t, owner x (-1 the administrator: every user's processes; else the uid "
             "whose processes it applies to), in_force b (false while an administrator rule outranks it, "
             "limits are paused, or the kernel did not take its block or quota: ListApplications' "
-            "*_limit_problem says why), priority s (normal when none; a priority-only rule has rate_bps 0).",
+            "*_limit_problem says why), priority s (normal when none; a priority-only rule has rate_bps 0), "
+            "blocked b, quota_bytes t, quota_period s, quota_reset_minute u, quota_then_bps t, "
+            "quota_left_bytes t, and (API 8) quota_period_start x, quota_period_end x (unix seconds: when the "
+            "quota's current period began and when the next begins, as the helper counts them, at "
+            "quota_reset_minute of its local clock; 0 without a quota), quota_start_offset_s i, "
+            "quota_end_offset_s i (the helper's local time's offset east of UTC, seconds, at each: they "
+            "differ when its clocks change within the period). Clients must ignore unknown keys.",
             out_args=(Arg("rules", "aa{sv}"),),
         ),
         _method(
@@ -757,6 +767,14 @@ RULE_FIELDS: dict[str, str] = {
     "quota_then_bps": "t",  # 0: blocked when spent
     "quota_left_bytes": "t",
     "priority": "s",  # API 5: "normal" when none; a priority-only rule has rate_bps 0
+    # API 8: the quota's current period as the helper counts it (its local
+    # clock, common/quota_period.py): when it began and when the next begins
+    # (unix seconds; 0 without a quota), and its zone's offset east of UTC at
+    # each (seconds; they differ across a clock change within the period).
+    "quota_period_start": "x",
+    "quota_period_end": "x",
+    "quota_start_offset_s": "i",
+    "quota_end_offset_s": "i",
 }
 OPTIONAL_RULE_FIELDS = frozenset(
     {
@@ -767,6 +785,10 @@ OPTIONAL_RULE_FIELDS = frozenset(
         "quota_then_bps",
         "quota_left_bytes",
         "priority",
+        "quota_period_start",
+        "quota_period_end",
+        "quota_start_offset_s",
+        "quota_end_offset_s",
     }
 )
 
@@ -992,6 +1014,10 @@ class RuleInfo:
     quota_then_bps: int = 0
     quota_left_bytes: int = 0
     priority: str = "normal"
+    quota_period_start: int = 0  # API 8; 0: not said (an older helper) or no quota
+    quota_period_end: int = 0
+    quota_start_offset_s: int = 0
+    quota_end_offset_s: int = 0
 
 
 @frozen_record

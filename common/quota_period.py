@@ -46,3 +46,19 @@ def period_began(
     if period == MONTH:
         return _at_minute((day - timedelta(days=1)).replace(day=1), reset_minute, zone)
     return _at_minute(day - timedelta(days=1), reset_minute, zone)
+
+
+def period_after(
+    period: str, reset_minute: int, began: datetime, zone: tzinfo | None = None
+) -> datetime:
+    """When the period that began at began (period_began's answer) ends: the
+    next one's start, by the same local wall-clock rule, so a clock change
+    inside it makes it an hour shorter or longer (ListRules' quota_period_end)."""
+    day = began.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    if period == WEEK:
+        day += timedelta(days=7)
+    elif period == MONTH:
+        day = (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+    else:
+        day += timedelta(days=1)
+    return _at_minute(day, reset_minute, zone)

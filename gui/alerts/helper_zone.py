@@ -3,7 +3,9 @@ quota at its own local midnight (helper/engine/quotas.py); the GUI counted the
 period on its own clock (gui30), so a session whose TZ was not the helper's
 told a quota used up again after the helper's reset as the same period (or
 one not yet reset as a new one). The contract says where the helper's days
-begin: GetUsage's day rows "begin at the helper's local midnight"."""
+begin: GetUsage's day rows "begin at the helper's local midnight". A helper of API 8 says each quota's
+period itself (ListRules quota_period_start; gui/alerts/policy.py uses it):
+this guess is for older helpers only."""
 
 from __future__ import annotations
 

@@ -172,10 +172,14 @@ def _told(app: ApplicationInfo, direction: Direction, rules: Iterable[RuleInfo],
     """The used-up quota as it is kept once told; None for a period the GUI
     does not know (a newer helper's), which is told at each start, as before.
     zone: the helper's, where its day does not begin at the GUI's midnight
-    (helper_zone.py): the period is the one the helper counts the quota in."""
+    (helper_zone.py): the period is the one the helper counts the quota in;
+    a helper of API 8 says when it began (ListRules quota_period_start)."""
     budget, _left, period = app.quota(direction)
     if period not in QUOTA_PERIODS:
         return None
+    rule = _quota_rule(rules, app, direction)
+    if rule is not None and rule.quota_period_start:  # API 8: the helper says it
+        return Told(app.id, direction.value, period, budget, rule.quota_period_start)
     began = period_began(period, _reset_minute(rules, app, direction), now, zone)
     return Told(app.id, direction.value, period, budget, int(began.timestamp()))
 

@@ -19,6 +19,7 @@ from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey
 from chadthrottle.helper.engine.listing import DirectionHeld
 from chadthrottle.helper.engine.quotas import Quota, period_start
 from chadthrottle.helper.engine.schedules import Schedule, format_days, format_minute
+from chadthrottle.quota_period import period_after
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class RuleListing:
                 and self.gating.truth((app_id, owner), direction).as_asked,
                 *self._gate_fields((app_id, owner), direction, limit),
                 limit.priority.value,
+                *self._quota_period(limit.quota),
             )
             for (app_id, owner), limits in sorted(table.plain_items())
             for direction, limit in sorted(limits.items(), key=lambda item: item[0].value)
@@ -139,6 +141,16 @@ class RuleListing:
             left,
         )
 
+    def _quota_period(self, quota: Quota | None) -> tuple[int, int, int, int]:
+        """ListRules' quota period keys (API 8): the current period's start and
+        end, unix seconds, and the local offset at each, by the rule the
+        helper resets the quota at (quotas.period_start)."""
+        if quota is None:
+            return 0, 0, 0, 0
+        began = period_start(quota, self.local_now)
+        ends = period_after(quota.period.value, quota.reset_minute, began)
+        return (int(began.timestamp()), int(ends.timestamp()), _offset_s(began), _offset_s(ends))
+
     def _quota_left(self, key: RuleKey, direction: Direction, quota: Quota) -> int:
         """As the kernel counts now; for a quota not followed now (its
         application is not running), from what was stored for this period."""
@@ -149,6 +161,12 @@ class RuleListing:
         if stored is None or stored[0] != period_start(quota, self.local_now).timestamp():
             return quota.budget_bytes
         return max(0, quota.budget_bytes - stored[1])
+
+
+def _offset_s(moment: datetime) -> int:
+    """moment's (aware) offset east of UTC, whole seconds."""
+    offset = moment.utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
 
 
 def _problem(truth: GateTruth, rated: bool) -> str:
