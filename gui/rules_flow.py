@@ -43,7 +43,11 @@ UNBLOCK_KEY = f"{CHANGE_KEY}:unblock:"
 # until a listing shows it (it said "Done." beside "No quota." for a poll's while,
 # walk28); it waited for that listing until gui30, and a poll that failed after the
 # change said the poll's failure alone, never "Done.", of a quota the helper had set.
-QUOTA_KEY = f"{CHANGE_KEY}:quota"
+# Each change its own key (QUOTA_KEY:<serial>), its ask kept under it: the worker
+# runs each call as its own task, so answers come in any order; paired by order
+# until gui31, a refused change answered before a slow one took that one's ask
+# and the slow one's success showed the refused quota as asked (review33b G4).
+QUOTA_KEY = f"{CHANGE_KEY}:quota:"
 READ_BACK_FAILED = "Done: the helper made the quota change. Reading it back failed since:"
 # (app id, direction) -> the quota asked (bytes, period), or None: removed.
 QuotaAsked = dict[tuple[str, Direction], tuple[int, str] | None]
@@ -68,9 +72,10 @@ class RulesFlow(QObject):
         # poll answered before the helper changed does not flip the box back.
         self._blocks_asked: dict[tuple[str, Direction], bool] = {}
         self.dialog: RulesDialog | None = None
-        # Quota changes sent, not answered yet (in order), and those answered and not
-        # yet seen in a listing: shown as asked, as the blocks above.
-        self._quotas_sent: list[QuotaAsked] = []
+        # Quota changes sent, not answered yet (by their call's key), and those
+        # answered and not yet seen in a listing: shown as asked, as the blocks above.
+        self._quotas_sent: dict[str, QuotaAsked] = {}
+        self._quota_serial = 0
         self._quotas_asked: QuotaAsked = {}
         # When a quota change was answered ("Done." said), until a listing asked
         # after it comes; a poll failing before says both (the change made, the
@@ -91,9 +96,10 @@ class RulesFlow(QObject):
 
     def open(self, app_id: str) -> RulesDialog:
         """The dialog of one application (one at a time)."""
-        if self.dialog is not None:
-            self.dialog.close()
-            self.dialog.deleteLater()
+        old, self.dialog = self.dialog, None
+        if old is not None:  # its finished (_forget) finds no dialog: it read None before
+            old.close()
+            old.deleteLater()
         self.dialog = dialog = RulesDialog(self._rules_of(app_id), self._model.units, self._window)  # type: ignore[arg-type]
         dialog.limitRequested.connect(self._ask_limit)
         dialog.scheduleAdded.connect(
@@ -133,8 +139,10 @@ class RulesFlow(QObject):
     ) -> None:
         """SetQuota or ClearQuota, remembered until its answer (shown as asked then)."""
         directions = tuple(Direction) if direction == "both" else (Direction(direction),)
-        self._quotas_sent.append({(app_id, d): quota for d in directions})
-        self._connection.call(QUOTA_KEY, call)
+        self._quota_serial += 1
+        key = f"{QUOTA_KEY}{self._quota_serial}"
+        self._quotas_sent[key] = {(app_id, d): quota for d in directions}
+        self._connection.call(key, call)
 
     def _ask_limit(self, app_id: str, direction: str, rate_bps: int | None) -> None:
         """The slider's path (shown at once, confirmed by the helper), the
@@ -324,10 +332,12 @@ class RulesFlow(QObject):
                 self.dialog.show_outcome(
                     f"Not changed: {words}" if error_name else "Done.", error=bool(error_name)
                 )
-        elif key == QUOTA_KEY:
-            asked = self._quotas_sent.pop(0) if self._quotas_sent else {}
+        elif key.startswith(QUOTA_KEY):
+            asked = self._quotas_sent.pop(key, {})
             if self.dialog is None:
                 return
+            if self.dialog.rules.app_id not in {app_id for app_id, _d in asked}:
+                return  # another application's, whose dialog closed: its listing tells
             if error_name:
                 self.dialog.show_outcome(words, error=True)
                 return
