@@ -130,6 +130,9 @@ class LinkSummary:
     tooltip: str
     warning: bool
     short: str = ""  # the same with the unit once, for a narrow status line ("" : none shorter)
+    # narrower still, at the window's least (2x on 1366x768): "Link ▼12.5 ▲5 MB/s"; the
+    # short form read "Link ▼ 12.5 ▲ 5.0…" there, its unit cut away (gui30)
+    least: str = ""
 
 
 NOT_SET = "No link capacity is set"
@@ -194,9 +197,17 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
     # Short, "capacity" left to the tooltip and the unit said once: at 2x on 1366x768 in
     # the window's default size "Link capacity: ▼ 12.5 ▲ 5.00 M…" was cut (Xvfb, review23).
     short = f"Link {about}{' '.join(parts)}"
+    least = ""
     if all(on) and len(rates) == 2 and len(units_of) == 1:  # "▼ 12.5 ▲ 5.00 MB/s"
-        short = f"Link {about}▼ {rates[0].rsplit(' ', 1)[0]} ▲ {rates[1]}"
-    return LinkSummary(f"Link capacity: {about}{' '.join(parts)}", tooltip, warning, short)
+        (down, unit), (up, _unit) = (rate.rsplit(" ", 1) for rate in rates)
+        short = f"Link {about}▼ {down} ▲ {up} {unit}"
+        least = f"Link {about}▼{_bare(down)} ▲{_bare(up)} {unit}"
+    return LinkSummary(f"Link capacity: {about}{' '.join(parts)}", tooltip, warning, short, least)
+
+
+def _bare(number: str) -> str:
+    """ "5.00" as "5", "12.50" as "12.5": the least form's figures, no zeros that say nothing."""
+    return number.rstrip("0").rstrip(".") if "." in number else number
 
 
 def _problem(shaping: LinkShapingInfo) -> str:

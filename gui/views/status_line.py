@@ -327,6 +327,7 @@ class StatusLine(QStatusBar):
         if summary is not None:
             self.link.setText(summary.text)
             self.link.short_text = summary.short
+            self.link.least_text = summary.least
             self.link.setToolTip(summary.tooltip)
             self._warn(self.link, summary.warning)
 
@@ -378,9 +379,11 @@ class ElidingLabel(QLabel):
 class ElidingButton(QToolButton):
     """A flat button that gives way on a narrow status line (2x on a small
     screen): first its short text (the unit once), then cut at the end ("…");
-    the tooltip has it whole."""
+    the tooltip has it whole. least_text: narrower than the short one, tried
+    before a cut (at the window's least the short form lost its unit)."""
 
     short_text = ""
+    least_text = ""
 
     def minimumSizeHint(self) -> QSize:
         hint = super().minimumSizeHint()
@@ -398,6 +401,7 @@ class ElidingButton(QToolButton):
         """The whole text where it fits, else the short one, else cut."""
         room, metrics = self.width() - 12, self.fontMetrics()
         text = self.text()
-        if metrics.horizontalAdvance(text) > room and self.short_text:
-            text = self.short_text
+        for shorter in (self.short_text, self.least_text):
+            if metrics.horizontalAdvance(text) > room and shorter:
+                text = shorter
         return metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)

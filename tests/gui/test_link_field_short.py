@@ -35,3 +35,17 @@ def test_narrow_link_field_shows_the_short_text_whole(qtbot) -> None:  # type: i
     field.resize(metrics.horizontalAdvance("Link…") + 12, field.height())
     assert field.shown_text().endswith("…")  # narrower still: cut, the tooltip has it whole
     assert field.text() == summary.text  # what a screen reader reads stays whole
+
+
+def test_at_its_least_the_link_field_keeps_its_unit(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """gui30, seen and left: at the window's least (588 px at 2x on 1366x768)
+    the field read "Link ▼ 12.5 ▲ 5.0…", the unit its short form keeps cut
+    away. Its least form, "Link ▼12.5 ▲5 MB/s", fits its least width."""
+    line = StatusLine()
+    qtbot.addWidget(line)
+    summary = link_summary(SHAPED, UnitSystem.BYTES_DECIMAL)
+    assert summary.least == "Link ▼12.5 ▲5 MB/s"
+    line.set_link(summary)
+    field = line.link
+    field.resize(field.minimumSizeHint().width(), field.height())
+    assert field.shown_text() == summary.least, field.shown_text()

@@ -72,3 +72,24 @@ def test_a_row_with_a_quota_line_draws_no_slider_stub_at_the_least_width(
     quota_cell = table.visualRect(table.proxy_index(DROPBOX, Column.DOWN_LIMIT))
     assert quota_cell.height() > 0
     assert all(width >= SLIDER_SHOWN_LEAST for width, _ in drawn), (room, drawn)
+
+
+def test_the_rates_line_says_no_limit_of_a_quota_not_held_while_the_helper_is_away(
+    window: MainWindow,  # noqa: F811
+) -> None:
+    """gui30, seen and left: the helper stopped, the greyed rates line still
+    read "up … (limit 100 KB/s, avg …)" of the used-up quota's rate, which
+    nothing holds until the helper runs again (the note under it says so)."""
+    model = window._model
+    model.set_rules([RuleInfo(DROPBOX, "up", 0, 0, USER, False, quota_bytes=2 * 10**9,
+                              quota_period="week", quota_then_bps=100_000, quota_left_bytes=0)])  # fmt: skip
+    model.apply_snapshot(quota_applications())
+    assert window.select_application(DROPBOX)
+    window.detail.refresh()
+    assert (
+        "(limit 100 KB/s" in window.detail.rates_line.label.toolTip() + window.detail.summary.text()
+    )
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, STOPPED, last_stop=LastStop.STOPPED))
+    window.detail.refresh()
+    line = window.detail.summary.text()
+    assert "limit 100 KB/s" not in line and "avg" not in line, line

@@ -362,10 +362,20 @@ class DetailPane(QWidget):
             self.traffic.show_note(EMPTY_GRAPH_SELECT if asked else EMPTY_GRAPH_NOTHING_LISTED)
             return
         units = self._model.units
-        limits = (
-            self._model.effective_limit(info.id, Direction.DOWN),
-            self._model.effective_limit(info.id, Direction.UP),
+        states = {direction: self._model.limit_state(info.id, direction) for direction in Direction}
+        own = {direction: self._model.own_limit(info.id, direction) for direction in Direction}
+        # A used-up quota's rate that nothing holds now (the helper away, limits
+        # paused) is no limit: the line read "(limit 100 KB/s, avg …)" of it
+        # while the note under it said it holds nothing until the helper runs (gui30).
+        down_limit, up_limit = (
+            0
+            if states[d].quota_spent
+            and (states[d].quota_helper_off or states[d].quota_paused)
+            and own[d] != self._model.effective_limit(info.id, d)
+            else self._model.effective_limit(info.id, d)
+            for d in Direction
         )
+        limits = (down_limit, up_limit)
         average_s = MEASURED_OVER_SAMPLES * self.refresh_interval_s
         means = [  # the polls of the last average_s (the tooltip's words), none from
             # before a gap, nor from before the limit shown or of its first seconds
@@ -388,8 +398,6 @@ class DetailPane(QWidget):
         self.rates_line.show_rates(
             named, (down, up), limits, (means[0], means[1]), units, unmeasured, average_s
         )
-        states = {direction: self._model.limit_state(info.id, direction) for direction in Direction}
-        own = {direction: self._model.own_limit(info.id, direction) for direction in Direction}
         latency = describe_latency(
             info, self._model.priority_state(info.id)
         )  # protected applications only
