@@ -85,7 +85,7 @@ class PriorityFlow(QObject):
             self.dialog.capacityRequested.connect(self._set_capacity)
             self.dialog.finished.connect(self._forget_dialog)
         if self.shaping is not None:
-            self.dialog.show_shaping(self.shaping)
+            self.dialog.show_shaping(self.shaping, self._window.status_line.backend_notes())  # type: ignore[attr-defined]
         self.dialog.show()
         self.dialog.raise_()
         self._fetch_shaping()
@@ -175,7 +175,7 @@ class PriorityFlow(QObject):
         self._units = self._model.units
         self._window.status_line.set_link(link_summary(shaping, self._model.units))  # type: ignore[attr-defined]
         if self.dialog is not None:
-            self.dialog.show_shaping(shaping)
+            self.dialog.show_shaping(shaping, self._window.status_line.backend_notes())  # type: ignore[attr-defined]
 
     def _set_unavailable(self, reason: str) -> None:
         if reason != self._model.priority_unavailable:

@@ -8,9 +8,16 @@ not yet confirmed says so, and while the helper is away nothing is ordered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
-from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, LinkShapingInfo
+from chadthrottle.contract import (
+    ADMIN_OWNER,
+    ApplicationInfo,
+    BackendInfo,
+    Direction,
+    LinkShapingInfo,
+)
 from chadthrottle.gui.ipc.state import LEFT_IN_FORCE
 from chadthrottle.gui.models.limit_truth import ROOT_UID, owner_note
 from chadthrottle.priority import Priority
@@ -208,6 +215,50 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
 def _bare(number: str) -> str:
     """ "5.00" as "5", "12.50" as "12.5": the least form's figures, no zeros that say nothing."""
     return number.rstrip("0").rstrip(".") if "." in number else number
+
+
+# ListBackends' notes (the helper's words, tc's: helper/engine/backends.py
+# shaping_notes, helper/kernel/one_way.py one_way_notes) reached only
+# `chadthrottle-ctl backends` and the log; said in plain words where a user looks
+# when limits or priorities misbehave: the link field's tooltip, the link dialog
+# and the backend field's tooltip (gui31).
+POLICED = "policed, not shaped: "
+NO_ONE_WAY = "no one-way reading of the upload"
+
+
+def backend_notes(backends: Iterable[BackendInfo]) -> list[str]:
+    """Each available backend's notes, one plain sentence each."""
+    said = []
+    for backend in backends:
+        if not backend.available or not backend.notes:
+            continue
+        for note in backend.notes.split("; "):
+            if note.startswith(POLICED):
+                said.append(
+                    "Some limits are policed, not shaped: traffic over them is dropped rather "
+                    f"than queued, so it is rougher but still held there ({note.removeprefix(POLICED)})."
+                )
+            elif note.startswith(NO_ONE_WAY):
+                why = note.partition("): ")[2] or note
+                said.append(
+                    "An estimated upload capacity is judged by round trips alone: the one-way "
+                    f"reading of the upload's queue is off on this machine ({why})."
+                )
+            else:
+                said.append(f"{backend.name}: {note}")
+    return said
+
+
+def with_notes(summary: LinkSummary, notes: Iterable[str]) -> LinkSummary:
+    """summary's tooltip with the backends' notes (backend_notes) before its
+    last line ("Click to change.")."""
+    notes = list(notes)
+    if not notes:
+        return summary
+    head, _, click = summary.tooltip.rpartition("Click to ")
+    if not head:
+        return replace(summary, tooltip="\n".join([summary.tooltip, *notes]))
+    return replace(summary, tooltip="\n".join([head.rstrip(), *notes, f"Click to {click}"]))
 
 
 def _problem(shaping: LinkShapingInfo) -> str:

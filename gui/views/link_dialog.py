@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Sequence
 
 from chadthrottle.contract import (
     ESTIMATE_COST,
@@ -20,7 +21,7 @@ from chadthrottle.contract import (
     Direction,
     LinkShapingInfo,
 )
-from chadthrottle.gui.models.priority_view import link_summary
+from chadthrottle.gui.models.priority_view import link_summary, with_notes
 from chadthrottle.gui.widgets.limit_slider import error_colour
 from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate
 from PySide6.QtCore import Signal
@@ -101,9 +102,10 @@ class LinkDialog(QDialog):
         self._estimate_touched = False
         self.estimate.clicked.connect(lambda: setattr(self, "_estimate_touched", True))
 
-    def show_shaping(self, shaping: LinkShapingInfo) -> None:
-        """The shaping in force (each answer); what the user is editing stays."""
-        summary = link_summary(shaping, self.units)
+    def show_shaping(self, shaping: LinkShapingInfo, notes: Sequence[str] = ()) -> None:
+        """The shaping in force (each answer); what the user is editing stays.
+        notes: the backends' (priority_view.backend_notes), said under it."""
+        summary = with_notes(link_summary(shaping, self.units), notes)
         self.state.setText(
             re.sub(r"\s*Click to (change|set it)\.$", "", summary.tooltip)
         )  # this is where

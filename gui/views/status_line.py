@@ -7,7 +7,7 @@ from chadthrottle.contract import BLOCK_LEASE_S, BackendInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import NOT_ENFORCING, PAUSED_FIELD, backend_field
 from chadthrottle.gui.models.limit_truth import LimitTally
-from chadthrottle.gui.models.priority_view import LinkSummary
+from chadthrottle.gui.models.priority_view import LinkSummary, backend_notes, with_notes
 from chadthrottle.gui.widgets.limit_slider import problem_colour
 from chadthrottle.gui.widgets.qt_bounds import QWIDGETSIZE_MAX
 from chadthrottle.helper_run_state import CLEAN_DETAIL, KILLED_DETAIL, KILLED_PAUSED_DETAIL
@@ -114,6 +114,7 @@ class StatusLine(QStatusBar):
         self.addPermanentWidget(self.link)
         self._warning: dict[QWidget, bool] = {self.limits: False, self.link: False}
         self._backends: tuple[BackendInfo, ...] = ()
+        self._link: LinkSummary | None = None  # as given, before the backends' notes
         self._state, self._detail, self._late = HelperState.CONNECTING, "", False
         self._status = HelperStatus(HelperState.CONNECTING)
         self._kept = 0  # rate limits a killed helper left in the kernel (LimitTally.left)
@@ -177,6 +178,9 @@ class StatusLine(QStatusBar):
         self.link.setMaximumWidth(QWIDGETSIZE_MAX)
 
     def set_backends(self, backends: tuple[BackendInfo, ...]) -> None:
+        if backend_notes(backends) != backend_notes(self._backends) and self._link is not None:
+            self._backends = backends
+            self.set_link(self._link)  # its tooltip says them
         self._backends = backends
         if self._helper_gone:
             return  # said when it is back (set_status)
@@ -205,7 +209,10 @@ class StatusLine(QStatusBar):
                 f"None holds a limit now; {' and '.join(ready)} can enforce limits once set."
             ]
         unavailable = [f"{b.name}: {b.reason}" for b in backends if not b.available]
-        self.backend.setToolTip("\n".join([*holding, *unavailable]) or "All backends available")
+        notes = backend_notes(backends)
+        self.backend.setToolTip(
+            "\n".join([*holding, *notes, *unavailable]) or "All backends available"
+        )
 
     def set_paused(self, paused: bool) -> None:
         """Limits paused (or resumed): the backend field says so, not the backends."""
@@ -323,13 +330,20 @@ class StatusLine(QStatusBar):
 
     def set_link(self, summary: LinkSummary | None) -> None:
         """The link's capacity and shaping, or nothing (None: not known, or an older helper)."""
+        self._link = summary
         self.link.setVisible(summary is not None)
         if summary is not None:
+            summary = with_notes(summary, self.backend_notes())
             self.link.setText(summary.text)
             self.link.short_text = summary.short
             self.link.least_text = summary.least
             self.link.setToolTip(summary.tooltip)
             self._warn(self.link, summary.warning)
+
+    def backend_notes(self) -> list[str]:
+        """The backends' notes in plain words (priority_view.backend_notes), for
+        the link dialog too; none while the helper is away (not its state now)."""
+        return [] if self._helper_gone else backend_notes(self._backends)
 
     def _warn(self, field: QWidget, warning: bool) -> None:
         """Amber while it warns, in the palette's amber (lighter on dark)."""

@@ -1,0 +1,47 @@
+"""ListBackends' notes said where a user looks when shaping or priorities
+misbehave. Until gui31 tc's notes (a direction policed, not shaped, and why;
+no one-way reading of the upload, and why) reached only `chadthrottle-ctl
+backends` and the log. The real window's status line (its link field's and
+backend field's tooltips) and link dialog, offscreen."""
+
+from __future__ import annotations
+
+from chadthrottle.contract import BackendInfo, LinkShapingInfo
+from chadthrottle.gui.models.priority_view import backend_notes, link_summary
+from chadthrottle.gui.views.link_dialog import LinkDialog
+from chadthrottle.gui.views.status_line import StatusLine
+from chadthrottle.units import UnitSystem
+
+WHY = "the kernel refused the program (R2 !read_ok)"
+NOTES = (
+    "policed, not shaped: namespace cthost-1 has no ifb; "
+    "no one-way reading of the upload (an estimated upload capacity is judged by round trips alone): "
+    + WHY
+)
+TC = BackendInfo("tc", True, "", ("down", "up"), NOTES)
+SHAPED = LinkShapingInfo(12_500_000, 5_000_000, 12_500_000, 5_000_000, True, True, True)
+
+
+def test_the_notes_in_plain_words() -> None:
+    said = backend_notes([TC, BackendInfo("ebpf", False, "no BTF", (), "ignored: not available")])
+    assert len(said) == 2, said
+    assert said[0].startswith("Some limits are policed, not shaped: traffic over them is dropped")
+    assert "(namespace cthost-1 has no ifb)" in said[0]
+    assert said[1] == ("An estimated upload capacity is judged by round trips alone: the one-way "
+                       f"reading of the upload's queue is off on this machine ({WHY}).")  # fmt: skip
+
+
+def test_the_link_field_backend_field_and_dialog_say_them(qtbot) -> None:  # type: ignore[no-untyped-def]
+    line = StatusLine()
+    qtbot.addWidget(line)
+    line.set_link(link_summary(SHAPED, UnitSystem.BYTES_DECIMAL))
+    assert "policed" not in line.link.toolTip()
+    line.set_backends((TC,))  # after the link: its tooltip follows
+    tip = line.link.toolTip()
+    for note in backend_notes([TC]):
+        assert note in tip and note in line.backend.toolTip(), tip
+    assert tip.endswith("Click to change."), tip
+    dialog = LinkDialog(UnitSystem.BYTES_DECIMAL)
+    qtbot.addWidget(dialog)
+    dialog.show_shaping(SHAPED, line.backend_notes())
+    assert backend_notes([TC])[1] in dialog.state.text(), dialog.state.text()
