@@ -16,7 +16,8 @@ echo returns. Both run on one machine, so one monotonic clock serves both ends.
 (each echo's round trip, the number of the packet it echoed, and the round
 trip's two halves: the echo writes its own receive time into the packet, in
 place, so where a queue is shows; echoes still in flight LATE_GRACE_S after
-the last send count as lost).
+the last send count as lost). SIGUSR1 ends the call early, as if its seconds
+were up then (a test that has read what it judges need not wait out the rest).
 
 The wire_ lists are the same round trips and halves by the times the kernel
 received each packet (SO_TIMESTAMPNS, as it entered the receiving namespace)
@@ -36,6 +37,7 @@ import argparse
 import contextlib
 import json
 import select
+import signal
 import socket
 import struct
 import sys
@@ -109,9 +111,14 @@ def call(host: str, port: int, seconds: float, rate: float, payload: int) -> dic
         started = time.monotonic_ns()
         stop_sending = started + int(seconds * 1e9)
         stop_waiting = stop_sending + int(LATE_GRACE_S * 1e9)
+        ended: list[int] = []  # when SIGUSR1 came: the seconds are up then
+        signal.signal(signal.SIGUSR1, lambda _sig, _frame: ended.append(time.monotonic_ns()))
         sent = 0
         while True:
             now = time.monotonic_ns()
+            if ended and ended[0] < stop_sending:
+                stop_sending = ended[0]
+                stop_waiting = stop_sending + int(LATE_GRACE_S * 1e9)
             if now >= stop_waiting or (now >= stop_sending and len(seen) == sent):
                 break
             due = started + sent * interval_ns
