@@ -36,8 +36,8 @@ BURST_BYTES = 16 * 1024  # a few frames: the modem sends at its rate, not in bur
 
 @dataclass(frozen=True)
 class Internet:
-    """Where the servers run (netns, addr), behind the modem (its namespace
-    and the devices of its download and upload queues)."""
+    """Where the servers run (netns, addr; addr6 its IPv6 address), behind the
+    modem (its namespace and the devices of its download and upload queues)."""
 
     netns: str
     addr: str
@@ -45,6 +45,7 @@ class Internet:
     down_dev: str
     up_dev: str
     buffer_ms: float
+    addr6: str = ""
 
     def set_rates(self, down_bps: int, up_bps: int) -> None:
         """The link's rate changes (a DSL resync, a busy cable segment, a
@@ -90,6 +91,12 @@ def modem(pair: NetnsPair, down_bps: int, up_bps: int, buffer_ms: float) -> Iter
     with extra_link(pair.peer_ns) as outside:
         # outside: host side = the modem's outer veth, peer side = a new namespace (the internet)
         _run(*nsenter_argv(pair.peer_ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
+        _run(*nsenter_argv(pair.peer_ns, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]))
+        for netns, to, via in (
+            (pair.host_ns, outside.peer_addr6, pair.peer_addr6),
+            (outside.peer_ns, pair.host_addr6, outside.host_addr6),
+        ):
+            _run("ip", "-n", netns, "route", "add", f"{to}/128", "via", via)
         _run(
             "ip",
             "-n",
@@ -114,13 +121,13 @@ def modem(pair: NetnsPair, down_bps: int, up_bps: int, buffer_ms: float) -> Iter
             _tbf(pair.peer_ns, pair.peer_if, down_bps, buffer_ms)
             _tbf(pair.peer_ns, outside.host_if, up_bps, buffer_ms)
             yield Internet(outside.peer_ns, outside.peer_addr, pair.peer_ns, pair.peer_if, outside.host_if,
-                           buffer_ms)  # fmt: skip
+                           buffer_ms, outside.peer_addr6)  # fmt: skip
         finally:
             subprocess.run(
                 ["tc", "-n", pair.peer_ns, "qdisc", "del", "dev", pair.peer_if, "root"],
                 capture_output=True,
             )
-            subprocess.run(
-                ["ip", "-n", pair.host_ns, "route", "del", f"{outside.peer_addr}/32"],
-                capture_output=True,
-            )
+            for route in (f"{outside.peer_addr}/32", f"{outside.peer_addr6}/128"):
+                subprocess.run(
+                    ["ip", "-n", pair.host_ns, "route", "del", route], capture_output=True
+                )

@@ -1024,8 +1024,8 @@ static __always_inline int one_way_departed(struct __sk_buff *packet)
     if (!one_way_parse(skb, &tcp) || !tcp.payload || (tcp.flags & 0x07)) /* SYN, RST, FIN: not read */
         return 1;
     struct one_way_segment_key key = {};
-    key.conn.ours = tcp.saddr;
-    key.conn.theirs = tcp.daddr;
+    __builtin_memcpy(key.conn.ours, tcp.saddr, 16);
+    __builtin_memcpy(key.conn.theirs, tcp.daddr, 16);
     key.conn.our_port = tcp.sport;
     key.conn.their_port = tcp.dport;
     struct one_way_segment segment = {};
@@ -1068,8 +1068,8 @@ static __always_inline void one_way_acked(struct __sk_buff *skb, __u32 l3)
     if (!one_way_parse(skb, &tcp) || tcp.payload || (tcp.flags & TCP_ACK_RST_SYN_FIN) != TCP_ACK)
         return;
     struct one_way_segment_key key = {};
-    key.conn.ours = tcp.daddr;
-    key.conn.theirs = tcp.saddr;
+    __builtin_memcpy(key.conn.ours, tcp.daddr, 16);
+    __builtin_memcpy(key.conn.theirs, tcp.saddr, 16);
     key.conn.our_port = tcp.dport;
     key.conn.their_port = tcp.sport;
     key.end = tcp.ack;

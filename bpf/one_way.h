@@ -16,8 +16,12 @@
  *                     segment then leaves one_way_segments.
  *
  * Both cost one array lookup a packet while the helper's estimation does not
- * ask (one_way_control.on == 0, or its lease ran out). IPv4 only; connections without timestamps
- * give nothing. The struct layouts are mirrored in helper/kernel/layout.py.
+ * ask (one_way_control.on == 0, or its lease ran out). IPv4 and IPv6; an IPv6 packet
+ * whose TCP header does not follow the fixed header at once (any extension header:
+ * hop-by-hop, routing, fragment, destination options, AH, ESP) is not read, nor an
+ * IPv4 fragment or a BIG TCP super-packet (no length in its header); connections
+ * without timestamps give nothing. The struct layouts are mirrored in
+ * helper/kernel/layout.py.
  *
  * Built only with -DCHADT_ONE_WAY (program_build.one_way_flags): where a kernel
  * or compiler refuses the programs with it, the helper loads them without it
@@ -38,10 +42,12 @@ struct one_way_control {
                           it at each look): a killed helper's programs stop reading then */
 };
 
-/* A connection as its data leaves: our address and port, theirs. */
+/* A connection as its data leaves: our address and port, theirs. Addresses as
+ * on the wire, IPv6's 16 bytes, an IPv4 one as ::ffff:a.b.c.d (RFC 4291's
+ * mapped form: no IPv6 packet carries one, so the two never meet). */
 struct one_way_conn {
-    __u32 ours;
-    __u32 theirs;
+    __u32 ours[4];
+    __u32 theirs[4];
     __u16 our_port;
     __u16 their_port;
 };
@@ -71,9 +77,10 @@ BPF_ARRAY(one_way_control, struct one_way_control, 1);
 BPF_TABLE("lru_hash", struct one_way_segment_key, struct one_way_segment, one_way_segments, ONE_WAY_SEGMENTS);
 BPF_TABLE("lru_hash", struct one_way_conn, struct one_way_reading, one_way_readings, ONE_WAY_CONNECTIONS);
 
-/* What a TCP/IPv4 packet's headers say, read from its network header on. */
+/* What a TCP packet's headers say, read from its network header on. */
 struct one_way_tcp {
-    __u32 saddr, daddr, seq, ack, tsval, tsecr;
+    __u32 saddr[4], daddr[4]; /* as struct one_way_conn holds them */
+    __u32 seq, ack, tsval, tsecr;
     __u16 sport, dport;
     __u32 payload;
     __u8 flags;
@@ -105,22 +112,48 @@ static __always_inline int one_way_timestamps(__u8 *options, __u32 length, __u32
     return 1;
 }
 
-/* The packet's TCP/IPv4 headers with a timestamp option; 0 for any other. */
+/* The packet's IP header: where its TCP header begins and the packet's length
+ * from its IP header on (tcp's addresses filled in); 0 when it is not a TCP
+ * packet read here (one_way.h's top says which are not). */
+static __always_inline __u32 one_way_ip(struct __sk_buff *skb, struct one_way_tcp *tcp, __u32 *total)
+{
+    if (skb->protocol == bpf_htons(ETH_P_IP)) {
+        struct iphdr ip;
+        if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET) < 0)
+            return 0;
+        if (ip.protocol != IP_PROTO_TCP || (ip.frag_off & bpf_htons(0x3fff)))
+            return 0;
+        tcp->saddr[2] = tcp->daddr[2] = bpf_htonl(0xffff);
+        tcp->saddr[3] = ip.saddr;
+        tcp->daddr[3] = ip.daddr;
+        *total = bpf_ntohs(ip.tot_len); /* 0 for a BIG TCP super-packet: not read */
+        return ip.ihl * 4;
+    }
+    if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr ip6;
+        if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET) < 0)
+            return 0;
+        /* extension headers are not walked (a loop here is what the verifier's budget
+         * of chadt_tc_out cannot pay): such a packet is not read */
+        if (ip6.nexthdr != IP_PROTO_TCP || !ip6.payload_len) /* 0: a BIG TCP super-packet */
+            return 0;
+        __builtin_memcpy(tcp->saddr, &ip6.saddr, 16);
+        __builtin_memcpy(tcp->daddr, &ip6.daddr, 16);
+        *total = sizeof(ip6) + bpf_ntohs(ip6.payload_len);
+        return sizeof(ip6);
+    }
+    return 0;
+}
+
+/* The packet's TCP/IPv4 or TCP/IPv6 headers with a timestamp option; 0 for any other. */
 static __always_inline int one_way_parse(struct __sk_buff *skb, struct one_way_tcp *tcp)
 {
-    if (skb->protocol != bpf_htons(ETH_P_IP))
-        return 0;
-    struct iphdr ip;
-    if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET) < 0)
-        return 0;
-    if (ip.protocol != IP_PROTO_TCP || (ip.frag_off & bpf_htons(0x3fff)))
-        return 0;
-    __u32 l4 = ip.ihl * 4;
+    __u32 total = 0;
+    __u32 l4 = one_way_ip(skb, tcp, &total);
     __u8 header[20];
     if (l4 < 20 || bpf_skb_load_bytes_relative(skb, l4, header, sizeof(header), BPF_HDR_START_NET) < 0)
         return 0;
     __u32 doff = (header[12] >> 4) * 4;
-    __u32 total = bpf_ntohs(ip.tot_len); /* 0 for a BIG TCP super-packet: not read */
     if (doff < 20 + 10 || total < l4 + doff)
         return 0;
     __u8 options[12] = {};
@@ -131,8 +164,6 @@ static __always_inline int one_way_parse(struct __sk_buff *skb, struct one_way_t
         return 0;
     if (!one_way_timestamps(options, length, &tcp->tsval, &tcp->tsecr))
         return 0;
-    tcp->saddr = ip.saddr;
-    tcp->daddr = ip.daddr;
     tcp->sport = (header[0] << 8) | header[1];
     tcp->dport = (header[2] << 8) | header[3];
     tcp->seq = ((__u32)header[4] << 24) | (header[5] << 16) | (header[6] << 8) | header[7];

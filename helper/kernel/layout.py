@@ -216,11 +216,12 @@ class OneWayControl(ctypes.Structure):
 
 class OneWayConn(ctypes.Structure):
     """struct one_way_conn in bpf/one_way.h: a connection as its data leaves
-    (addresses as on the wire, ports in host order)."""
+    (addresses as on the wire, IPv6's or an IPv4 one as ::ffff:a.b.c.d; ports in
+    host order)."""
 
     _fields_ = [
-        ("ours", ctypes.c_uint32),
-        ("theirs", ctypes.c_uint32),
+        ("ours", ctypes.c_uint8 * 16),
+        ("theirs", ctypes.c_uint8 * 16),
         ("our_port", ctypes.c_uint16),
         ("their_port", ctypes.c_uint16),
     ]

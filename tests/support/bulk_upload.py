@@ -18,7 +18,8 @@ from tests.support.netns import entered_netns, nsenter_argv
 
 SINK = """
 import socket, sys
-server = socket.create_server((sys.argv[1], 0))
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+server = socket.create_server((sys.argv[1], 0), family=family)
 print(server.getsockname()[1], flush=True)
 accepted, _ = server.accept()
 while accepted.recv(1 << 18):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -105,10 +106,14 @@ def _upload_ifb(shaper: TcShaper) -> int:
     return int(ifindex)
 
 
+@pytest.mark.parametrize("family", ["IPv4", "IPv6"])
 def test_the_reading_follows_the_modems_upload_queue(
-    pair: NetnsPair, shaper: TcShaper, datapath: Datapath
+    pair: NetnsPair, shaper: TcShaper, datapath: Datapath, family: str
 ) -> None:
+    """Over IPv4 and over IPv6 alike (bpf/one_way.h reads both; before k31 an IPv6
+    upload read nothing: no look had an ACK)."""
     with modem(pair, DOWN_BPS, UP_BPS, BUFFER_MS) as internet:
+        server = internet.addr6 if family == "IPv6" else internet.addr
         shaper.set_link(Direction.DOWN, LinkShaping(capacity_bps=DOWN_BPS))
         shaper.set_link(Direction.UP, LinkShaping(capacity_bps=UP_BPS))  # x SHAPE_SHARE: under it
         shaper.reconcile({})
@@ -117,8 +122,9 @@ def test_the_reading_follows_the_modems_upload_queue(
         try:
             with (
                 ModemQueue(internet) as queue,
-                bulk_upload(pair.host_ns, internet.netns, internet.addr),
+                bulk_upload(pair.host_ns, internet.netns, server) as client,
             ):
+                assert client.family == (socket.AF_INET6 if family == "IPv6" else socket.AF_INET)
                 _looks(reader, SETTLE_S)
                 quiet = _looks(reader, QUIET_LOOKS * LOOK_S)
                 raised_at = time.monotonic()
