@@ -30,6 +30,12 @@
 #ifndef CHADTHROTTLE_ONE_WAY_H
 #define CHADTHROTTLE_ONE_WAY_H
 
+#ifdef CHADT_ONE_WAY_UNCOMPILABLE
+/* tests only (tests/helper/kernel/test_one_way_fallback.py): the build with the reading
+ * fails in the compiler, as another clang's or header tree's failure would */
+#error "built with CHADT_ONE_WAY_UNCOMPILABLE (a test's compile failure)"
+#endif
+
 #define ONE_WAY_SEGMENTS 16384 /* noted segments: ~1.5 s of a 1 Gbit/s upload in full frames */
 #define ONE_WAY_CONNECTIONS 4096
 #define ONE_WAY_ACK_MAX 120 /* a pure ACK's IP and TCP headers at most (60 + 60 bytes) */

@@ -386,7 +386,8 @@ class Datapath:
     def _load_variant(self, source_dir: Path, one_way: bool) -> ProgramSet:
         """Load the programs with the one-way reading or without (from the cache,
         or built); BackendUnavailable (nothing loaded) if the kernel refuses them.
-        A refusal of the reading's build is remembered (program_cache.remember_refused)."""
+        A refusal of the reading's build, the verifier's or the compiler's, is
+        remembered (program_cache.remember_refused)."""
         name = CACHE_FILE if one_way else PLAIN_CACHE_FILE
 
         def flags(remembered: bool) -> list[str]:
@@ -395,8 +396,8 @@ class Datapath:
 
         used = flags(True)
         program_set, self.program_origin = obtain_program_set(
-            self._cache_dir, source_dir, used, stopping=self._stopping, name=name
-        )
+            self._cache_dir, source_dir, used, stopping=self._stopping, name=name,
+            remember_failure=one_way)  # fmt: skip
         if self.program_origin == "cache":
             try:
                 self._loaded = _load(program_set)
@@ -411,7 +412,7 @@ class Datapath:
             used = flags(False)
             program_set, self.program_origin = obtain_program_set(
                 self._cache_dir, source_dir, used, use_cache=False, stopping=self._stopping,
-                name=name)  # fmt: skip
+                name=name, remember_failure=one_way)  # fmt: skip
         try:
             self._loaded = _load(program_set)
         except BackendUnavailable as error:

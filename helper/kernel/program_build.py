@@ -75,6 +75,8 @@ def mptcp_flags() -> list[str]:
 # -DCHADT_ONE_WAY_UNVERIFIABLE: a construct every verifier refuses, in
 # chadt_tc_out's one-way part, so tests and benches see the fallback without
 # the reading on real parts (tests/helper/kernel/test_one_way_fallback.py).
+# Set to "compile", -DCHADT_ONE_WAY_UNCOMPILABLE: an error the compiler stops
+# at in bpf/one_way.h, as another clang's or kernel header's would be.
 ONE_WAY_REFUSED_VARIABLE = "CHADTHROTTLE_TEST_ONE_WAY_REFUSED"
 ONE_WAY_FLAG = "-DCHADT_ONE_WAY"
 
@@ -83,8 +85,11 @@ def one_way_flags() -> list[str]:
     """The upload's one-way reading built in (bpf/one_way.h): the programs are
     built and loaded without these flags when the kernel or the compiler
     refuses them (datapath.py), the reading off then."""
-    if os.environ.get(ONE_WAY_REFUSED_VARIABLE) == "1":
+    refused = os.environ.get(ONE_WAY_REFUSED_VARIABLE)
+    if refused == "1":
         return [f"{ONE_WAY_FLAG}=1", f"{ONE_WAY_FLAG}_UNVERIFIABLE=1"]
+    if refused == "compile":
+        return [f"{ONE_WAY_FLAG}=1", f"{ONE_WAY_FLAG}_UNCOMPILABLE=1"]
     return [f"{ONE_WAY_FLAG}=1"]
 
 

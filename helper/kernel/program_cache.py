@@ -8,8 +8,9 @@ program_build.py in a child process and stored.
 
 The programs with the upload's one-way reading are kept in CACHE_FILE, those
 without it (built where the kernel refused the others: datapath.py) in
-PLAIN_CACHE_FILE; a refusal is kept in place of the refused set, keyed as a
-set is (remember_refused), so such a start loads the plain set at once.
+PLAIN_CACHE_FILE; a refusal, the verifier's or the compiler's (CompileFailed),
+is kept in place of the refused set, keyed as a set is (remember_refused), so
+such a start loads the plain set at once.
 
 The helper loads what the file says into the kernel as root, so the file is
 trusted only when it and its directory are owned by root and writable by
@@ -69,8 +70,30 @@ class CacheRefused(Exception):
 
 
 class KnownRefused(BackendUnavailable):
-    """The kernel refused the programs built from this key before
-    (remember_refused): building them again would be refused again."""
+    """The kernel or the compiler refused the programs built from this key
+    before (remember_refused): building them again would be refused again."""
+
+
+class CompileFailed(BackendUnavailable):
+    """The compiler refused the source: its diagnostics name an error in it
+    (clang's "FILE:LINE:COLUMN: error: ..."), the same again for the same key.
+    Not a build killed, timed out or stopped, nor a "fatal error" (a header
+    missing from the kernel's header tree, which the key does not hold)."""
+
+    def __init__(self, message: str, error_line: str) -> None:
+        super().__init__(message)
+        self.error_line = error_line  # the compiler's first error line
+
+
+# clang's diagnostic of an error in the source ("fatal error:" does not match)
+_COMPILER_ERROR = re.compile(r"^\S[^\n]*:\d+:\d+: error: .*$", re.MULTILINE)
+
+
+def compiler_error_line(said: str) -> str | None:
+    """The first line of a failed build's output where the compiler names an
+    error in the source (CompileFailed); None when there is none."""
+    found = _COMPILER_ERROR.search(said)
+    return None if found is None else found.group(0)
 
 
 def _bcc_version() -> str:
@@ -152,7 +175,7 @@ def read_cached(cache_dir: Path, key: dict[str, Any], name: str = CACHE_FILE) ->
         raise CacheRefused(f"{path} is not JSON: {error}") from None
     if not isinstance(document, dict) or document.get("key") != key:
         raise CacheRefused("it was built for another kernel, source, compile flags or bcc")
-    if isinstance(document.get("refused"), str):  # its first line (the verifier's log was logged)
+    if isinstance(document.get("refused"), str):  # its first line (the log was logged)
         said = document["refused"].partition("\n")[0]
         raise KnownRefused(f"{said} (remembered in {path})")
     try:
@@ -188,10 +211,11 @@ def write_cache(
 
 
 def remember_refused(cache_dir: Path, key: dict[str, Any], reason: str, name: str) -> None:
-    """Store, in place of the set, that the kernel refused what key builds (the
-    verifier's word): the next start with the same key skips it at once
-    (KnownRefused) instead of compiling it again. A new kernel, bcc, source or
-    flag makes another key, tried afresh. Not stored: only a slower start."""
+    """Store, in place of the set, that the kernel or the compiler refused what
+    key builds (the verifier's word, or the compiler's error line first): the
+    next start with the same key skips it at once (KnownRefused) instead of
+    compiling it again. A new kernel, bcc, source or flag makes another
+    key, tried afresh. Not stored: only a slower start."""
     body = json.dumps({"key": key, "refused": reason[:4000]}, sort_keys=True).encode()
     try:
         _write_trusted(cache_dir, name, body)
@@ -310,6 +334,9 @@ def build_in_child(
         said = stderr.decode(errors="replace").strip()[-3000:]
         if returncode < 0:  # not a stop's (CHILD_BLOCKED_SIGNALS): the OOM killer's, a crash
             said = f"the build was killed by {_signal_name(-returncode)}. {said}".strip()
+        error_line = compiler_error_line(said) if returncode == 1 else None
+        if error_line is not None:
+            raise CompileFailed(f"the BPF programs did not compile: {said}", error_line)
         raise BackendUnavailable(f"the BPF programs did not compile: {said}")
     try:
         return ProgramSet.from_json(json.loads(stdout))
@@ -327,20 +354,30 @@ def obtain_program_set(
     use_cache: bool = True,
     stopping: threading.Event | None = None,
     name: str = CACHE_FILE,
+    remember_failure: bool = False,
 ) -> tuple[ProgramSet, str]:
     """The program set for this kernel and source, and where it came from:
     "cache", or "built" (and stored when the cache directory allows).
     use_cache False builds whatever is stored (the kernel refused it).
     stopping set gives up a build (StartCancelled), storing nothing. name: the
     variant's file in cache_dir (CACHE_FILE, PLAIN_CACHE_FILE). KnownRefused
-    when the kernel refused what these flags build (remember_refused)."""
+    when the kernel refused what these flags build (remember_refused), or the
+    compiler did and remember_failure was set then: a variant the helper can
+    do without (the one-way reading's), whose compile failure each start
+    would otherwise pay again (3.5 s, k31) before building the other."""
     key = cache_key(source_dir, cflags, kernel)
     try:
         if use_cache:
             return read_cached(cache_dir, key, name), "cache"
     except CacheRefused as reason:
         log.info("compiling the BPF programs: the stored ones are not used (%s)", reason)
-    program_set = build_in_child(source_dir, cache_dir, key["cflags"], stopping)
+    try:
+        program_set = build_in_child(source_dir, cache_dir, key["cflags"], stopping)
+    except CompileFailed as error:
+        if remember_failure:
+            said = f"the BPF programs did not compile: {error.error_line}"
+            remember_refused(cache_dir, key, f"{said}\n{error}", name)
+        raise
     try:
         write_cache(cache_dir, key, program_set, name)
     except (OSError, CacheRefused) as error:

@@ -18,13 +18,19 @@ from pathlib import Path
 import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable
+from chadthrottle.helper.kernel import program_cache
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.bpf_objects import ProgramRejected
 from chadthrottle.helper.kernel.datapath import Datapath, _verifier_refused, _why
 from chadthrottle.helper.kernel.htb import ClassSpec
-from chadthrottle.helper.kernel.one_way import UploadQueueReader
+from chadthrottle.helper.kernel.one_way import UploadQueueReader, one_way_notes
 from chadthrottle.helper.kernel.program_build import ONE_WAY_REFUSED_VARIABLE
-from chadthrottle.helper.kernel.program_cache import CACHE_FILE, PLAIN_CACHE_FILE
+from chadthrottle.helper.kernel.program_cache import (
+    CACHE_FILE,
+    PLAIN_CACHE_FILE,
+    compiler_error_line,
+)
+from chadthrottle.helper.kernel.program_set import ProgramSet
 
 from tests.support.held_streams import streams_held_to
 from tests.support.netns import NetnsPair, tc_shaper_in
@@ -127,3 +133,58 @@ def test_a_compilers_refusal_is_told_by_its_error_line() -> None:
     )
     refused = BackendUnavailable("the kernel refused the BPF programs: [Errno 13] x\nerror: y")
     assert _why(refused) == "the kernel refused the BPF programs: [Errno 13] x"
+
+
+def test_a_compile_failure_of_the_reading_is_remembered(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build with the reading failing in the compiler (-DCHADT_ONE_WAY_UNCOMPILABLE:
+    an #error in bpf/one_way.h) is remembered under its key as a verifier's refusal is:
+    the next start loads the plain set from the cache and compiles nothing. Before k31
+    each start compiled the failing set again before the plain one (3.5 s a start)."""
+    monkeypatch.setenv(ONE_WAY_REFUSED_VARIABLE, "compile")
+    builds: list[list[str]] = []
+    real_build = program_cache.build_in_child
+
+    def counted(source_dir: Path, cache: Path, cflags: list[str], *rest: object) -> ProgramSet:
+        builds.append(cflags)
+        return real_build(source_dir, cache, cflags, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(program_cache, "build_in_child", counted)
+    datapath = Datapath(cache_dir=cache_dir)
+    datapath.open()
+    try:
+        assert datapath.one_way_maps() is None
+        said = datapath.one_way_off
+        assert "did not compile" in said and "error:" in said and "UNCOMPILABLE" in said, said
+    finally:
+        datapath.close()
+    assert len(builds) == 2, builds  # the failing one, then the plain one
+    remembered = json.loads((cache_dir / CACHE_FILE).read_bytes().partition(b"\n")[2])
+    assert "did not compile" in remembered["refused"] and "programs" not in remembered
+    builds.clear()
+    again = Datapath(cache_dir=cache_dir)
+    again.open()
+    try:
+        assert builds == [], "a start compiled again"
+        assert again.program_origin == "cache" and again.one_way_maps() is None
+        # the note still tells the compiler's error line, and that it was remembered
+        note = one_way_notes(again)
+        assert len(note) == 1 and "error:" in note[0] and "remembered" in note[0], note
+    finally:
+        again.close()
+
+
+def test_only_a_compilers_error_in_the_source_counts_as_its_refusal() -> None:
+    """What is remembered is the compiler naming an error in the source, the same again
+    for the same key; a header missing from the kernel's tree (not in the key), a
+    killed or timed-out build, is tried again at the next start."""
+    included = "In file included from /virtual/main.c:75:\n"
+    error = '/usr/lib/chadthrottle/bpf/one_way.h:33:2: error: "a test\'s compile failure"'
+    assert compiler_error_line(f"program_build: x\n{included}{error}\n1 error generated.") == error
+    macro = "<command line>:3:9: error: 'X' macro redefined [-Werror,-Wmacro-redefined]"
+    assert compiler_error_line(macro) == macro
+    fatal = "/virtual/main.c:38:10: fatal error: 'uapi/linux/bpf.h' file not found"
+    assert compiler_error_line(fatal) is None
+    assert compiler_error_line("the build was killed by SIGKILL.") is None
+    assert compiler_error_line("error: cannot allocate memory") is None
