@@ -3,8 +3,9 @@
 Compiling bpf/datapath.c with bcc takes about 0.8 s and leaves LLVM mapped in
 the process that did it. The helper instead loads a ProgramSet: read from
 CACHE_FILE when it was built for this kernel (release and build), these
-sources (every file in bpf/), these compile flags and this bcc, else built by
-program_build.py in a child process and stored.
+sources (every file in bpf/), these compile flags and this bcc with its LLVM
+(compiler_identity.py), else built by program_build.py in a child process and
+stored.
 
 The programs with the upload's one-way reading are kept in CACHE_FILE, those
 without it (built where the kernel refused the others: datapath.py) in
@@ -41,6 +42,7 @@ from typing import Any
 from chadthrottle.helper.errors import BackendUnavailable, raise_if_stopping
 from chadthrottle.helper.kernel import task_offsets
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
+from chadthrottle.helper.kernel.compiler_identity import compiler_identity
 from chadthrottle.helper.kernel.program_set import InvalidProgramSet, ProgramSet
 from chadthrottle.helper.kernel.task_offsets import VMLINUX_BTF, read_btf
 
@@ -116,7 +118,7 @@ def cache_key(
     sources = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
                for path in sorted(source_dir.iterdir()) if path.suffix in (".c", ".h")}  # fmt: skip
     return {"format": CACHE_FORMAT, "kernel_release": release, "kernel_version": version, "bcc": _bcc_version(),
-            "sources": sources, "cflags": cflags}  # fmt: skip
+            "compiler": compiler_identity(), "sources": sources, "cflags": cflags}  # fmt: skip
 
 
 def _check_trusted(info: os.stat_result, what: str) -> None:
@@ -214,7 +216,7 @@ def remember_refused(cache_dir: Path, key: dict[str, Any], reason: str, name: st
     """Store, in place of the set, that the kernel or the compiler refused what
     key builds (the verifier's word, or the compiler's error line first): the
     next start with the same key skips it at once (KnownRefused) instead of
-    compiling it again. A new kernel, bcc, source or flag makes another
+    compiling it again. A new kernel, bcc, LLVM, source or flag makes another
     key, tried afresh. Not stored: only a slower start."""
     body = json.dumps({"key": key, "refused": reason[:4000]}, sort_keys=True).encode()
     try:

@@ -5,23 +5,28 @@ builds in a child process, real loads into the kernel."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import shutil
+import struct
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 import pytest
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
+from chadthrottle.helper.kernel.compiler_identity import compiler_identity
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_flags
 from chadthrottle.helper.kernel.program_cache import (
     CACHE_FILE,
     CacheRefused,
+    KnownRefused,
     cache_key,
     obtain_program_set,
     read_cached,
+    remember_refused,
     write_cache,
 )
 from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
@@ -222,3 +227,64 @@ def test_a_stored_set_the_kernel_refuses_is_compiled_again(cache_dir: Path, head
     finally:
         datapath.close()
     assert read_cached(cache_dir, key).programs["chadt_sock"] == good.programs["chadt_sock"]
+
+
+def _shared_object(path: Path, needed: list[str]) -> None:
+    """A minimal ELF64 shared object whose dynamic section names `needed` (DT_NEEDED):
+    what compiler_identity reads of libbcc, nothing more."""
+    strings = b"\0" + b"".join(name.encode() + b"\0" for name in needed)
+    offsets = [strings.index(b"\0" + name.encode() + b"\0") + 1 for name in needed]
+    strings += b"\0" * (-len(strings) % 8)
+    dynamic = b"".join(struct.pack("<qQ", 1, offset) for offset in offsets)
+    dynamic += struct.pack("<qQ", 0, 0)
+    str_at, dyn_at = 64, 64 + len(strings)
+    shoff = dyn_at + len(dynamic)
+    header = b"\x7fELF\x02\x01\x01" + b"\0" * 9
+    header += struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0, 0, shoff, 0, 64, 56, 0, 64, 3, 0)
+    sections = b"\0" * 64  # the null section
+    sections += struct.pack("<IIQQQQIIQQ", 0, 3, 0, 0, str_at, len(strings), 0, 0, 1, 0)
+    sections += struct.pack("<IIQQQQIIQQ", 0, 6, 0, 0, dyn_at, len(dynamic), 1, 0, 8, 16)
+    path.write_bytes(header + strings + dynamic + sections)
+
+
+def test_a_bcc_built_against_another_llvm_is_another_key(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key holds the LLVM libbcc links (its DT_NEEDED, read without loading it): a
+    refusal remembered, or a set stored, with bcc on LLVM 14 is tried afresh once bcc
+    is rebuilt against LLVM 16, the Python bcc's version unchanged. Before k31 the key
+    had bcc's version alone and the refusal stood."""
+    libraries = tmp_path / "lib"
+    libraries.mkdir()
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(libraries))
+    source_dir = bpf_source_dir()
+    _shared_object(
+        libraries / "libbcc.so.0", ["libclang-cpp.so.14", "libLLVM-14.so.1", "libc.so.6"]
+    )
+    for name in ("libclang-cpp.so.14", "libLLVM-14.so.1"):
+        _shared_object(libraries / name, [])
+    on_14 = cache_key(source_dir, ["-DX=1"])
+    assert on_14["compiler"]["libLLVM-14.so.1"].startswith("libLLVM-14.so.1, ")
+    assert "libc.so.6" not in on_14["compiler"]
+    remember_refused(
+        cache_dir, on_14, "the kernel refused the BPF programs: [Errno 7] x", CACHE_FILE
+    )
+    with pytest.raises(KnownRefused):
+        read_cached(cache_dir, cache_key(source_dir, ["-DX=1"]))
+    _shared_object(libraries / "libbcc.so.0", ["libclang-cpp.so.16", "libLLVM-16.so.1"])
+    for name in ("libclang-cpp.so.16", "libLLVM-16.so.1"):
+        _shared_object(libraries / name, [])
+    on_16 = cache_key(source_dir, ["-DX=1"])
+    assert on_16["bcc"] == on_14["bcc"] and on_16 != on_14
+    with pytest.raises(CacheRefused, match="another kernel"):
+        read_cached(cache_dir, on_16)
+
+
+def test_the_key_names_the_llvm_this_machines_bcc_links() -> None:
+    """Where bcc is installed (CI, the development machine: Debian's libbpfcc on
+    libLLVM-14), its libbcc is found as the loader finds it and its LLVM named."""
+    if importlib.util.find_spec("bcc") is None:
+        pytest.skip("bcc is not installed")
+    identity = compiler_identity()
+    assert identity["libbcc.so.0"] != "not found", identity
+    assert any(name.startswith("libLLVM") for name in identity), identity
