@@ -188,7 +188,11 @@ class LimitState:
         if self.problem == LEFT_IN_FORCE and self.rate_bps > 0 and not self.blocked:
             # a killed helper's rate limit: the kernel keeps it (a block, a quota lapse)
             return ("left in force", "in force")
-        return ("limit not met", "not met") if self.not_met else ("not enforced",)
+        if self.not_met:
+            return ("limit not met", "not met")
+        if not self.held:  # a quota alone: "none" over a bare "not enforced" said not what (gui31)
+            return ("quota not enforced", "not enforced")
+        return ("not enforced",)
 
     @property
     def note_is_problem(self) -> bool:

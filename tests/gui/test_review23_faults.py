@@ -238,7 +238,10 @@ def test_a_quota_alone_whose_gate_does_not_hold_says_so_in_its_cell(qtbot) -> No
     )
     model.apply_snapshot(_with(FIREFOX, down_limit_bps=0, up_limit_problem=refused, **QUOTA))
     state = model.limit_state(FIREFOX, Direction.UP)
-    assert state.note_lines == ("not enforced",) and state.note_is_problem, state.note_lines
+    # "quota not enforced" where it fits (gui31: at 1x under Xvfb, the helper
+    # stopped, Fetcher's cell read "none" over a bare "not enforced")
+    assert state.note_lines == ("quota not enforced", "not enforced"), state.note_lines
+    assert state.note_is_problem
 
 
 def test_pausing_does_not_widen_the_window_at_its_least(qtbot) -> None:  # type: ignore[no-untyped-def]
