@@ -84,7 +84,8 @@ class UsagePort(Protocol):
 
 
 class LineagePort(Protocol):
-    def same_program_parent(self, tgid: int) -> int | None: ...
+    # start: the process's start in clock ticks (0: not known), matched to its fork
+    def same_program_parent(self, tgid: int, start: int = 0) -> int | None: ...
 
 
 class NamespacePort(Protocol):

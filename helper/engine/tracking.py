@@ -327,7 +327,7 @@ class Tracking:
         events name the parent by pid only: a process under it that started
         after the child got the pid since, and does not name it."""
         for _ in range(generations):
-            parent = self.lineage.same_program_parent(pid) if self.lineage else None
+            parent = self.lineage.same_program_parent(pid, start) if self.lineage else None
             if parent is None:
                 return None
             self.index.read_again_if_execd(parent)  # read as its launcher, before its exec

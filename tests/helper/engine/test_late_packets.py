@@ -147,7 +147,7 @@ class _Lineage:
     def __init__(self, parents: dict[int, int]) -> None:
         self.parents = parents
 
-    def same_program_parent(self, tgid: int) -> int | None:
+    def same_program_parent(self, tgid: int, start: int = 0) -> int | None:
         return self.parents.get(tgid)
 
 
