@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -129,12 +130,15 @@ def measuring_tooltip(direction: Direction, stale: bool = False) -> str:
 
 def _append_history(app: AppRow, now: float, held: tuple[float, float]) -> None:
     """The poll's rates into the row's history (its sparkline and the detail
-    graph) with the limits that held them (held_limits); a poll with a direction
-    being measured is left out (a gap), not drawn at 0 or at the rate from before
-    its rules changed."""
+    graph) with the limits that held them (held_limits); a direction being
+    measured is NaN there (a gap in its own plot), not drawn at 0 or at the rate
+    from before its rules changed. The other direction keeps its rate: until
+    gui31 the whole poll was left out, and a limit set on the upload cut a gap
+    in the steady download's graph too (Xvfb, the real helper)."""
     info = app.info
-    if not (info.down_measuring or info.up_measuring):
-        app.history.append(info.down_bps, info.up_bps, now, held)
+    if not (info.down_measuring and info.up_measuring):
+        app.history.append(math.nan if info.down_measuring else info.down_bps,
+                           math.nan if info.up_measuring else info.up_bps, now, held)  # fmt: skip
 
 
 # Rate columns sort busiest first on their first click (the header asks this role).

@@ -94,6 +94,8 @@ class RateHistory:
         self._pending_down = 0.0
         self._pending_up = 0.0
         self._pending_count = 0
+        # the pending polls with a rate (not NaN), per direction
+        self._pending_measured = [0, 0]
         self._pending_limits = (-math.inf, -math.inf)  # the loosest held so far (looser)
         self._appended = 0
         self._last_held = -FINE_SAMPLES  # the append that last had a limit (NO_LIMITS: none)
@@ -113,8 +115,14 @@ class RateHistory:
         self._appended += 1
         if limits is not NO_LIMITS:
             self._last_held = self._appended
-        self._pending_down += down_bps
-        self._pending_up += up_bps
+        # a direction being measured is NaN (applications._append_history): its
+        # mean is of the polls that had a rate, NaN where none had
+        if down_bps == down_bps:
+            self._pending_down += down_bps
+            self._pending_measured[0] += 1
+        if up_bps == up_bps:
+            self._pending_up += up_bps
+            self._pending_measured[1] += 1
         self._pending_count += 1
         held = self._pending_limits
         if limits is NO_LIMITS or held is NO_LIMITS:  # most applications: none held, no work
@@ -122,14 +130,16 @@ class RateHistory:
         else:
             self._pending_limits = (looser(held[0], limits[0]), looser(held[1], limits[1]))
         if self._pending_count == COARSE_EVERY:
+            down_n, up_n = self._pending_measured
             self._coarse.append(
-                self._pending_down / COARSE_EVERY,
-                self._pending_up / COARSE_EVERY,
+                self._pending_down / down_n if down_n else math.nan,
+                self._pending_up / up_n if up_n else math.nan,
                 at,
                 self._pending_limits,
             )
             self._pending_down = self._pending_up = 0.0
             self._pending_count = 0
+            self._pending_measured = [0, 0]
             self._pending_limits = (-math.inf, -math.inf)
 
     def recent(self, samples: int) -> FloatArray:
@@ -175,8 +185,9 @@ class RateHistory:
         if within_s is not None and len(recent):
             kept = times >= times[-1] - within_s
             recent, times = recent[kept], times[kept]
-        recent = recent[times >= since]
-        return float(recent[:, column].mean()) if len(recent) else None
+        values = recent[times >= since, column]
+        values = values[~np.isnan(values)]  # polls it was being measured in: no rate
+        return float(values.mean()) if len(values) else None
 
     def __len__(self) -> int:
         return len(self._fine)

@@ -105,6 +105,20 @@ def _draw_line(painter: QPainter, polygon: QPolygonF, pen: QPen) -> None:
 DOWN_SHARE = 0.6  # of the cell's height, above the middle line; upload below it
 
 
+def _carried(samples: FloatArray) -> FloatArray:
+    """samples with each NaN (a direction being measured, a poll or two) as
+    the sample before it, 0 at the start: the row's minute has no gaps (its
+    samples are polls, not times), and a polygon through NaN draws nothing sane."""
+    filled = samples.copy()
+    for column in range(filled.shape[1]):
+        values = filled[:, column]
+        missing = np.isnan(values)
+        index = np.where(missing, 0, np.arange(len(values)))
+        np.maximum.accumulate(index, out=index)
+        values[:] = np.where(np.isnan(values[index]), 0.0, values[index])
+    return filled
+
+
 def paint_sparkline(
     painter: QPainter,
     rect: QRectF,
@@ -128,6 +142,8 @@ def paint_sparkline(
     minute showed the traffic before it "above" a limit just lowered.
     """
     rect = rect.adjusted(1, 2, -1, -2)
+    if np.isnan(samples).any():  # a direction being measured: drawn as the poll before
+        samples = _carried(samples)
     if scale is None:  # on its own: its own peaks
         peaks = samples.max(axis=0) if len(samples) else np.zeros(2)
         scale = (max(float(peaks[0]), 1.0) * 1.1, max(float(peaks[1]), 1.0) * 1.1)

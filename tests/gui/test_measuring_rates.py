@@ -9,14 +9,16 @@ tray menu) on the sample applications."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
+import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.units import format_rate
 
-from tests.gui.sample_data import MB, sample_applications
+from tests.gui.sample_data import KB, MB, sample_applications
 
 FIREFOX = "app:org.mozilla.firefox"
 STEAM = "app:com.valvesoftware.Steam"
@@ -58,7 +60,16 @@ def test_a_measuring_direction_reads_measuring_and_is_left_out_of_every_total(
     assert window.table.overall.overall_text(Column.DOWN) == "…"
     assert window.table.overall.overall_text(Column.UP) == format_rate(total_up, units)
     assert len(window.table.overall.history) == overall_before  # the poll skipped
-    assert len(row_history) == polls_before, "the row's history drew the poll measuring"
+    # the row's history has the poll, its download not measured (NaN: a gap in that
+    # plot alone), its upload as listed: until gui31 the whole poll was left out, a gap
+    # in the upload's graph for a limit set on the download
+    assert len(row_history) == polls_before + 1
+    down_then, up_then = row_history.recent(1)[0]
+    assert math.isnan(down_then) and up_then == pytest.approx(210 * KB), (down_then, up_then)
+    # its mean beside a limit and its sparkline take the NaN in their stride
+    assert row_history.mean_since(5, 1, 0.0) is not None
+    assert not math.isnan(row_history.mean_since(5, 0, 0.0) or 0.0)
+    window.table.viewport().grab()  # its sparkline painted with the NaN (carried over)
     assert window.select_application(FIREFOX)  # the detail pane's rates line
     assert window.detail.summary.text().startswith("Firefox: down … (limit 5.00 MB/s, avg")
     tray = TrayController(model)  # and the tray menu's entry and totals
@@ -72,7 +83,7 @@ def test_a_measuring_direction_reads_measuring_and_is_left_out_of_every_total(
     model.apply_snapshot(listing)
     assert window.table.proxy_index(FIREFOX, Column.DOWN).data() == format_rate(1.2 * MB, units)
     assert model.totals() == _sums(listing)
-    assert len(row_history) == polls_before + 1
+    assert len(row_history) == polls_before + 2
 
 
 def test_the_gui_takes_the_helpers_word_not_a_guess_from_a_block(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]

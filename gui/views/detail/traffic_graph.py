@@ -204,12 +204,15 @@ class TrafficGraph(QWidget):
         if not len(xs):
             return ""
         index = int(np.nanargmin(np.abs(xs - x)))
-        if np.isnan(data[index]).any():
+        if np.isnan(data[index]).all():
             return "not measured"
         seconds = -xs[index] * (60.0 if self.coarse else 1.0)
         when = time.strftime("%H:%M:%S", time.localtime(time.time() - seconds))
-        units = self.units
-        return f"{when}  ▼ {format_rate(data[index, 0], units)}  ▲ {format_rate(data[index, 1], units)}"
+        # a direction being measured in that poll (its rules just changed): "…", as its row said
+        down, up = (
+            "…" if np.isnan(rate) else format_rate(rate, self.units) for rate in data[index]
+        )
+        return f"{when}  ▼ {down}  ▲ {up}"
 
     def _show_hover(self) -> None:
         x = self._hover_x
