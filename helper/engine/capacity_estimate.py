@@ -67,7 +67,9 @@ Each tick:
 - the delay stayed low: one loaded direction (LOADED_SHARE of its shaping
   rate passed) is raised, by a step that grows with raises in a row
   (RAISE_STEPS; the upload's smaller, JUDGE_S apart), straight up to the
-  last rate known to pass, in NEAR_STEP steps above it;
+  last rate known to pass, in NEAR_STEP steps above it (a step up to where
+  a probe failed lands on it, not a byte under it: _raise; on every path,
+  read one way or not, since owd30);
 - no busy TCP connection, or no traffic: hold. No load, no information.
 
 Why one probe at a time, and the download first: the delay signal is one
@@ -125,7 +127,10 @@ upload is judged by that reading instead of the round trips:
   while the download climbs past where it failed: a faster link of its own),
   up to ONE_WAY_TURN_RAISES raises ONE_WAY_JUDGE_S apart while they pass, in
   ONE_WAY_RAISE_STEPS from the smallest; where it failed forgotten after
-  ONE_WAY_FORGET_FAILED_S, held ONE_WAY_HOLD_S after a failure;
+  ONE_WAY_FORGET_FAILED_S, held ONE_WAY_HOLD_S after a failure; while it sits
+  under KNOWN_SHARE of its rate before a one-way cut (KNOWN_S: a halving that
+  ends), a turn every KNOWN_TURN_S, though the download climbs, in KNOWN_STEPS
+  once past where its last turn failed (_below_known);
 - a reading standing at STAND_MS and not draining with no raise judged, the
   upload loaded lately and the round trips risen RISE_S too (a far end's TSvals
   are its own, another device's queue is not ours to drain) is the upload's link
@@ -134,7 +139,11 @@ upload is judged by that reading instead of the round trips:
   SURE_ACKS ACKs) to CUT_SHARE of what the modem passed (what we sent less
   the reading's growth), the reading counted no deeper than the round trips'
   rise (a forger's cuts are the round trips' rule's at most), REFRACTORY_S
-  apart unless deeper, past MAX_CUT_SHARE when the reading is deep; a rise
+  apart unless deeper, past MAX_CUT_SHARE when the reading is deep and what
+  we sent puts the cut at MAX_CUT_SHARE**2 or above (else the round trips'
+  floor: a stall, or a reading not ours); round trips risen past the reading
+  are another queue's (no cut) unless the reading grows or grew deep just now
+  (_fresh_deep: the download's probe failed as the link halved); a rise
   while that queue drains and BLAME_S after it was last read cuts nothing (the
   download's raise made meanwhile is taken back, not by what passed). The
   round trips' rule for the upload's own link slowing and its tries back up
@@ -353,6 +362,13 @@ NOT_OURS_S = 30.0  # after a one-way cut, a reading standing where it left it is
 ONE_WAY_CLOSE_S = 0.3  # readings this close: their growth is the queue's, not a second's least
 ONE_WAY_LATE_S = 2.0  # a one-way take-back's queue shows in the round trips this long at most
 ONE_WAY_TURN_RAISES = 8
+# the upload's rate before a one-way cut: its link passed that this recently (a halving that
+# ends): while the upload sits under KNOWN_SHARE of it, its turns come though the download
+# climbs, and climb in KNOWN_STEPS once a raise passed where the last turn failed (est31)
+KNOWN_S = 30.0
+KNOWN_SHARE = 0.8
+KNOWN_TURN_S = 3.0
+KNOWN_STEPS = (1.04, 1.09, 1.15, 1.25)
 FLOOR_BPS = 32_000  # 256 kbit/s: below it nothing interactive works anyway
 MIN_TRAFFIC_BPS = 8_000  # less than this through a direction tells nothing about its capacity
 
@@ -443,6 +459,7 @@ class CapacityEstimator:
         self._since_reading_s = float("inf")
         self._since_up_seen_s = float("inf")  # since a reading read SEEN_MS (_acks_held)
         self._since_up_deep_s = float("inf")  # and DEEP_RISE_S
+        self._since_up_low_s = float("inf")  # since a reading read under SEEN_MS (_fresh_deep)
         self._deep_for_s = 0.0  # how long the looks have read DEEP_RISE_S in a row (_acks_held)
         self._up_ms: float | None = None
         self._up_ms_before: float | None = None
@@ -456,6 +473,8 @@ class CapacityEstimator:
         # the last tick's: the upload loaded, what it sent (bytes/s), the round trips' delay
         self._up_loaded, self._up_sent, self._tick_delay = False, 0.0, 0.0
         self._since_one_way_back_s = float("inf")
+        self._up_known: int | None = None  # the upload's rate before a one-way cut (KNOWN_S)
+        self._since_known_s = float("inf")
         # a tick's rise left to the next glances' reading (_defer_rise): the tick's active
         # directions, what passed and its delay; and whether the last tick deferred one
         self._pending: tuple[dict[Direction, _Direction], dict[Direction, float], float] | None = (
@@ -486,6 +505,9 @@ class CapacityEstimator:
         self._since_one_way_cut_s += looked_s
         self._cut_seen_s += looked_s
         self._since_one_way_back_s += looked_s
+        self._since_known_s += sample.seconds
+        if self._since_known_s > KNOWN_S:
+            self._up_known = None
         achieved = {
             direction: sample.bytes.get(direction, 0) / sample.seconds for direction in Direction
         }
@@ -762,6 +784,7 @@ class CapacityEstimator:
         self._since_reading_s += seconds
         self._since_up_seen_s += seconds
         self._since_up_deep_s += seconds
+        self._since_up_low_s += seconds
         self._up_fresh = False
         ms = None if reading is None else reading.queue_ms
         if ms is None or not 0.0 <= ms < float("inf"):
@@ -773,6 +796,8 @@ class CapacityEstimator:
         self._up_high = self._up_high + 1 if ms >= SEEN_MS else 0
         if ms >= SEEN_MS:
             self._since_up_seen_s = 0.0
+        else:
+            self._since_up_low_s = 0.0
         if ms >= DEEP_RISE_S * 1000:
             self._deep_for_s = (
                 self._deep_for_s + seconds if self._since_up_deep_s <= DOWN_HOLD_AFTER_S else 0.0
@@ -866,12 +891,22 @@ class CapacityEstimator:
                 # round trips risen past what the reading explains are another queue's (the
                 # download's failed probes), unless the reading grows (review33a H2)
                 and (self._tick_delay * 1000 <= (self._up_ms or 0.0) + RISE_S * 1000
-                     or (self._up_ms or 0.0) > before + 2.0)
+                     or (self._up_ms or 0.0) > before + 2.0
+                     or self._fresh_deep())
                 and up.capacity is not None and not (self._probing(Direction.UP) and up.recent)
                 and self._since_one_way_cut_s >= (ONE_WAY_DRAIN_S if close and deeper else REFRACTORY_S)
                 and self._since_one_way_back_s >= ONE_WAY_DRAIN_S
                 and not (self._since_one_way_cut_s < NOT_OURS_S and self._not_ours(self._up_ms or 0.0))
                 and (self._up_ms or 0.0) > before - max(1.0, STAND_WOBBLE * before))  # fmt: skip
+
+    def _fresh_deep(self) -> bool:
+        """The reading past DEEP_RISE_S, under SEEN_MS within BLAME_S: a queue that deep grew
+        just now. Round trips risen past it are the download's queue too (its probe failed as
+        the upload's link halved), not only another queue's: left uncut, the toy's halved upload
+        stood at 345-395 ms for 10 s and more in 8 of 48 runs while the download was cut to
+        0.05 of its link (est31). A far clock stepped that far stands (_not_ours), so its
+        later round trips' rise (the download's queue) cuts nothing for it."""
+        return (self._up_ms or 0.0) > DEEP_RISE_S * 1000 and self._since_up_low_s <= BLAME_S
 
     def _not_ours(self, ms: float) -> bool:
         """REFRACTORY_S after a one-way cut a queue of ours drains (at 1 - CUT_SHARE of the
@@ -902,12 +937,24 @@ class CapacityEstimator:
         depth = min(self._up_ms, rtt_ms)
         before = min(self._up_ms_before or 0.0, rtt_ms)
         growth = max(0.0, depth - before) / 1000 / max(self._up_gap_s, 0.1)
+        # what it held or shaped before: its link passed that lately (_below_known)
+        known = max(up.held or 0, up.capacity)
+        if self._up_known is None or self._since_known_s > KNOWN_S or known > self._up_known:
+            self._up_known = known
+        self._since_known_s = 0.0
         up.recent, up.held = [], None  # the link is slower than what it held
         # deeper than MAX_CUT_SHARE when the reading is deep (DEEP_RISE_S; the round trips risen,
         # _up_standing): what we sent is what the modem passed, ACKs arrive, no stall (what the
         # bound is for); at MAX_CUT_SHARE of a doubled estimate the halved link's queue drained
         # at 5% of the link (400 ms: 7-8 s). A forger gains nothing: what we send is ours
         deep = self._up_ms / 1000 > DEEP_RISE_S
+        # but only where what we sent puts the cut at that floor or above it (or the round
+        # trips read as deep): a floor that decides is a stall or a reading not ours, bounded as
+        # the round trips' rule (review33a M3: a forged 300 ms reading with the upload sending 5%
+        # cut it to 0.25 at once, where that rule stops at 0.5; the toy's halved link, the round
+        # trips 3 ticks late, sends 0.5 of the estimate: deep still)
+        floor_sent = MAX_CUT_SHARE**2 * up.capacity * SHAPE_SHARE / DEEP_CUT_SHARE
+        deep = deep and (depth / 1000 > DEEP_RISE_S or sent >= floor_sent)
         self._cut(Direction.UP, up, sent / (1.0 + growth), depth / 1000,
                   MAX_CUT_SHARE**2 if deep else MAX_CUT_SHARE)  # fmt: skip
         self.decisions[-1] += f": its one-way queue stood at {self._up_ms:.0f} ms"
@@ -917,8 +964,18 @@ class CapacityEstimator:
         self._up_high, self._cut_depth_ms = 0, depth
         self._cut_reading_ms = self._up_ms  # what its queue drains from (_not_ours)
 
+    def _below_known(self) -> bool:
+        """Read one way, the upload sits under KNOWN_SHARE of its rate before a one-way cut,
+        KNOWN_S ago at most: a link that passed it lately may be back."""
+        up = self._state[Direction.UP]
+        return (self._one_way() and self._up_known is not None and up.capacity is not None
+                and up.capacity < KNOWN_SHARE * self._up_known)  # fmt: skip
+
     def _raise_steps(self, direction: Direction) -> tuple[float, ...]:
         one_way = direction is Direction.UP and self._one_way()
+        up = self._state[Direction.UP]
+        if one_way and self._below_known() and (up.capacity or 0) > (up.last_failed or 0):
+            return KNOWN_STEPS  # past where its last turn failed: the link is faster now
         return ONE_WAY_RAISE_STEPS if one_way else RAISE_STEPS[direction]
 
     def _judge_s(self, direction: Direction) -> float:
@@ -1297,7 +1354,9 @@ class CapacityEstimator:
         climbing = (down.last_failed is not None and (down.capacity or 0) > down.last_failed
                     and down.streak > 0 and down.since_raise_s <= STREAK_GAP_S)  # fmt: skip
         if one_way:
-            due = up.since_probe_s >= ONE_WAY_TURN_S and (near or not climbing)
+            below = self._below_known()
+            due = (up.since_probe_s >= (KNOWN_TURN_S if below else ONE_WAY_TURN_S)
+                   and (near or not climbing or below))  # fmt: skip
         else:
             due = up.since_raise_s >= UP_TURN_S and near
         up_turn = (

@@ -592,3 +592,49 @@ def test_a_deep_reading_that_stands_does_not_hold_the_download_past_its_link(lag
         waits.append(link.modems[DOWN].queue / link.modems[DOWN].rate)
     waits.sort()
     assert waits[int(0.95 * len(waits))] <= 0.06, (waits[60], waits[-1])
+
+
+def _loaded_ticks(
+    estimator: CapacityEstimator, reading: UploadQueueReading | None, seconds: int,
+    up_share: float = 1.0, delay_s: float = 0.001, up_wait_s: float = 0.05,
+) -> list[str]:  # fmt: skip
+    """Ticks with both directions loaded (the upload at up_share of its shaping rate, our
+    upload queue up_wait_s), read one way (`reading`) or not (None): their decisions."""
+    decisions: list[str] = []
+    for _ in range(seconds):
+        up = int((estimator.capacity(UP) or 0) * SHAPE_SHARE * up_share)
+        down = int((estimator.capacity(DOWN) or 0) * SHAPE_SHARE)
+        estimator.update(Sample(1.0, {UP: up, DOWN: down}, delay_s, {UP: up_wait_s, DOWN: 0.05},
+                                upload_queue=reading))  # fmt: skip
+        decisions += estimator.decisions
+    return decisions
+
+
+def test_the_round_trips_rule_for_the_uploads_own_link_slowing_is_left_out_while_reading() -> None:
+    """The round trips at 80 ms, the upload passing 0.6 of its shaping rate with our upload queue
+    empty (_up_link_slowed's signs), the reading quiet: the queue is not at the modem's upload
+    queue, so not the upload's own link slowing. With that rule while reading (owd30 left it
+    out; no test failed without it, review33a M1) the upload was cut twice, to 0.26 of where it
+    was; out, its raise is taken back, to 0.51."""
+    estimator = CapacityEstimator({DOWN: 2_500_000, UP: 625_000})
+    _loaded_ticks(estimator, UploadQueueReading(0.0, 12), 10)
+    before = estimator.capacity(UP) or 0
+    decisions = _loaded_ticks(
+        estimator, UploadQueueReading(0.0, 12), 4, up_share=0.6, delay_s=0.08, up_wait_s=0.0
+    )
+    assert not any(d.startswith("cut up") for d in decisions), decisions
+    assert (estimator.capacity(UP) or 0) >= 0.5 * before, (before, decisions)
+
+
+def test_a_try_back_up_after_the_uploads_own_link_slowed_is_left_out_while_reading() -> None:
+    """No reader: the round trips' rule took the upload's own link for slowed and cut it (what
+    it held before to be tried back to, _try_up). Then the reader reads, quiet: the turns find
+    a link come back; the try's steps, judged by the round trips a second late, are left out
+    (a 1.12 step past a link still slow put 125-170 ms at the modem, owd29). With the try while
+    reading (no test failed without the rule, review33a M1): "try up" in 12 steps of 20 s."""
+    estimator = CapacityEstimator({DOWN: 2_500_000, UP: 625_000})
+    _loaded_ticks(estimator, None, 12)
+    slowed = _loaded_ticks(estimator, None, 3, up_share=0.6, delay_s=0.08, up_wait_s=0.0)
+    assert any(d.startswith("cut up") for d in slowed), slowed
+    decisions = _loaded_ticks(estimator, UploadQueueReading(0.0, 12), 20)
+    assert not any(d.startswith("try up") for d in decisions), decisions

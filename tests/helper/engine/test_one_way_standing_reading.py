@@ -2,13 +2,16 @@
 test_capacity_one_way.py's toy (review33a): a far end that forges its TSvals, or whose
 clock stepped forward (review32's K6: read as a queue, its floor rising 1.5 ms a second),
 being the one connection read. Each failed on the estimator before the fix it names
-(_not_ours, the round trips' rise past the reading: each says what it measured before).
+(_not_ours, the round trips' rise past the reading, the deep floor's gate: each says what it
+measured before).
 Pure logic, about 2 s."""
 
 from __future__ import annotations
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator
+from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
+from chadthrottle.helper.kernel.one_way_reading import UploadQueueReading
+from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
 
 from tests.helper.engine.test_capacity_one_way import RATES, StandingHigh
 
@@ -57,3 +60,22 @@ def test_a_reading_standing_a_little_high_does_not_wear_the_upload_down() -> Non
         for _ in range(120):
             link.tick(estimator)
         assert (estimator.capacity(UP) or 0) >= 0.7 * RATES[UP], (lag, estimator.capacity(UP))
+
+
+def test_a_deep_forged_reading_does_not_deepen_one_cut_past_the_round_trips_rule() -> None:
+    """review33a's M3: a reading of 300 ms (forged, or a far clock stepped) with the round trips
+    at 11 ms and our upload, loaded 2 s ago, sending 5% now: the deep floor (MAX_CUT_SHARE**2,
+    for a halved link's deep queue) cut it to 0.25 at once, where the round trips' rule stops
+    at MAX_CUT_SHARE. The floor is the deep one only where what we sent puts the cut at it or
+    above it (or the round trips read as deep): here 0.5."""
+    start = {DOWN: 50_000_000 // 8, UP: 20_000_000 // 8}
+    estimator = CapacityEstimator(start=dict(start))
+    for _ in range(6):
+        up = int((estimator.capacity(UP) or 0) * SHAPE_SHARE)
+        estimator.update(Sample(1.0, {DOWN: 1000, UP: up}, None, {}, 0.02,
+                                upload_queue=UploadQueueReading(0.0, 12)))  # fmt: skip
+    before = estimator.capacity(UP) or 0
+    sent = int(before * SHAPE_SHARE * 0.05)
+    estimator.update(Sample(1.0, {DOWN: 1000, UP: sent}, 0.011, {}, 0.02,
+                            upload_queue=UploadQueueReading(300.0, 12)))  # fmt: skip
+    assert (estimator.capacity(UP) or 0) >= 0.5 * before, estimator.decisions
