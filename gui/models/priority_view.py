@@ -8,6 +8,7 @@ not yet confirmed says so, and while the helper is away nothing is ordered.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -226,13 +227,19 @@ POLICED = "policed, not shaped: "
 NO_ONE_WAY = "no one-way reading of the upload"
 
 
+# ListBackends joins a backend's notes with "; ", which its reasons hold too
+# ("... (prio 0xc7ad; another ChadThrottle helper's?); it is left untouched"):
+# split only where a note begins (gui31's walk: cut at each, they read "tc: it is left untouched")
+_NOTE_STARTS = re.compile(f"; (?={re.escape(POLICED)}|{re.escape(NO_ONE_WAY)})")
+
+
 def backend_notes(backends: Iterable[BackendInfo]) -> list[str]:
     """Each available backend's notes, one plain sentence each."""
     said = []
     for backend in backends:
         if not backend.available or not backend.notes:
             continue
-        for note in backend.notes.split("; "):
+        for note in _NOTE_STARTS.split(backend.notes):
             if note.startswith(POLICED):
                 said.append(
                     "Some limits are policed, not shaped: traffic over them is dropped rather "
