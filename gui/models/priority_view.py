@@ -9,6 +9,7 @@ not yet confirmed says so, and while the helper is away nothing is ordered.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -205,7 +206,10 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
     # Short, "capacity" left to the tooltip and the unit said once: at 2x on 1366x768 in
     # the window's default size "Link capacity: ▼ 12.5 ▲ 5.00 M…" was cut (Xvfb, review23).
     short = f"Link {about}{' '.join(parts)}"
-    least = ""
+    # a direction not in force: what matters, and fits at the least (it read
+    # "Link ▼ 12.5 MB/s …" there under load, gui31's walk)
+    off = [f"{arrow} {NOT_IN_FORCE_WORDS}" for arrow, cap, on_ in capacities if cap and not on_]
+    least = f"Link {' '.join(off)}" if off else ""
     if all(on) and len(rates) == 2 and len(units_of) == 1:  # "▼ 12.5 ▲ 5.00 MB/s"
         (down, unit), (up, _unit) = (rate.rsplit(" ", 1) for rate in rates)
         short = f"Link {about}▼ {down} ▲ {up} {unit}"
@@ -233,6 +237,13 @@ NO_ONE_WAY = "no one-way reading of the upload"
 _NOTE_STARTS = re.compile(f"; (?={re.escape(POLICED)}|{re.escape(NO_ONE_WAY)})")
 
 
+POLICED_WORDS = ("Some limits are policed, not shaped: traffic over them is dropped rather than "
+                 "queued, so it is rougher but still held there")  # fmt: skip
+NO_ONE_WAY_WORDS = ("An estimated upload capacity is judged by round trips alone: the one-way "
+                    "reading of the upload's queue is off on this machine")  # fmt: skip
+TOOLTIP_WIDTH = 72
+
+
 def backend_notes(backends: Iterable[BackendInfo]) -> list[str]:
     """Each available backend's notes, one plain sentence each."""
     said = []
@@ -241,25 +252,36 @@ def backend_notes(backends: Iterable[BackendInfo]) -> list[str]:
             continue
         for note in _NOTE_STARTS.split(backend.notes):
             if note.startswith(POLICED):
-                said.append(
-                    "Some limits are policed, not shaped: traffic over them is dropped rather "
-                    f"than queued, so it is rougher but still held there ({note.removeprefix(POLICED)})."
-                )
+                said.append(f"{POLICED_WORDS} ({note.removeprefix(POLICED)}).")
             elif note.startswith(NO_ONE_WAY):
-                why = note.partition("): ")[2] or note
-                said.append(
-                    "An estimated upload capacity is judged by round trips alone: the one-way "
-                    f"reading of the upload's queue is off on this machine ({why})."
-                )
+                said.append(f"{NO_ONE_WAY_WORDS} ({note.partition('): ')[2] or note}).")
             else:
                 said.append(f"{backend.name}: {note}")
     return said
 
 
+def note_heads(notes: Iterable[str]) -> list[str]:
+    """backend_notes without their reasons, each once: where a line must be
+    short (the link dialog at 2x on 1366x768 is at its height already: the
+    notes whole pushed its state past its top and bottom, gui31's walk)."""
+    heads = []
+    for note in notes:
+        known = note.startswith((POLICED_WORDS, NO_ONE_WAY_WORDS))
+        head = note.split(":", 1)[0] if known else textwrap.shorten(note, 60, placeholder="…")
+        heads.append(f"{head} (point here for why)." if known else head)
+    return list(dict.fromkeys(heads))
+
+
+def tooltip_lines(notes: Iterable[str]) -> list[str]:
+    """notes wrapped for a tooltip (plain tooltips do not wrap: a reason of
+    the helper's made one as wide as the screen)."""
+    return [textwrap.fill(note, TOOLTIP_WIDTH) for note in notes]
+
+
 def with_notes(summary: LinkSummary, notes: Iterable[str]) -> LinkSummary:
     """summary's tooltip with the backends' notes (backend_notes) before its
     last line ("Click to change.")."""
-    notes = list(notes)
+    notes = tooltip_lines(notes)
     if not notes:
         return summary
     head, _, click = summary.tooltip.rpartition("Click to ")

@@ -21,7 +21,7 @@ from chadthrottle.contract import (
     Direction,
     LinkShapingInfo,
 )
-from chadthrottle.gui.models.priority_view import link_summary, with_notes
+from chadthrottle.gui.models.priority_view import link_summary, note_heads, tooltip_lines
 from chadthrottle.gui.widgets.limit_slider import error_colour
 from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate
 from PySide6.QtCore import Signal
@@ -104,11 +104,12 @@ class LinkDialog(QDialog):
 
     def show_shaping(self, shaping: LinkShapingInfo, notes: Sequence[str] = ()) -> None:
         """The shaping in force (each answer); what the user is editing stays.
-        notes: the backends' (priority_view.backend_notes), said under it."""
-        summary = with_notes(link_summary(shaping, self.units), notes)
-        self.state.setText(
-            re.sub(r"\s*Click to (change|set it)\.$", "", summary.tooltip)
-        )  # this is where
+        notes: the backends' (priority_view.backend_notes), said under it short,
+        whole in its tooltip."""
+        summary = link_summary(shaping, self.units)
+        state = re.sub(r"\s*Click to (change|set it)\.$", "", summary.tooltip)  # this is where
+        self.state.setText("\n".join([state, *note_heads(notes)]))
+        self.state.setToolTip("\n".join(tooltip_lines(notes)))
         for direction, edit in self.edits.items():
             wanted = shaping.down_set_bps if direction is Direction.DOWN else shaping.up_set_bps
             if not edit.isModified():

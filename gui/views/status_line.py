@@ -7,7 +7,12 @@ from chadthrottle.contract import BLOCK_LEASE_S, BackendInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import NOT_ENFORCING, PAUSED_FIELD, backend_field
 from chadthrottle.gui.models.limit_truth import LimitTally
-from chadthrottle.gui.models.priority_view import LinkSummary, backend_notes, with_notes
+from chadthrottle.gui.models.priority_view import (
+    LinkSummary,
+    backend_notes,
+    tooltip_lines,
+    with_notes,
+)
 from chadthrottle.gui.widgets.limit_slider import problem_colour
 from chadthrottle.gui.widgets.qt_bounds import QWIDGETSIZE_MAX
 from chadthrottle.helper_run_state import CLEAN_DETAIL, KILLED_DETAIL, KILLED_PAUSED_DETAIL
@@ -209,7 +214,7 @@ class StatusLine(QStatusBar):
                 f"None holds a limit now; {' and '.join(ready)} can enforce limits once set."
             ]
         unavailable = [f"{b.name}: {b.reason}" for b in backends if not b.available]
-        notes = backend_notes(backends)
+        notes = tooltip_lines(backend_notes(backends))
         self.backend.setToolTip(
             "\n".join([*holding, *notes, *unavailable]) or "All backends available"
         )

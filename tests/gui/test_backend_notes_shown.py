@@ -7,7 +7,13 @@ backend field's tooltips) and link dialog, offscreen."""
 from __future__ import annotations
 
 from chadthrottle.contract import BackendInfo, LinkShapingInfo
-from chadthrottle.gui.models.priority_view import backend_notes, link_summary
+from chadthrottle.gui.models.priority_view import (
+    TOOLTIP_WIDTH,
+    backend_notes,
+    link_summary,
+    note_heads,
+    tooltip_lines,
+)
 from chadthrottle.gui.views.link_dialog import LinkDialog
 from chadthrottle.gui.views.status_line import StatusLine
 from chadthrottle.units import UnitSystem
@@ -41,10 +47,19 @@ def test_the_link_field_backend_field_and_dialog_say_them(qtbot) -> None:  # typ
     assert "policed" not in line.link.toolTip()
     line.set_backends((TC,))  # after the link: its tooltip follows
     tip = line.link.toolTip()
-    for note in backend_notes([TC]):
+    for note in tooltip_lines(backend_notes([TC])):  # wrapped: plain tooltips do not wrap
         assert note in tip and note in line.backend.toolTip(), tip
+    assert max(len(text) for text in tip.split("\n")) <= TOOLTIP_WIDTH + 20, tip
     assert tip.endswith("Click to change."), tip
     dialog = LinkDialog(UnitSystem.BYTES_DECIMAL)
     qtbot.addWidget(dialog)
     dialog.show_shaping(SHAPED, line.backend_notes())
-    assert backend_notes([TC])[1] in dialog.state.text(), dialog.state.text()
+    # short in the dialog (at 2x on 1366x768 it is at its height already), whole in its tooltip
+    assert dialog.state.text().endswith("\n" + "\n".join(note_heads(backend_notes([TC])))), (
+        dialog.state.text()
+    )
+    assert dialog.state.text().endswith(
+        "\nSome limits are policed, not shaped (point here for why)."
+        "\nAn estimated upload capacity is judged by round trips alone (point here for why)."
+    ), dialog.state.text()
+    assert "0xc7ad" in dialog.state.toolTip()

@@ -49,3 +49,18 @@ def test_at_its_least_the_link_field_keeps_its_unit(qtbot) -> None:  # type: ign
     field = line.link
     field.resize(field.minimumSizeHint().width(), field.height())
     assert field.shown_text() == summary.least, field.shown_text()
+
+
+def test_at_its_least_a_direction_not_in_force_is_what_it_says(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under load the helper had the upload's shaping not in force yet: at the
+    window's least (2x) the field read "Link ▼ 12.5 MB/s …", the amber part cut."""
+    line = StatusLine()
+    qtbot.addWidget(line)
+    half = LinkShapingInfo(12_500_000, 5_000_000, 12_500_000, 5_000_000, False, True, False)
+    summary = link_summary(half, UnitSystem.BYTES_DECIMAL)
+    assert summary.short == "Link ▼ 12.5 MB/s ▲ not in force"
+    assert summary.least == "Link ▲ not in force"
+    line.set_link(summary)
+    field = line.link
+    field.resize(field.minimumSizeHint().width(), field.height())
+    assert field.shown_text() == summary.least, field.shown_text()
