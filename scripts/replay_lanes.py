@@ -10,7 +10,9 @@ Files go out in xdist's order (most tests first); a lane asks for the next one
 when two or fewer of its tests are left. --package-held keeps the Debian package
 module for lane 0 until half the other files went out (ed679e6's scheduler, reverted:
 docs/development.md, sixteenth round);
---package-s sets that module's time. Tests missing from the JUnit file count 0 s.
+--package-s sets that module's time; --module-s PATH=SECONDS (repeatable) any
+module's, spread over its tests as they were (what a change to it would save).
+Tests missing from the JUnit file count 0 s.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def main() -> None:
     parser.add_argument("junit")
     parser.add_argument("--package-held", action="store_true")
     parser.add_argument("--package-s", type=float)
+    parser.add_argument("--module-s", action="append", default=[], metavar="PATH=SECONDS")
     args = parser.parse_args()
     took: dict[str, float] = {}
     for case in ET.parse(args.junit).getroot().iter("testcase"):
@@ -41,6 +44,10 @@ def main() -> None:
                 files.setdefault(test.split("::")[0], []).append(took.get(test, 0.0))
     if args.package_s is not None and PACKAGE in files:
         files[PACKAGE] = [args.package_s / len(files[PACKAGE])] * len(files[PACKAGE])
+    for setting in args.module_s:
+        path, _, seconds = setting.partition("=")
+        was = sum(files[path]) or 1.0
+        files[path] = [t * float(seconds) / was for t in files[path]]
     queue = collections.OrderedDict(sorted(files.items(), key=lambda item: -len(item[1])))
     half = len(queue) // 2
     clock, pending = [0.0, 0.0], [[], []]  # type: ignore[var-annotated]
