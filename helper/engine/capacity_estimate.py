@@ -152,6 +152,10 @@ upload is judged by that reading instead of the round trips:
   under STAND_MS, the upload loaded lately, is judged at the next glances'
   reading (_defer_rise): the upload's queue there cuts the upload alone, a
   quiet one leaves the rise to the download;
+- a download climbing back under KNOWN_SHARE of its rate before its last cut
+  (KNOWN_S) holds the upload's turns as a climb past where it failed does
+  (a halved download link come back was followed in 8-29 s on the toy, its
+  climb cut into bursts by a turn every ONE_WAY_TURN_S);
 - our download queue falling while the reading read SEEN_MS within
   DOWN_HOLD_AFTER_S takes no download raise back (_acks_held: its
   acknowledgements wait at the modem behind the upload's queue).
@@ -362,9 +366,11 @@ NOT_OURS_S = 30.0  # after a one-way cut, a reading standing where it left it is
 ONE_WAY_CLOSE_S = 0.3  # readings this close: their growth is the queue's, not a second's least
 ONE_WAY_LATE_S = 2.0  # a one-way take-back's queue shows in the round trips this long at most
 ONE_WAY_TURN_RAISES = 8
-# the upload's rate before a one-way cut: its link passed that this recently (a halving that
-# ends): while the upload sits under KNOWN_SHARE of it, its turns come though the download
-# climbs, and climb in KNOWN_STEPS once a raise passed where the last turn failed (est31)
+# the upload's rate before a one-way cut, a download's before its last cut: its link passed
+# that this recently (a halving that ends). While the upload sits under KNOWN_SHARE of it, its
+# turns come KNOWN_TURN_S apart though the download climbs, and climb in KNOWN_STEPS once a
+# raise passed where the last turn failed; while a download climbs back under KNOWN_SHARE of
+# it, the upload's turns wait (unless the upload is under its own; est31)
 KNOWN_S = 30.0
 KNOWN_SHARE = 0.8
 KNOWN_TURN_S = 3.0
@@ -414,6 +420,9 @@ class _Direction:
     # a download's highest failure since its last cut (TOP_FAILED_S): its climbs stop there
     top_failed: int | None = None
     since_top_s: float = 0.0
+    # a download's rate before its last cut (KNOWN_S): its climb back there holds the turns
+    known: int | None = None
+    since_known_s: float = float("inf")
 
 
 @dataclass
@@ -543,6 +552,9 @@ class CapacityEstimator:
                 state.failed_at = None  # the link may be faster by now
             state.since_held_s += sample.seconds
             state.since_top_s += sample.seconds
+            state.since_known_s += sample.seconds
+            if state.since_known_s > KNOWN_S:
+                state.known = None
             if state.since_top_s > TOP_FAILED_S:
                 state.top_failed = None
             state.since_probe_s += sample.seconds
@@ -1351,8 +1363,9 @@ class CapacityEstimator:
         # read one way, not while the download climbs past where it last failed (a faster link:
         # with turns every 5 s regardless, a doubled download link took over 10 s in 109 of 198
         # changes in test_capacity_one_way.py's toy; so, 59; with no reader, 57)
-        climbing = (down.last_failed is not None and (down.capacity or 0) > down.last_failed
-                    and down.streak > 0 and down.since_raise_s <= STREAK_GAP_S)  # fmt: skip
+        climbing = (down.streak > 0 and down.since_raise_s <= STREAK_GAP_S
+                    and ((down.last_failed is not None and (down.capacity or 0) > down.last_failed)
+                         or (down.capacity or 0) < KNOWN_SHARE * (down.known or 0)))  # fmt: skip
         if one_way:
             below = self._below_known()
             due = (up.since_probe_s >= (KNOWN_TURN_S if below else ONE_WAY_TURN_S)
@@ -1600,7 +1613,7 @@ class CapacityEstimator:
         """Shape at a share of what passed, so the queue beyond drains; a
         download probes again in small steps near what passed (the modem's rate)."""
         share = DEEP_CUT_SHARE if delay_s > DEEP_RISE_S else CUT_SHARE
-        cut = int(achieved * share / SHAPE_SHARE)
+        cut, before = int(achieved * share / SHAPE_SHARE), state.capacity or 0
         if (
             state.capacity is not None
         ):  # a stall (little passed, round trips stale) must not drop it to the floor
@@ -1612,6 +1625,9 @@ class CapacityEstimator:
         if direction is Direction.DOWN:
             state.failed_at = None
         if direction is Direction.DOWN:  # what passed, passed the modem: back up to it at once
+            if state.known is None or state.since_known_s > KNOWN_S or before > state.known:
+                state.known = before  # its link passed that lately (climbing, _probe)
+            state.since_known_s = 0.0
             state.top_failed = None  # the link slowed: higher failures tell nothing now
             link = achieved / SHAPE_SHARE
             state.good_at = max(state.capacity, self._bound(int(link * CUT_GOOD), state.ceiling))
