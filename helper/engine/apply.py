@@ -189,10 +189,18 @@ class Apply:
     def release_unused(self, table: LimitTable) -> None:
         live = self.live(table)
         limited = {key for key, _ in live} | self.fair(table, live).keys()
-        draining = self._datapath.draining_slots()  # open sockets carry it until walked
+        letting_go: dict[RuleKey, int] = {}
         for key in self.slots.rules() - limited:
             slot = self.slots.slot_of(key)
-            if slot is None or not (self.gating.holds_slot(slot) or slot in draining):
+            if slot is None:
+                self.slots.release(key)
+            elif not self.gating.holds_slot(slot):
+                letting_go[key] = slot
+        # a slot goes to another rule only once no socket carries it (passed on, or
+        # not walked yet): DatapathPort.release_ready
+        ready = self._datapath.release_ready(set(letting_go.values()))
+        for key, slot in letting_go.items():
+            if slot in ready:
                 self.slots.release(key)
 
     def shrink_windows_first(self, planned: LimitTable) -> dict[int, ClampedWindows]:

@@ -248,7 +248,9 @@ class KernelHold:
     def unclamp(self, pids: Collection[int], made_by: Mapping[int, int] | None = None) -> None:
         """Put the windows of processes clamped ahead of a refused change back
         to what their slot holds them to (made_by: pid -> the uid whose
-        sockets were clamped)."""
+        sockets were clamped), by walk_pending, bounded per call (a user
+        chooses how many descriptors their processes hold)."""
         for pid in pids:
-            self._datapath.clamp_windows(pid, self.window_held_to(self._process_slots.get(pid)),
-                                         (made_by or {}).get(pid))  # fmt: skip
+            self._datapath.unclamp_windows(pid, self.window_held_to(self._process_slots.get(pid)),
+                                           (made_by or {}).get(pid))  # fmt: skip
+        self._datapath.walk_pending()

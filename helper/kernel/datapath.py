@@ -89,6 +89,7 @@ from chadthrottle.helper.kernel.program_cache import (
 )
 from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
 from chadthrottle.helper.kernel.ringbuf import RingBuffer
+from chadthrottle.helper.kernel.socket_diag import StorageDump
 from chadthrottle.helper.kernel.socket_tagging import (
     WalkCursor,
     budgeted,
@@ -116,6 +117,9 @@ _CapsValue = ctypes.c_uint32 * 2  # struct socket_caps: pacing_bps, window_bps
 # its tags (windows_first in bpf/datapath.c): past the engine's longest wait
 # for the old windows (core.WINDOW_DRAIN_MAX_S), after which the tags' caps hold them.
 WINDOW_FIRST_S = 2.0
+# A slot let go that a dump found still on a socket (waiting to be accepted,
+# passed on after its sweep): dumped again this much later (release_ready).
+VET_AGAIN_S = 1.0
 # (key type, value type) of each map the helper touches; checked against the loaded maps' sizes.
 _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "slot_by_tgid": (ctypes.c_uint32, OwnedSlot),
@@ -243,6 +247,39 @@ _VERIFIER_ERRNOS = frozenset({errno.EACCES, errno.EINVAL, errno.E2BIG})
 _TOO_COMPLEX_ERRNOS = frozenset({errno.EFAULT, errno.ENOMEM})
 
 
+def _carrying(slots: set[int]) -> Callable[[bytes, int, int], tuple[int, tuple[int, int] | None]]:
+    """A StorageDump's parse: socket cookie -> (slot, inode) of the sockets
+    whose tag carries one of slots."""
+
+    def parse(value: bytes, inode: int, cookie: int) -> tuple[int, tuple[int, int] | None]:
+        if len(value) < ctypes.sizeof(SockTag):
+            return cookie, None
+        slot = SockTag.from_buffer_copy(value[: ctypes.sizeof(SockTag)]).app_slot
+        return cookie, (slot, inode) if slot in slots else None
+
+    return parse
+
+
+def _namespaces() -> list[str | None]:
+    """The network namespaces processes are in, once each: None for the
+    helper's own, else a /proc/PID/ns/net path to enter it by."""
+    own = os.readlink("/proc/self/ns/net")
+    seen: set[str] = {own}
+    paths: list[str | None] = [None]
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        path = f"/proc/{name}/ns/net"
+        try:
+            namespace = os.readlink(path)
+        except OSError:
+            continue
+        if namespace not in seen:
+            seen.add(namespace)
+            paths.append(path)
+    return paths
+
+
 def _verifier_refused(error: BackendUnavailable) -> bool:
     cause = error.__cause__
     if not isinstance(cause, ProgramRejected):
@@ -347,6 +384,10 @@ class Datapath:
         self._gates: SlotGates | None = None
         self._counter_slots: CounterSlots | None = None
         self._between_walks: Callable[[], None] = lambda: None  # set_between_walks
+        # the dump of the sockets' tags under way for these slots (release_ready)
+        self._vet_dump: StorageDump | None = None
+        self._vet_dump_slots: set[int] = set()
+        self._given: set[int] = set()  # slots given to a process or a scope since last let go
 
     @property
     def cgroup_root(self) -> Path:
@@ -463,6 +504,9 @@ class Datapath:
         helper must not say it stopped cleanly (helper/run_state.py; until
         2026-12-06 logged only, and the run record said "its limits are off")."""
         failed: list[Exception] = []
+        if self._vet_dump is not None:
+            self._vet_dump.close()
+            self._vet_dump = None
         for tgid, _start, was, made_by in self._pending_walks.owed() if self._maps else []:
             try:  # caps a walk still owes (a cleared rule's, an older rate's): lifted whole
                 cap_open_sockets(tgid, NO_CAPS, was, None, made_by)
@@ -558,6 +602,9 @@ class Datapath:
                              max(was.window_bps, waited.was.window_bps))  # fmt: skip
             carried |= waited.draining | {waited.slot}
         made_by = self._made_by_of_tgid.pop(tgid, None)  # untagged: what it tagged
+        give_back: frozenset[int] = frozenset()
+        if waited is not None and waited.vet:  # a give-back or a vet not done yet: still owed
+            give_back = waited.sweep | waited.sweep_after
         if app_slot:
             took, made_by = made_by, self._slot_owners.get(app_slot)
             if (
@@ -567,9 +614,13 @@ class Datapath:
                 and not replaced
             ):
                 # the old slot (an administrator's) took sockets the user's may not: given back
-                tag_open_sockets(self._maps["socket_tags"].fd, tgid, 0,
-                                 NO_CAPS if was != NO_CAPS else None, was, None, took)  # fmt: skip
-                was = NO_CAPS
+                if later:  # by the walk's sweep after its tag (give_back below)
+                    give_back = frozenset(carried - {app_slot, 0})
+                else:
+                    tag_open_sockets(self._maps["socket_tags"].fd, tgid, 0,
+                                     NO_CAPS if was != NO_CAPS else None, was, None, took)  # fmt: skip
+                    was = NO_CAPS
+            self._slot_given(app_slot)
             # that process's: a new one under its pid (it exited) gets nothing
             table.set(tgid, OwnedSlot(app_slot, ANY_UID if made_by is None else made_by, start))
             self._slot_of_tgid[tgid] = app_slot
@@ -586,6 +637,9 @@ class Datapath:
             walk = self._pending_walks.add(tgid, start, app_slot, turn_uid=made_by,
                                            made_by=made_by, draining=carried)  # fmt: skip
             walk.was = was
+            if give_back:  # then every socket still carrying them: the user's rule's
+                # if that user made it, else none, its old caps lifted (retag_carrying)
+                walk.sweep_after, walk.vet = give_back, True
             return 0
         return self._walk(tgid, start, app_slot, was, made_by)
 
@@ -597,7 +651,9 @@ class Datapath:
         (pending_walks.py). What they owe is kept for a successor first."""
         self._pending_walks.save()
         deadline = self._walk_deadline = time.monotonic() + self.walk_budget_s
-        return self._walk_until(deadline)
+        waiting = self._walk_until(deadline)
+        self._dump_vetted(deadline)
+        return waiting
 
     def _walk_until(self, deadline: float) -> int:
         for walk in self._pending_walks.in_turn():
@@ -607,7 +663,7 @@ class Datapath:
                 self._slot_of_tgid.get(walk.tgid, 0) != walk.slot
             ):
                 self._pending_walks.drop(walk.tgid)  # gone or replaced: its table with it
-                if walk.draining:  # a child it forked may hold its sockets
+                if walk.draining and not walk.vet:  # a child it forked may hold its sockets
                     self._pending_walks.sweep(walk, self._processes_of(walk.made_by, walk.turn_uid))
                 continue
             caps = self._caps_of_slot.get(walk.slot, NO_CAPS)
@@ -616,8 +672,9 @@ class Datapath:
             cursor = WalkCursor(deadline, walk.next_fd, start=walk.start)
             with pausing(self._between_walks), budgeted(cursor):
                 if walk.sweep:
+                    owner = self._made_by_of_tgid.get(walk.tgid) if walk.vet else made_by
                     retag_carrying(self._maps["socket_tags"].fd, walk.tgid, walk.sweep, walk.slot,
-                                   made_by)  # fmt: skip
+                                   owner, vet=walk.vet, lift=walk.was)  # fmt: skip
                 elif walk.capped_only:
                     cap_open_sockets(walk.tgid, caps, walk.was, shares, made_by)
                 else:
@@ -636,19 +693,94 @@ class Datapath:
         self._pending_walks.save()
         return len(self._pending_walks)
 
-    def _processes_of(self, made_by: int | None, turn_uid: int) -> list[tuple[int, int, int]]:
+    def _processes_of(
+        self, made_by: int | None, turn_uid: int | None
+    ) -> list[tuple[int, int, int]]:
         """(tgid, start, its slot) of each running process of the uid whose
-        sockets a gone walk's slots may be on (made_by, else its turn's)."""
+        sockets a gone walk's slots may be on (made_by, else its turn's;
+        both None: every process)."""
         uid = turn_uid if made_by is None else made_by
         found = []
         for name in os.listdir("/proc"):
             try:
-                if name.isdigit() and os.stat(f"/proc/{name}").st_uid == uid:
+                if name.isdigit() and (uid is None or os.stat(f"/proc/{name}").st_uid == uid):
                     tgid = int(name)
                     found.append((tgid, read_start(tgid) or 0, self._slot_of_tgid.get(tgid, 0)))
             except OSError:
                 continue
         return found
+
+    def release_ready(self, slots: Iterable[int]) -> set[int]:
+        """Of the slots the engine would give to other rules, those no socket
+        carries: none drained by a walk, none any process or app scope is
+        tagged with, and a dump of every socket's tag found on none since.
+        A socket passed to another user's process, or one waiting in an
+        accept queue, is in no table a walk read: before a slot is given out
+        again every process is swept for it and the tags dumped
+        (PendingWalks.vet), by walk_pending, bounded per call; the slot
+        drains until then (rights31)."""
+        walked = self._pending_walks.walk_draining()
+        in_use = set(self._slot_of_tgid.values()) | set(self._slot_of_cgroup.values())
+        ready, vet = set(), set()
+        for slot in set(slots) - {0}:
+            if slot not in self._given:  # on no socket since it was last let go
+                ready.add(slot)
+            elif slot in walked or slot in in_use or slot in self._pending_walks.vetting():
+                continue
+            elif self._pending_walks.clean(slot):
+                ready.add(slot)
+                self._given.discard(slot)
+            else:
+                vet.add(slot)
+        if vet:
+            self._pending_walks.vet(vet, self._processes_of(None, None))
+        return ready
+
+    def _slot_given(self, slot: int) -> None:
+        """slot is a process's or a scope's again: what a vet of it found is void."""
+        self._pending_walks.forget_vet(slot)
+        self._vet_dump_slots.discard(slot)
+        self._given.add(slot)
+
+    def _dump_vetted(self, deadline: float) -> None:
+        """The slots vetted whose sweeps ended: a dump of the TCP sockets'
+        tags in every network namespace a process is in (an accept queue's
+        connections are in no table), read until deadline and gone on with
+        at the next call. One found still carrying a slot keeps it draining
+        and dumped again VET_AGAIN_S later, the tables swept again if it is
+        in one (passed on after its sweep); a dump that failed keeps them
+        all draining (a slot is never another's while unknown)."""
+        now = time.monotonic()
+        if self._vet_dump is None:
+            due = self._pending_walks.dump_due(now)
+            if not due or now >= deadline:
+                return
+            self._vet_dump = StorageDump(
+                self._maps["socket_tags"].fd, _carrying(due), _namespaces()
+            )
+            self._vet_dump_slots = due
+        if not self._vet_dump.go_on(deadline):
+            return
+        dump, slots, self._vet_dump = self._vet_dump, self._vet_dump_slots, None
+        now = time.monotonic()
+        if dump.failed:
+            log.warning("the sockets' tags not dumped (%s): slots %s drain on", dump.failed,
+                        sorted(slots))  # fmt: skip
+        carriers: dict[int, set[int]] = {}
+        for slot, inode in dump.found.values():
+            carriers.setdefault(slot, set()).add(inode)
+        again = set()
+        for slot in slots:
+            if slot not in self._pending_walks.vetting():
+                continue  # given to a process or a scope meanwhile (forget_vet)
+            if dump.failed or slot in carriers:
+                self._pending_walks.vetted(slot, now + VET_AGAIN_S)
+                if any(carriers.get(slot, ())):  # in some process's table
+                    again.add(slot)
+            else:
+                self._pending_walks.vetted(slot)
+        if again:
+            self._pending_walks.vet(again, self._processes_of(None, None))
 
     def pending_walks(self) -> dict[int, int]:
         """tgid -> slot, of the processes whose open sockets wait to be tagged."""
@@ -769,6 +901,24 @@ class Datapath:
         self._between_walks()
         return longest
 
+    def unclamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None) -> None:
+        """Put the receive windows of tgid's open TCP sockets (made_by: those
+        that uid made) clamped ahead of a change that was refused back to a
+        download limit of wire_bps (0: unclamped), its slot's: its MPTCP
+        subflows' at once (windows_first), its sockets by walk_pending,
+        bounded per call like every walk (pending_walks.py). Until walked,
+        a socket stays held to the refused change's tighter window: tighter
+        than asked for those ticks, never looser."""
+        until_ns = time.monotonic_ns() + int(WINDOW_FIRST_S * 1e9) if wire_bps else 0
+        self._maps["windows_first"].set(tgid, WindowFirst(wire_bps, until_ns))
+        start = self._start_of_tgid.get(tgid) or read_start(tgid)
+        if start is None:
+            return  # gone: no sockets of its own to put back
+        # was: some window it may hold (only whether one is counts), so a slot
+        # with none lifts it (cap_socket); the walk sets the slot's caps
+        self._pending_walks.recap(tgid, start, self._slot_of_tgid.get(tgid, 0),
+                                  SocketCaps(window_bps=1), made_by, made_by)  # fmt: skip
+
     def old_windows_left(
         self, tgid: int, wire_bps: int, idle_ms: int, made_by: int | None = None,
         deadline: float | None = None,
@@ -853,6 +1003,7 @@ class Datapath:
             uid = self._slot_owners.get(app_slot)
             table.set(cgroup_id, OwnedSlot(app_slot, ANY_UID if uid is None else uid))
             self._slot_of_cgroup[cgroup_id] = app_slot
+            self._slot_given(app_slot)  # its new sockets carry it
         else:
             table.pop(cgroup_id)
             self._slot_of_cgroup.pop(cgroup_id, None)

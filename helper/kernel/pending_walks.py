@@ -16,12 +16,20 @@ Every walk the engine sets off waits so: a first tag, a retag (the rule's
 slot changes) and an untag (a cleared rule), a caps change (a new rate's
 pacing, a download limit's window clamp, a divided limit's shares: a user may
 change their own rule as often as they like, and each change capped every
-process's sockets again, in the call), and a walk again for connections
-accepted since a walk (accept_queue). A retag's or an untag's sockets carry
+process's sockets again, in the call), a walk again for connections
+accepted since a walk (accept_queue), the give-back of an administrator's
+slot's sockets another made when a user's rule takes a process over, and
+the windows put back after a refused change (Datapath.unclamp_windows). A retag's or an untag's sockets carry
 the old slot until walked: that slot is draining (draining_slots) until the
 walk ends, and the engine gives it to no other rule meanwhile
 (apply.Apply.release_unused); a process gone before its walk ended may have
-left a child holding them, so its user's processes are swept first (sweep). Sockets walked nowhere yet keep the
+left a child holding them, so its user's processes are swept first (sweep).
+A socket in no table a walk read (passed to another user's process over a
+unix socket, inherited across a setuid exec, waiting in an accept queue)
+may carry a slot its walks no longer drain: before the engine gives a slot
+to another rule, every process is swept for it and the sockets' tags are
+dumped (vet; Datapath.release_ready), the slot draining until a dump finds
+it on none (rights31). Sockets walked nowhere yet keep the
 caps they had (was): a killed helper's successor lifts them (owed_text,
 parse_owed: the record Datapath keeps in /run).
 """
@@ -71,6 +79,7 @@ class PendingWalk:
     recap_done: bool = False  # the caps changed while it walked: the part it did, capped anew
     sweep: frozenset[int] = frozenset()  # only sockets carrying these: retagged with slot
     sweep_after: frozenset[int] = frozenset()  # a sweep of its whole table for these, after it
+    vet: bool = False  # its sweeps look at every socket, whoever made it (vet)
 
 
 def record_of(instance: str) -> Path | None:
@@ -85,6 +94,10 @@ class PendingWalks:
         self._last_first = -1  # the uid served first in the last round
         self._record = record
         self._saved: str | None = None  # what the record holds (None: not known: written)
+        # slot -> when (monotonic) a dump of the sockets' tags may next say
+        # whether any still carries it (vet): draining until one says none
+        self._vetting: dict[int, float] = {}
+        self._clean: set[int] = set()  # vetted slots a dump found on no socket
 
     def save(self) -> None:
         """Keep owed() in the record, if it changed: a helper killed mid-walk
@@ -107,6 +120,8 @@ class PendingWalks:
     def forget_owed(self) -> None:
         """Everything owed was lifted (a clean close): nothing kept."""
         self._walks.clear()
+        self._vetting.clear()
+        self._clean.clear()
         self.save()
 
     def resume(self) -> int:
@@ -193,6 +208,62 @@ class PendingWalks:
             if walk.sweep or walk.capped_only:
                 walk.sweep_after |= carried
 
+    def vet(self, slots: Iterable[int], processes: Iterable[tuple[int, int, int]]) -> None:
+        """slots' walks ended and no process is tagged with them: a socket
+        may still carry one in a table no walk read (passed to another
+        user's process over a unix socket, or inherited across a setuid
+        exec) or in an accept queue. Every process (tgid, start, its slot)
+        is swept for them (any socket carrying one: retagged with the
+        holder's slot where its rule may take that socket, else none), and
+        they drain until a dump of the tags finds none (dump_due)."""
+        carried = frozenset(slots) - {0}
+        if not carried:
+            return
+        for slot in carried:
+            self._vetting[slot] = 0.0
+        for tgid, start, slot in processes:
+            walk = self._walks.get(tgid)
+            if walk is None:
+                walk = self.add(tgid, start, slot, made_by=None, draining=carried)
+                walk.sweep, walk.vet = carried, True
+                continue
+            walk.draining |= carried - {walk.slot, 0}
+            walk.vet = True
+            if walk.sweep:
+                walk.sweep |= carried
+            walk.sweep_after |= carried
+
+    def dump_due(self, now: float) -> set[int]:
+        """The vetted slots no walk drains now whose dump is due."""
+        walked = self.walk_draining()
+        return {slot for slot, due in self._vetting.items() if slot not in walked and due <= now}
+
+    def vetted(self, slot: int, again_at: float | None = None) -> None:
+        """A dump found no socket carrying slot (again_at None): it drains no
+        more (clean); else its next dump is due at again_at."""
+        if again_at is None:
+            self._vetting.pop(slot, None)
+            self._clean.add(slot)
+        else:
+            self._vetting[slot] = again_at
+
+    def vetting(self) -> set[int]:
+        return set(self._vetting)
+
+    def forget_vet(self, slot: int) -> None:
+        """slot is given to a process or a scope again: a dump's word on it
+        is void (let go later, it is vetted anew)."""
+        self._vetting.pop(slot, None)
+        self._clean.discard(slot)
+
+    def clean(self, slot: int) -> bool:
+        """Whether a dump found slot on no socket since it was vetted (once:
+        a slot given out again is vetted anew when it is let go)."""
+        if slot in self._clean:
+            self._clean.discard(slot)
+            return True
+        return False
+
     def ended(self, walk: PendingWalk) -> bool:
         """Its walk read its whole table: dropped, or, if the caps changed
         meanwhile, on as a caps pass from its first descriptor (its tags are
@@ -214,10 +285,15 @@ class PendingWalks:
     def get(self, tgid: int) -> PendingWalk | None:
         return self._walks.get(tgid)
 
-    def draining_slots(self) -> set[int]:
+    def walk_draining(self) -> set[int]:
         """The slots some walk's open sockets may still carry, besides the
-        slot it tags them with: none may go to another rule until it ends."""
+        slot it tags them with."""
         return {slot for walk in self._walks.values() for slot in walk.draining}
+
+    def draining_slots(self) -> set[int]:
+        """The slots some socket may still carry (walk_draining, vet): none
+        may go to another rule until then."""
+        return self.walk_draining() | set(self._vetting)
 
     def owed(self) -> list[tuple[int, int, SocketCaps, int | None]]:
         """(tgid, start, caps its unwalked sockets may hold, made_by) of the

@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from chadthrottle.helper.kernel.namespaces import in_netns
@@ -197,3 +199,156 @@ def tcp_bytes_by_namespace(readers: set[int]) -> dict[tuple[int, int], tuple[int
         for reader in readers
         for inode, counts in tcp_bytes_of_netns(reader).items()
     }
+
+
+# A socket's BPF storage of one map, in a dump (INET_DIAG_REQ_SK_BPF_STORAGES,
+# Linux 5.2; include/uapi/linux/inet_diag.h and sock_diag.h): the request
+# names the map by an fd of ours, each answer carries its value nested as
+# INET_DIAG_SK_BPF_STORAGES > SK_DIAG_BPF_STORAGE > SK_DIAG_BPF_STORAGE_MAP_VALUE.
+INET_DIAG_REQ_SK_BPF_STORAGES = 2
+SK_DIAG_BPF_STORAGE_REQ_MAP_FD = 1
+INET_DIAG_SK_BPF_STORAGES = 20
+SK_DIAG_BPF_STORAGE = 1
+SK_DIAG_BPF_STORAGE_MAP_VALUE = 3
+NLA_F_NESTED = 0x8000
+NLA_TYPE_MASK = 0x3FFF
+_NLATTR = struct.Struct("=HH")
+_COOKIE = struct.Struct("=II")
+_COOKIE_OFFSET = 44  # inet_diag_msg: 4 bytes, then sockid's ports (4), src, dst (32), if (4)
+
+
+def _attributes(data: bytes, offset: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(type without flags, start of payload, end of payload) of each netlink attribute."""
+    while offset + _NLATTR.size <= end:
+        length, kind = _NLATTR.unpack_from(data, offset)
+        if length < _NLATTR.size or offset + length > end:
+            return
+        yield kind & NLA_TYPE_MASK, offset + _NLATTR.size, offset + length
+        offset += (length + 3) & ~3
+
+
+def storage_value(payload: bytes) -> bytes | None:
+    """The one map's value a message of a storage dump carries (None: the
+    socket has no storage in it)."""
+    for kind, start, end in _attributes(payload, _MSG_SIZE, len(payload)):
+        if kind != INET_DIAG_SK_BPF_STORAGES:
+            continue
+        for inner, istart, iend in _attributes(payload, start, end):
+            if inner != SK_DIAG_BPF_STORAGE:
+                continue
+            for field_kind, fstart, fend in _attributes(payload, istart, iend):
+                if field_kind == SK_DIAG_BPF_STORAGE_MAP_VALUE:
+                    return payload[fstart:fend]
+    return None
+
+
+def _storage_request(family: int, protocol: int, seq: int, map_fd: int) -> bytes:
+    body = _REQUEST.pack(family, protocol, 0, ALL_TCP_STATES, b"")
+    map_attr = _NLATTR.pack(_NLATTR.size + 4, SK_DIAG_BPF_STORAGE_REQ_MAP_FD) + struct.pack(
+        "=I", map_fd
+    )
+    nested = _NLATTR.pack(_NLATTR.size + len(map_attr),
+                          INET_DIAG_REQ_SK_BPF_STORAGES | NLA_F_NESTED) + map_attr  # fmt: skip
+    length = _NLMSGHDR.size + len(body) + len(nested)
+    header = _NLMSGHDR.pack(length, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
+    return header + body + nested
+
+
+class StorageDump:
+    """A dump of the sk_storage map map_fd's values on every TCP socket (IPv4
+    and IPv6, any state: those waiting in an accept queue too) of the
+    network namespaces given (None: the caller's; else a path to enter), read
+    a netlink answer at a time until a deadline and gone on with later (the
+    kernel keeps a dump's place in its socket): a user chooses how many
+    sockets there are, and the engine reads under its lock (found 15,000
+    tagged sockets in 0.6 s, whole). parse(value bytes, inode, cookie) ->
+    (key, value or None) fills found. UDP sockets are not dumped: the
+    kernel's udp_diag gives no storage (6.18 here). Needs CAP_NET_ADMIN."""
+
+    def __init__(self, map_fd: int, parse: Any, namespaces: list[str | None]) -> None:
+        self._map_fd, self._parse = map_fd, parse
+        self._namespaces = list(namespaces)
+        self._families: list[int] = []
+        self._sock: socket.socket | None = None
+        self._reading = False
+        self.found: dict[Any, Any] = {}
+        self.failed = ""  # why a namespace could not be dumped ("": none failed)
+
+    def go_on(self, deadline: float) -> bool:
+        """Read until the monotonic deadline; whether the dump is done (failed
+        says if it is incomplete)."""
+        while time.monotonic() < deadline:
+            if self._sock is None:
+                if not self._namespaces:
+                    return True
+                namespace = self._namespaces.pop(0)
+                self._sock = (
+                    _diag_socket() if namespace is None else in_netns(namespace, _diag_socket)
+                )
+                if self._sock is None:
+                    self.failed = f"no dump of {namespace}"
+                    self._namespaces.clear()
+                    return True
+                self._families = [socket.AF_INET, socket.AF_INET6]
+            if not self._reading:
+                if not self._families:
+                    self._sock.close()
+                    self._sock = None
+                    continue
+                family = self._families.pop(0)
+                self._sock.send(_storage_request(family, socket.IPPROTO_TCP, family,
+                                                 self._map_fd))  # fmt: skip
+                self._reading = True
+            try:
+                self._reading = _read_some(self._sock, self.found, self._message)
+            except (OSError, struct.error) as error:
+                self.failed = f"the dump failed: {error}"
+                self.close()
+                return True
+        return False
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._namespaces.clear()
+
+    def _message(self, payload: bytes) -> tuple[Any, Any]:
+        value = storage_value(payload)
+        if value is None:
+            return None, None
+        (inode,) = _INODE.unpack_from(payload, _MSG_INODE_OFFSET)
+        low, high = _COOKIE.unpack_from(payload, _COOKIE_OFFSET)
+        return self._parse(value, inode, low | high << 32)
+
+
+def _diag_socket() -> socket.socket:
+    """A sock_diag socket of the calling thread's namespace (it dumps that one's sockets)."""
+    sock = socket.socket(
+        socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG
+    )
+    sock.settimeout(DUMP_TIMEOUT_S)
+    return sock
+
+
+def _read_some(sock: socket.socket, found: dict[Any, Any], parse: Any) -> bool:
+    """One read of a dump's answers, each message through parse; whether more follow."""
+    data = sock.recv(1 << 16)
+    if not data:
+        return False
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        if length < _NLMSGHDR.size or kind == NLMSG_DONE:
+            return False
+        if kind == NLMSG_ERROR:
+            (errno,) = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)
+            if errno:
+                raise OSError(-errno, os.strerror(-errno))
+            return False
+        if kind == SOCK_DIAG_BY_FAMILY and length >= _NLMSGHDR.size + _MSG_SIZE:
+            key, value = parse(data[offset + _NLMSGHDR.size : offset + length])
+            if value is not None:
+                found[key] = value
+        offset += (length + 3) & ~3
+    return True

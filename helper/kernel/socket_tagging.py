@@ -362,21 +362,28 @@ def tag_open_sockets(
 
 
 def retag_carrying(
-    map_fd: int, pid: int, carried: frozenset[int], app_slot: int, made_by: int | None = None
-) -> int:
+    map_fd: int, pid: int, carried: frozenset[int], app_slot: int, made_by: int | None = None,
+    *, vet: bool = False, lift: SocketCaps = NO_CAPS,
+) -> int:  # fmt: skip
     """Give app_slot to each inet socket of pid (made_by: that uid made) that
     carries one of the carried slots, and leave every other one as it is: a
     process that holds a socket it inherited from one whose untag or retag
-    walk it outlived (pending_walks.py, a sweep). How many were written."""
+    walk it outlived (pending_walks.py, a sweep). vet: every socket
+    carrying one, whoever made it: app_slot where it takes that socket
+    (made_by None, or that uid made it), else none (a slot let go, and
+    this socket another's: passed on, pending_walks.PendingWalks.vet), and
+    lift: the caps such a one may hold, lifted. How many were written."""
     written = 0
-    for sock_fd, _kind in _open_inet_sockets(pid, made_by):
+    for sock_fd, kind in _open_inet_sockets(pid, None if vet else made_by):
         tag, key = SockTag(), ctypes.c_int(sock_fd)
         try:
             if not bpf_maps.lookup(map_fd, key, tag) or tag.app_slot not in carried:
                 continue
-            tag.app_slot = app_slot
+            tag.app_slot = app_slot if not vet or _made_by(sock_fd, made_by) else 0
             bpf_maps.update(map_fd, key, tag)
             written += 1
+            if not tag.app_slot and lift != NO_CAPS and kind == socket.SOCK_STREAM:
+                cap_socket(sock_fd, NO_CAPS, lift)
         except OSError as error:
             log.debug("could not retag fd %d of pid %d: %s", sock_fd, pid, error.strerror)
     return written

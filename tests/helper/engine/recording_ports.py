@@ -3,7 +3,7 @@ tests only (the real kernel path is covered by tests/helper/kernel and tests/e2e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +54,9 @@ class RecordingDatapath:
     def pending_walks(self) -> dict[int, int]:
         return {}
 
-    def draining_slots(self) -> set[int]:
-        return set()
+    def release_ready(self, slots: Iterable[int]) -> set[int]:
+        """No socket carries a slot here (tests/helper/kernel/test_slot_passed_on.py)."""
+        return set(slots)
 
     def tag_accepted(self) -> int:
         return 0  # no accept queues here: tests/helper/kernel/test_accept_queue_tagging.py
@@ -75,6 +76,9 @@ class RecordingDatapath:
 
     def set_slot_owners(self, owners: Mapping[int, int]) -> None:
         self.slot_owners = dict(owners)
+
+    def unclamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None) -> None:
+        self.events.append(("clamp", tgid, wire_bps))  # walked at once here
 
     def clamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None,
                       deadline: float | None = None) -> float | None:  # fmt: skip

@@ -1,0 +1,186 @@
+"""Rule 2: a user's rights end at that user's processes. A socket tagged
+with a user's rule's slot and passed to another user's process (SCM_RIGHTS)
+is in no descriptor table the rule's untag walk reads: when that walk ended
+the slot was released (Apply.release_unused) while the other user's socket
+still carried it, and the next rule given the slot classed and paced that
+socket (rights31). Now a slot whose walks ended drains on until every
+process's sockets carrying it were retagged and a dump of the sockets'
+tags (sock_diag) finds none, a connection waiting in an accept queue too."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+from chadthrottle.helper.identity.processes import read_start
+from chadthrottle.helper.kernel import bpf_maps
+from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
+from chadthrottle.helper.kernel.datapath import VET_AGAIN_S, Datapath
+from chadthrottle.helper.kernel.layout import SockTag
+
+from tests.helper.kernel.test_process_keys import SLOT
+from tests.support.waiting import eventually
+
+USER_A, USER_B = 61001, 61002
+CALLS = 500  # walk_pending calls an untag walk may take here (each WALK_BUDGET_S at most)
+RELEASED_IN_S = 5 * VET_AGAIN_S  # the sweep, then a dump; a found socket dumped again so late
+
+# A: makes a TCP connection and a UDP socket once told (tagged by then),
+# passes both to B over the unix socket (its fd in argv), and closes its own.
+SENDER = (
+    "import array, os, socket, sys\n"
+    "chan = socket.socket(fileno=int(sys.argv[1]))\n"
+    "port = int(sys.stdin.readline())\n"
+    "tcp = socket.create_connection(('127.0.0.1', port))\n"
+    "udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "chan.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,\n"
+    "              array.array('i', [tcp.fileno(), udp.fileno()]))])\n"
+    "tcp.close(); udp.close()\n"
+    "print('passed', flush=True)\n"
+    "sys.stdin.readline()\n"
+)
+# B: receives them and prints the descriptors they got here.
+RECEIVER = (
+    "import array, socket, sys\n"
+    "chan = socket.socket(fileno=int(sys.argv[1]))\n"
+    "fds = array.array('i')\n"
+    "_, ancillary, _, _ = chan.recvmsg(1, socket.CMSG_LEN(2 * fds.itemsize))\n"
+    "fds.frombytes(ancillary[0][2])\n"
+    "print(*fds, flush=True)\n"
+    "sys.stdin.readline()\n"
+)
+
+
+def _slot_of(datapath: Datapath, pid: int, fd: int) -> int:
+    pidfd = os.pidfd_open(pid)
+    try:
+        with socket.socket(fileno=pidfd_getfd(pidfd, fd)) as sock:
+            tag = SockTag()
+            assert bpf_maps.lookup(datapath._maps["socket_tags"].fd,
+                                   ctypes.c_int(sock.fileno()), tag)  # fmt: skip
+            return int(tag.app_slot)
+    finally:
+        os.close(pidfd)
+
+
+def _as(uid: int, code: str, chan: socket.socket) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", code, str(chan.fileno())],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, user=uid,
+                            group=uid, pass_fds=(chan.fileno(),))  # fmt: skip
+
+
+def _until_released(datapath: Datapath, carried: Callable[[], dict[int, int]]) -> int:
+    """walk_pending, asking each call whether SLOT may go to another rule
+    (what Apply.release_unused asks), until it may; whenever it may, no
+    socket carries it (carried: fd -> the slot its socket carries). How
+    many calls."""
+    calls = 0
+
+    def released() -> bool:
+        nonlocal calls
+        if SLOT in datapath.release_ready({SLOT}):
+            now = carried()
+            assert SLOT not in now.values(), f"released while sockets carry it: {now}"
+            return True
+        calls += 1
+        datapath.walk_pending()
+        return False
+
+    assert eventually(released, RELEASED_IN_S, interval_s=0.02), (
+        f"{calls} calls in {RELEASED_IN_S} s and not released: draining {datapath.draining_slots()}"
+    )
+    return calls
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server
+
+
+def test_a_socket_passed_to_another_users_process_does_not_carry_a_released_slot(
+    datapath: Datapath, listener: socket.socket
+) -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sender = _as(USER_A, SENDER, left)
+    receiver = _as(USER_B, RECEIVER, right)
+    try:
+        assert sender.stdin and sender.stdout and receiver.stdin and receiver.stdout
+        start = read_start(sender.pid)
+        assert start is not None
+        datapath.set_slot_owners({SLOT: USER_A})  # user A's rule
+        datapath.set_process_slot(sender.pid, SLOT, start)
+        sender.stdin.write(f"{listener.getsockname()[1]}\n")
+        sender.stdin.flush()
+        assert sender.stdout.readline().strip() == "passed"
+        tcp_fd, udp_fd = (int(fd) for fd in receiver.stdout.readline().split())
+        assert _slot_of(datapath, receiver.pid, tcp_fd) == SLOT  # made under A's rule
+        assert _slot_of(datapath, receiver.pid, udp_fd) == SLOT
+
+        datapath.set_process_slot(sender.pid, 0, start, later=True)  # A's rule cleared
+        datapath.set_slot_owners({})
+        calls = _until_released(datapath, lambda: {
+            fd: _slot_of(datapath, receiver.pid, fd) for fd in (tcp_fd, udp_fd)})  # fmt: skip
+        assert _slot_of(datapath, receiver.pid, tcp_fd) == 0
+        assert _slot_of(datapath, receiver.pid, udp_fd) == 0
+        print(f"released after {calls} calls")
+    finally:
+        for process in (sender, receiver):
+            process.kill()
+            process.wait()
+        left.close()
+        right.close()
+
+
+def test_a_connection_waiting_in_an_accept_queue_keeps_its_listeners_slot_draining(
+    datapath: Datapath,
+) -> None:
+    """The listener's tag is copied to each connection the kernel makes from
+    it (BPF_F_CLONE); one still waiting when the untag walk read the table
+    carries the old slot until it is accepted and walked again."""
+    server = subprocess.Popen(
+        [sys.executable, "-c",
+         "import socket, sys\n"
+         "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(8)\n"
+         "print(s.getsockname()[1], flush=True)\n"
+         "sys.stdin.readline()\n"
+         "c, _ = s.accept()\n"
+         "print(c.fileno(), flush=True)\n"
+         "sys.stdin.readline()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, user=USER_A, group=USER_A,
+    )  # fmt: skip
+    client = None
+    try:
+        assert server.stdin and server.stdout
+        port = int(server.stdout.readline())
+        start = read_start(server.pid)
+        assert start is not None
+        datapath.set_process_slot(server.pid, SLOT, start)  # tags the listener
+        client = socket.create_connection(("127.0.0.1", port))  # waits in its queue
+        datapath.set_process_slot(server.pid, 0, start, later=True)
+        for _ in range(CALLS):  # the untag walk ends; the connection waits, unaccepted
+            ready = datapath.release_ready({SLOT})
+            assert SLOT not in ready, "released while a waiting connection carries it"
+            if (
+                not datapath.walk_pending()
+                and datapath.pending_walks() == {}
+                and (datapath.draining_slots() == {SLOT})
+            ):
+                break
+        server.stdin.write("\n")
+        server.stdin.flush()
+        accepted = int(server.stdout.readline())
+        datapath.tag_accepted()  # the connection once accepted: walked again
+        _until_released(datapath, lambda: {accepted: _slot_of(datapath, server.pid, accepted)})
+    finally:
+        if client is not None:
+            client.close()
+        server.kill()
+        server.wait()
