@@ -45,6 +45,11 @@ class Look:
     at: float
     queue_ms: float | None
     readings: int
+    # the look before it: the ACKs this one read came in since. The first look after the
+    # raise reads over the reconcile's time too (0.4-0.6 s at load 13-19), quiet ACKs among
+    # them, and read 0 while the modem already held 40-80 ms: judged by the 0.1 s before it,
+    # it failed (k31, 5 runs at 06:41-06:46); a late look likewise
+    since: float
 
 
 class ModemQueue:
@@ -88,16 +93,18 @@ class ModemQueue:
         self._thread.join(timeout=5)
 
 
-def _looks(reader: UploadQueueReader, seconds: float) -> list[Look]:
+def _looks(reader: UploadQueueReader, seconds: float, since: float | None = None) -> list[Look]:
     looks = []
     due = time.monotonic()
+    last = due if since is None else since
     end = due + seconds
     while due < end:
         due += LOOK_S
         time.sleep(max(0.0, due - time.monotonic()))
         reading = reader.look()
         assert reading is not None
-        looks.append(Look(time.monotonic(), reading.queue_ms, reading.readings))
+        looks.append(Look(time.monotonic(), reading.queue_ms, reading.readings, last))
+        last = looks[-1].at
     return looks
 
 
@@ -131,9 +138,9 @@ def test_the_reading_follows_the_modems_upload_queue(
                 shaper.set_link(Direction.UP, LinkShaping(capacity_bps=int(UP_BPS * 1.4)))
                 shaper.reconcile({})
                 reader.start(_upload_ifb(shaper))
-                rising = _looks(reader, RISE_S)
+                rising = _looks(reader, RISE_S, since=quiet[-1].at)
                 modem_ms = list(zip(queue.times, queue.ms, strict=False))
-                spans = [(look, queue.between(look.at - LOOK_S - (look.queue_ms or 0) / 1000 - 0.01,
+                spans = [(look, queue.between(look.since - (look.queue_ms or 0) / 1000 - 0.01,
                                               look.at - (look.queue_ms or 0) / 1000))
                          for look in rising if look.queue_ms is not None and look.readings >= 3]  # fmt: skip
         finally:
