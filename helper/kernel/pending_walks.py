@@ -252,9 +252,19 @@ class PendingWalks:
 
     def forget_vet(self, slot: int) -> None:
         """slot is given to a process or a scope again: a dump's word on it
-        is void (let go later, it is vetted anew)."""
-        self._vetting.pop(slot, None)
+        is void (let go later, it is vetted anew), and the sweeps for it
+        are not owed (a rule cleared and set again in turn would otherwise
+        sweep every table once per clear)."""
+        if self._vetting.pop(slot, None) is None:
+            self._clean.discard(slot)
+            return
         self._clean.discard(slot)
+        for walk in [walk for walk in self._walks.values() if walk.vet]:
+            swept = bool(walk.sweep)
+            walk.sweep, walk.sweep_after = walk.sweep - {slot}, walk.sweep_after - {slot}
+            walk.draining -= {slot}
+            if swept and not walk.sweep and not walk.sweep_after:
+                self.drop(walk.tgid)  # a sweep for it alone
 
     def clean(self, slot: int) -> bool:
         """Whether a dump found slot on no socket since it was vetted (once:

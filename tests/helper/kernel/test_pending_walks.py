@@ -444,3 +444,31 @@ def test_a_walks_first_part_does_not_list_the_whole_table(kernel_ready: Path) ->
         if holder.stdout is not None:
             holder.stdout.close()
         datapath.close()
+
+
+def test_a_slot_let_go_drains_until_a_dump_says_clean_and_a_slot_given_again_owes_no_sweep() -> (
+    None
+):
+    """PendingWalks.vet (rights31): every process swept for the slot let go,
+    the slot draining until its sweeps end and a dump finds it on no socket;
+    given to a process again meanwhile, its sweeps are not owed."""
+    walks = PendingWalks()
+    walks.add(11, 1, 5, turn_uid=1000)  # a tag walk under way: swept after it
+    walks.vet({3}, [(11, 1, 5), (12, 1, 0), (13, 1, 0)])
+    assert walks.draining_slots() == {3}
+    assert walks.dump_due(0.0) == set(), "dumped before its sweeps ended"
+    assert walks.slots() == {11: 5, 12: 0, 13: 0}
+    walks.forget_vet(3)  # the same rule's slot, given again (cleared and set in turn)
+    assert walks.slots() == {11: 5}, "swept for a slot in use again"
+    assert walks.draining_slots() == set()
+    walks.vet({4}, [(12, 1, 0)])
+    walk = walks.get(12)
+    assert walk is not None and walk.sweep == {4} and walk.vet
+    walks.drop(12)  # its sweep ended
+    assert walks.dump_due(0.0) == {4}
+    walks.vetted(4, again_at=1.0)  # a dump found a socket still carrying it
+    assert walks.dump_due(0.5) == set() and walks.dump_due(1.0) == {4}
+    assert not walks.clean(4)
+    walks.vetted(4)
+    assert walks.draining_slots() == set()
+    assert walks.clean(4) and not walks.clean(4), "clean once: let go again, vetted anew"
