@@ -177,3 +177,32 @@ def test_rtt_of_an_application_in_another_namespace_and_where_it_is(pair: NetnsP
     finally:
         process.kill()
         process.wait(10)
+
+
+def _attribute(kind: int, payload: bytes) -> bytes:
+    return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
+
+
+def test_a_storage_dumps_value_is_read_from_its_nested_attributes() -> None:
+    """sock_diag's INET_DIAG_SK_BPF_STORAGES > SK_DIAG_BPF_STORAGE >
+    MAP_ID, MAP_VALUE (the kernel's nesting): the value, and None for a
+    socket without one or an attribute cut short (a malformed answer is
+    never read past its end)."""
+    from chadthrottle.helper.kernel.socket_diag import (
+        INET_DIAG_SK_BPF_STORAGES,
+        NLA_F_NESTED,
+        SK_DIAG_BPF_STORAGE,
+        SK_DIAG_BPF_STORAGE_MAP_VALUE,
+        storage_value,
+    )
+
+    value = bytes(range(24))
+    storage = _attribute(2, struct.pack("=I", 77)) + _attribute(
+        SK_DIAG_BPF_STORAGE_MAP_VALUE, value
+    )
+    nested = _attribute(INET_DIAG_SK_BPF_STORAGES | NLA_F_NESTED,
+                        _attribute(SK_DIAG_BPF_STORAGE | NLA_F_NESTED, storage))  # fmt: skip
+    message = bytes(72) + _attribute(2, bytes(8)) + nested
+    assert storage_value(message) == value
+    assert storage_value(bytes(72) + _attribute(2, bytes(8))) is None
+    assert storage_value(message[:-8]) is None
