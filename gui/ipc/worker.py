@@ -12,8 +12,10 @@ import contextlib
 import dataclasses
 import inspect
 import logging
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +45,11 @@ CALL_TIMEOUT_S = 30.0  # an interactive polkit prompt may take a while
 # How long quitting waits for the thread: cancelling calls in flight and closing
 # the bus connection takes milliseconds; a user who chose Quit waits no longer.
 STOP_TIMEOUT_S = 1.0
+# A cancel can be lost: Python 3.11's asyncio.wait_for returns the answer of a
+# call that completed in the loop turn its task was cancelled in (CPython
+# gh-86296, fixed in 3.12), and the poll loop went on after stop() gave up on
+# it (flake31). So quitting cancels again this often until each task ended.
+CANCEL_AGAIN_S = 0.02
 # After these the bus connection itself is suspect and is made again.
 # A helper from before SetLimitsPaused answers this: pausing is then unsupported.
 UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
@@ -176,7 +183,9 @@ class HelperWorker:
         self._loop.call_soon_threadsafe(self._cancel_main)
         self._thread.join(timeout_s)
         if self._thread.is_alive():
-            log.warning("helper IPC thread did not stop within %.1f s", timeout_s)
+            frame = sys._current_frames().get(self._thread.ident or 0)
+            where = "".join(traceback.format_stack(frame)) if frame is not None else "?"
+            log.warning("helper IPC thread did not stop within %.1f s, at:\n%s", timeout_s, where)
 
     def set_interval(self, interval_s: float) -> None:
         self._interval_s = interval_s
@@ -251,18 +260,32 @@ class HelperWorker:
         except asyncio.CancelledError:
             pass
         finally:
+            # the calls first: cancelled, none fails over to a new connection
+            self._loop.run_until_complete(self._cancel_the_rest())
             self._loop.run_until_complete(self._close_client())
-            pending = asyncio.all_tasks(self._loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
 
     def _cancel_main(self) -> None:
-        if self._main_task is not None:
-            self._main_task.cancel()
+        """Cancel the poll loop, and again until it ended (CANCEL_AGAIN_S)."""
+        task = self._main_task
+        if task is not None and not task.done():
+            task.cancel()
+            self._loop.call_later(CANCEL_AGAIN_S, self._cancel_main)
+
+    @staticmethod
+    async def _cancel_the_rest() -> None:
+        """Cancel every other task (fetches, limit requests, calls), again until
+        each ended (CANCEL_AGAIN_S); what they raised is read, not warned of."""
+        this, seen = asyncio.current_task(), set()
+        while tasks := [task for task in asyncio.all_tasks() if task is not this]:
+            seen.update(tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=CANCEL_AGAIN_S)
+        for task in seen:
+            if not task.cancelled():
+                task.exception()
 
     def _set_wake(self) -> None:
         if self._wake is not None:
