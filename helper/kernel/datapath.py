@@ -260,24 +260,29 @@ def _carrying(slots: set[int]) -> Callable[[bytes, int, int], tuple[int, tuple[i
     return parse
 
 
-def _namespaces() -> list[str | None]:
+def _namespaces() -> list[int | None]:
     """The network namespaces processes are in, once each: None for the
-    helper's own, else a /proc/PID/ns/net path to enter it by."""
+    helper's own, else an fd that holds it (the caller closes it: a
+    StorageDump does)."""
     own = os.readlink("/proc/self/ns/net")
     seen: set[str] = {own}
-    paths: list[str | None] = [None]
+    held: list[int | None] = [None]
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        path = f"/proc/{name}/ns/net"
         try:
-            namespace = os.readlink(path)
+            namespace = os.readlink(f"/proc/{name}/ns/net")
+            if namespace in seen:
+                continue
+            fd = os.open(f"/proc/{name}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
+            continue  # exited: its namespace is another process's too, or gone
+        if os.readlink(f"/proc/self/fd/{fd}") != namespace:  # another process under the pid
+            os.close(fd)
             continue
-        if namespace not in seen:
-            seen.add(namespace)
-            paths.append(path)
-    return paths
+        seen.add(namespace)
+        held.append(fd)
+    return held
 
 
 def _verifier_refused(error: BackendUnavailable) -> bool:

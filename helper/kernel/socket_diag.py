@@ -257,7 +257,9 @@ def _storage_request(family: int, protocol: int, seq: int, map_fd: int) -> bytes
 class StorageDump:
     """A dump of the sk_storage map map_fd's values on every TCP socket (IPv4
     and IPv6, any state: those waiting in an accept queue too) of the
-    network namespaces given (None: the caller's; else a path to enter), read
+    network namespaces given (None: the caller's; else an fd of ours that
+    holds it, closed once dumped: a namespace whose processes exit meanwhile
+    is still entered, never taken for one without sockets), read
     a netlink answer at a time until a deadline and gone on with later (the
     kernel keeps a dump's place in its socket): a user chooses how many
     sockets there are, and the engine reads under its lock (found 15,000
@@ -265,7 +267,7 @@ class StorageDump:
     (key, value or None) fills found. UDP sockets are not dumped: the
     kernel's udp_diag gives no storage (6.18 here). Needs CAP_NET_ADMIN."""
 
-    def __init__(self, map_fd: int, parse: Any, namespaces: list[str | None]) -> None:
+    def __init__(self, map_fd: int, parse: Any, namespaces: list[int | None]) -> None:
         self._map_fd, self._parse = map_fd, parse
         self._namespaces = list(namespaces)
         self._families: list[int] = []
@@ -282,12 +284,14 @@ class StorageDump:
                 if not self._namespaces:
                     return True
                 namespace = self._namespaces.pop(0)
-                self._sock = (
-                    _diag_socket() if namespace is None else in_netns(namespace, _diag_socket)
-                )
+                if namespace is None:
+                    self._sock = _diag_socket()
+                else:
+                    self._sock = in_netns(f"/proc/self/fd/{namespace}", _diag_socket)
+                    os.close(namespace)
                 if self._sock is None:
-                    self.failed = f"no dump of {namespace}"
-                    self._namespaces.clear()
+                    self.failed = "a namespace not entered"
+                    self.close()
                     return True
                 self._families = [socket.AF_INET, socket.AF_INET6]
             if not self._reading:
@@ -311,6 +315,9 @@ class StorageDump:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        for namespace in self._namespaces:
+            if namespace is not None:
+                os.close(namespace)
         self._namespaces.clear()
 
     def _message(self, payload: bytes) -> tuple[Any, Any]:
