@@ -52,8 +52,11 @@ REMEMBERED_PROCESSES = 8192
 # The connector's socket buffer: the events of a helper held up wait there
 # (an event takes about 850 bytes of it); what comes once it is full is lost
 # (ProcessLineage.events_lost). Asked for past net.core.rmem_max, which caps
-# SO_RCVBUF (212,992 bytes on a stock machine: about 500 events).
-RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+# SO_RCVBUF (212,992 bytes on a stock machine: about 500 events). All kinds
+# listened to, a program's run is about four events (fork, exec, comm, exit)
+# where forks and execs were two: twice the 4 MB once asked for, so a helper
+# may be held up as long as before (taken only while events wait).
+RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024
 SO_RCVBUFFORCE = 33  # SO_RCVBUF, for CAP_NET_ADMIN: not capped (not in Python's socket)
 # A fork's event is stamped after the child's start is (both in copy_process,
 # the event later by microseconds, or by a preemption under load): a child
