@@ -176,9 +176,14 @@ def _period_note(client: BlockingHelperClient, app_id: str, direction: Direction
     import os
 
     from chadthrottle.cli.output import quota_period_words  # only this verb needs it
+    from chadthrottle.helper_errors import HelperClientError
 
     asked = {direction.value} if direction else {d.value for d in Direction}
-    rules = [r for r in client.list_rules() if r.app_id == app_id and r.direction in asked
+    try:
+        listed = client.list_rules()
+    except HelperClientError:  # the quota is set: a failed read back does not undo that
+        return ""
+    rules = [r for r in listed if r.app_id == app_id and r.direction in asked
              and r.quota_period_start]  # fmt: skip
     rules.sort(key=lambda r: r.owner != os.getuid())
     return f"; this period: {quota_period_words(rules[0])}" if rules else ""

@@ -218,3 +218,41 @@ def test_list_processes_and_watch_say_measuring_where_the_helper_has_no_rate_yet
     )
     (listed,) = json.loads(ctl.to_json([app]))
     assert listed["down_measuring"] is True
+
+
+class _Quotas:
+    """SetQuota answered; ListRules as given, or refused."""
+
+    def __init__(self, rules: list[RuleInfo] | None) -> None:
+        self.rules = rules
+
+    def set_quota(self, app: str, *_args: object, **_kwargs: object) -> str:
+        return app
+
+    def list_rules(self) -> list[RuleInfo]:
+        if self.rules is None:
+            from chadthrottle.helper_errors import HelperClientError
+
+            raise HelperClientError("org.freedesktop.DBus.Error.NoReply", "scripted")
+        return self.rules
+
+
+def test_quota_says_the_period_on_the_helpers_clock_and_is_done_without_it() -> None:
+    """gui31 (API 8): `quota` says the current period as the helper counts it;
+    an older helper's rules say none, and a read back that fails leaves the
+    quota set as said (not an error of the set)."""
+    from chadthrottle.cli.gates import run_gate
+
+    arguments = argparse.Namespace(command="quota", app="app:x", direction=Direction.DOWN, scope=None,
+                                   off=False, then="block", size=5_000_000, per="day", reset=0)  # fmt: skip
+    rule = RuleInfo("app:x", "down", 0, 0, ADMIN_OWNER, True, quota_bytes=5_000_000, quota_period="day",
+                    quota_period_start=1_800_000_000, quota_period_end=1_800_086_400,
+                    quota_start_offset_s=13 * 3600, quota_end_offset_s=13 * 3600)  # fmt: skip
+    said = run_gate(_Quotas([rule]), arguments)  # type: ignore[arg-type]
+    assert said.endswith(
+        "; this period: 2027-01-15 21:00 UTC+13:00 to 2027-01-16 21:00 UTC+13:00"
+    ), said
+    older = dataclasses.replace(rule, quota_period_start=0, quota_period_end=0)
+    plain = "app:x: down quota of 5.00 MB per day, then blocked"
+    assert run_gate(_Quotas([older]), arguments) == plain  # type: ignore[arg-type]
+    assert run_gate(_Quotas(None), arguments) == plain  # type: ignore[arg-type]
