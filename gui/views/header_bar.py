@@ -8,7 +8,7 @@ from chadthrottle.gui.views.app_table import tabular_font
 from chadthrottle.gui.views.steady_text import fix_to_widest, widest_rates
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QEvent, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QMenu, QToolButton, QWidget
 
 TOTALS_GAP = "   "  # between the download and the upload rate
@@ -25,6 +25,26 @@ UNIT_LABELS: dict[UnitSystem, str] = {
     UnitSystem.BITS_DECIMAL: "Bits, decimal (Mbit/s)",
     UnitSystem.BITS_BINARY: "Bits, binary (Mibit/s)",
 }
+
+
+FILTER_WORDS, FILTER_SHORT = "Filter apps…  (Ctrl+F)", "Filter apps…"
+
+
+class FilterField(QLineEdit):
+    """The filter box; narrower than its words (the window at its least, 1x
+    and 2x) it says them short: "Filter apps… (C…" was cut mid-shortcut (gui31)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setPlaceholderText(FILTER_WORDS)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        room = self.width() - 16  # its frame and text margins
+        fits = self.fontMetrics().horizontalAdvance(FILTER_WORDS) <= room
+        words = FILTER_WORDS if fits else FILTER_SHORT
+        if words != self.placeholderText():
+            self.setPlaceholderText(words)
 
 
 class HeaderBar(QWidget):
@@ -49,8 +69,7 @@ class HeaderBar(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.25)
         font.setBold(True)
         title.setFont(font)
-        self.filter = QLineEdit(self)
-        self.filter.setPlaceholderText("Filter apps…  (Ctrl+F)")
+        self.filter = FilterField(self)
         self.filter.setAccessibleName("Filter applications")
         self.filter.setClearButtonEnabled(True)
         for button in self.filter.findChildren(QToolButton):  # Qt's own clear button
