@@ -620,7 +620,7 @@ class Datapath:
             ):
                 # the old slot (an administrator's) took sockets the user's may not: given back
                 if later:  # by the walk's sweep after its tag (give_back below)
-                    give_back = frozenset(carried - {app_slot, 0})
+                    give_back |= carried - {app_slot, 0}
                 else:
                     tag_open_sockets(self._maps["socket_tags"].fd, tgid, 0,
                                      NO_CAPS if was != NO_CAPS else None, was, None, took)  # fmt: skip
