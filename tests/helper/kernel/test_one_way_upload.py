@@ -113,6 +113,10 @@ def _upload_ifb(shaper: TcShaper) -> int:
     return int(ifindex)
 
 
+# Judged look by look against the modem's own queue: another lane's load delays the looks
+# (failed at load 13-19 in both families, passing at 5-14; k31 and review34a in
+# docs/benchmarks/priorities.md), so it runs with the machine_alone tests.
+@pytest.mark.machine_alone
 @pytest.mark.parametrize("family", ["IPv4", "IPv6"])
 def test_the_reading_follows_the_modems_upload_queue(
     pair: NetnsPair, shaper: TcShaper, datapath: Datapath, family: str
