@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import hashlib
 import logging
 import os
 import platform
@@ -157,6 +158,34 @@ def kernel_source_dir(
         target.parent.mkdir(parents=True, exist_ok=True)
         _merge_tree(common, arch, target, stopping)
     return target
+
+
+def header_tree_identity() -> str:
+    """Which header tree bcc compiles against (BCC_KERNEL_SOURCE, else the tree
+    kernel_source_dir would give), named without merging one: its version.h
+    followed through a merged tree's symlinks to the installed file, and that
+    file's SHA-256. Part of the program cache's key (program_cache.cache_key):
+    under the unit (ProtectKernelModules) the tree is Debian's newest
+    linux-headers halves whatever kernel runs, so upgrading them changes what
+    a build gives (a compile failure they caused is tried again, review34a).
+    "none" where there is no tree, "unreadable: ..." where its version.h is not."""
+    named = os.environ.get("BCC_KERNEL_SOURCE")
+    if named:
+        tree: Path | None = Path(named)
+    else:
+        tree = _own_headers()
+        if tree is None:
+            halves = _debian_halves()
+            tree = None if halves is None else halves[1]  # version.h is in the arch half
+    if tree is None:
+        return "none"
+    version = tree / "include" / "generated" / "uapi" / "linux" / "version.h"
+    try:
+        real = version.resolve()
+        digest = hashlib.sha256(real.read_bytes()).hexdigest()
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+    return f"{real}, {digest}"
 
 
 def prepare_bcc_environment(cache_dir: Path = DEFAULT_CACHE_DIR) -> None:

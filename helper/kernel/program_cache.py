@@ -3,9 +3,9 @@
 Compiling bpf/datapath.c with bcc takes about 0.8 s and leaves LLVM mapped in
 the process that did it. The helper instead loads a ProgramSet: read from
 CACHE_FILE when it was built for this kernel (release and build), these
-sources (every file in bpf/), these compile flags and this bcc with its LLVM
-(compiler_identity.py), else built by program_build.py in a child process and
-stored.
+sources (every file in bpf/), these compile flags, this bcc with its LLVM
+(compiler_identity.py) and this kernel header tree (bcc_env.header_tree_identity),
+else built by program_build.py in a child process and stored.
 
 The programs with the upload's one-way reading are kept in CACHE_FILE, those
 without it (built where the kernel refused the others: datapath.py) in
@@ -41,7 +41,7 @@ from typing import Any
 
 from chadthrottle.helper.errors import BackendUnavailable, raise_if_stopping
 from chadthrottle.helper.kernel import task_offsets
-from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
+from chadthrottle.helper.kernel.bcc_env import header_tree_identity, kernel_source_dir
 from chadthrottle.helper.kernel.compiler_identity import compiler_identity
 from chadthrottle.helper.kernel.program_set import InvalidProgramSet, ProgramSet
 from chadthrottle.helper.kernel.task_offsets import VMLINUX_BTF, read_btf
@@ -80,7 +80,8 @@ class CompileFailed(BackendUnavailable):
     """The compiler refused the source: its diagnostics name an error in it
     (clang's "FILE:LINE:COLUMN: error: ..."), the same again for the same key.
     Not a build killed, timed out or stopped, nor a "fatal error" (a header
-    missing from the kernel's header tree, which the key does not hold)."""
+    missing from the kernel's header tree: the key names the tree, by its
+    version.h, not whether it is whole)."""
 
     def __init__(self, message: str, error_line: str) -> None:
         super().__init__(message)
@@ -118,7 +119,8 @@ def cache_key(
     sources = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
                for path in sorted(source_dir.iterdir()) if path.suffix in (".c", ".h")}  # fmt: skip
     return {"format": CACHE_FORMAT, "kernel_release": release, "kernel_version": version, "bcc": _bcc_version(),
-            "compiler": compiler_identity(), "sources": sources, "cflags": cflags}  # fmt: skip
+            "compiler": compiler_identity(), "headers": header_tree_identity(), "sources": sources,
+            "cflags": cflags}  # fmt: skip
 
 
 def _check_trusted(info: os.stat_result, what: str) -> None:

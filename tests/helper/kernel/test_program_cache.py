@@ -288,3 +288,46 @@ def test_the_key_names_the_llvm_this_machines_bcc_links() -> None:
     identity = compiler_identity()
     assert identity["libbcc.so.0"] != "not found", identity
     assert any(name.startswith("libLLVM") for name in identity), identity
+
+
+def _header_tree(root: Path, version_h: str) -> Path:
+    """A kernel header tree's version.h (all the key reads of it), as Debian installs
+    it, and a tree of symlinks to it as bcc_env merges Debian's halves."""
+    installed = root / "usr-src" / "include" / "generated" / "uapi" / "linux"
+    installed.mkdir(parents=True)
+    (installed / "version.h").write_text(version_h)
+    merged = root / "merged" / "include" / "generated" / "uapi" / "linux"
+    merged.mkdir(parents=True)
+    (merged / "version.h").symlink_to(installed / "version.h")
+    return root / "merged"
+
+
+def test_another_kernel_header_tree_is_another_key(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key names the header tree bcc compiles against (its version.h, through the
+    merged tree's symlinks to the installed file): the unit's is Debian's newest
+    linux-headers whatever kernel runs, so a compile failure the headers caused,
+    remembered, is tried afresh once they are upgraded. Before review34a the key had
+    no such field and the refusal stood; two merged trees of one install are one key."""
+    source_dir = bpf_source_dir()
+    old = _header_tree(tmp_path / "6.1.0-57", "#define LINUX_VERSION_SUBLEVEL 158\n")
+    monkeypatch.setenv("BCC_KERNEL_SOURCE", str(old))
+    on_old = cache_key(source_dir, ["-DX=1"])
+    assert on_old["headers"].startswith(str(tmp_path / "6.1.0-57" / "usr-src")), on_old["headers"]
+    said = "the BPF programs did not compile: datapath.c:1:2: error: no member named 'x'"
+    remember_refused(cache_dir, on_old, said, CACHE_FILE)
+    again = tmp_path / "again"
+    (again / "include" / "generated" / "uapi" / "linux").mkdir(parents=True)
+    (again / "include" / "generated" / "uapi" / "linux" / "version.h").symlink_to(
+        tmp_path / "6.1.0-57" / "usr-src" / "include" / "generated" / "uapi" / "linux" / "version.h"
+    )
+    monkeypatch.setenv("BCC_KERNEL_SOURCE", str(again))
+    with pytest.raises(KnownRefused):  # the same install through another merged tree
+        read_cached(cache_dir, cache_key(source_dir, ["-DX=1"]))
+    new = _header_tree(tmp_path / "6.1.0-58", "#define LINUX_VERSION_SUBLEVEL 159\n")
+    monkeypatch.setenv("BCC_KERNEL_SOURCE", str(new))
+    on_new = cache_key(source_dir, ["-DX=1"])
+    assert on_new["kernel_release"] == on_old["kernel_release"] and on_new != on_old
+    with pytest.raises(CacheRefused, match="another kernel"):
+        read_cached(cache_dir, on_new)
