@@ -393,6 +393,9 @@ class Datapath:
         self._vet_dump: StorageDump | None = None
         self._vet_dump_slots: set[int] = set()
         self._given: set[int] = set()  # slots given to a process or a scope since last let go
+        # slot -> the caps its TCP sockets were held to since it was last released: a
+        # vet lifts them from a socket passed on (retag_carrying; review34b R1)
+        self._caps_had: dict[int, SocketCaps] = {}
 
     @property
     def cgroup_root(self) -> Path:
@@ -678,8 +681,10 @@ class Datapath:
             with pausing(self._between_walks), budgeted(cursor):
                 if walk.sweep:
                     owner = self._made_by_of_tgid.get(walk.tgid) if walk.vet else made_by
+                    lift = self._lift_of(walk.was, walk.sweep if walk.vet else ())
                     retag_carrying(self._maps["socket_tags"].fd, walk.tgid, walk.sweep, walk.slot,
-                                   owner, vet=walk.vet, lift=walk.was)  # fmt: skip
+                                   owner, vet=walk.vet, lift=lift, caps=caps,
+                                   by_namespace=shares)  # fmt: skip
                 elif walk.capped_only:
                     cap_open_sockets(walk.tgid, caps, walk.was, shares, made_by)
                 else:
@@ -697,6 +702,17 @@ class Datapath:
                 self._accept_queues.after_walk(walk.tgid, walk.start, walk.seen, walk.was)
         self._pending_walks.save()
         return len(self._pending_walks)
+
+    def _lift_of(self, was: SocketCaps, vetted: Iterable[int]) -> SocketCaps:
+        """The caps a sweep lifts from a socket it retags: its walk's (was),
+        and a vet's also what the slots it looks for (vetted) held sockets to:
+        one passed to another user's process keeps the pacing and clamp set on it."""
+        lift = was
+        for slot in vetted:
+            had = self._caps_had.get(slot, NO_CAPS)
+            lift = SocketCaps(max(lift.pacing_bps, had.pacing_bps),
+                              max(lift.window_bps, had.window_bps))  # fmt: skip
+        return lift
 
     def _processes_of(
         self, made_by: int | None, turn_uid: int | None
@@ -730,11 +746,13 @@ class Datapath:
         for slot in set(slots) - {0}:
             if slot not in self._given:  # on no socket since it was last let go
                 ready.add(slot)
+                self._caps_had.pop(slot, None)
             elif slot in walked or slot in in_use or slot in self._pending_walks.vetting():
                 continue
             elif self._pending_walks.clean(slot):
                 ready.add(slot)
                 self._given.discard(slot)
+                self._caps_had.pop(slot, None)
             else:
                 vet.add(slot)
         if vet:
@@ -871,6 +889,9 @@ class Datapath:
                                                            min(caps.window_bps, 0xFFFFFFFF)))  # fmt: skip
         if caps != NO_CAPS:
             self._caps_of_slot[app_slot] = caps
+            had = self._caps_had.get(app_slot, NO_CAPS)
+            self._caps_had[app_slot] = SocketCaps(max(had.pacing_bps, caps.pacing_bps),
+                                                  max(had.window_bps, caps.window_bps))  # fmt: skip
         else:
             self._caps_of_slot.pop(app_slot, None)
         self._write_namespace_sockets(app_slot)

@@ -363,7 +363,8 @@ def tag_open_sockets(
 
 def retag_carrying(
     map_fd: int, pid: int, carried: frozenset[int], app_slot: int, made_by: int | None = None,
-    *, vet: bool = False, lift: SocketCaps = NO_CAPS,
+    *, vet: bool = False, lift: SocketCaps = NO_CAPS, caps: SocketCaps = NO_CAPS,
+    by_namespace: Mapping[int, int] | None = None,
 ) -> int:  # fmt: skip
     """Give app_slot to each inet socket of pid (made_by: that uid made) that
     carries one of the carried slots, and leave every other one as it is: a
@@ -371,8 +372,12 @@ def retag_carrying(
     walk it outlived (pending_walks.py, a sweep). vet: every socket
     carrying one, whoever made it: app_slot where it takes that socket
     (made_by None, or that uid made it), else none (a slot let go, and
-    this socket another's: passed on, pending_walks.PendingWalks.vet), and
-    lift: the caps such a one may hold, lifted. How many were written."""
+    this socket another's: passed on, pending_walks.PendingWalks.vet).
+    lift: the caps such a one may hold (the carried slots'), lifted from an
+    untagged one; a vet also holds one retagged to caps (app_slot's, shares
+    by_namespace), lifting lift: a TCP socket keeps the pacing and window
+    clamp set on it, and a passed one under another user's process kept a
+    cleared rule's for ever (review34b R1). How many were written."""
     written = 0
     for sock_fd, kind in _open_inet_sockets(pid, None if vet else made_by):
         tag, key = SockTag(), ctypes.c_int(sock_fd)
@@ -382,8 +387,12 @@ def retag_carrying(
             tag.app_slot = app_slot if not vet or _made_by(sock_fd, made_by) else 0
             bpf_maps.update(map_fd, key, tag)
             written += 1
-            if not tag.app_slot and lift != NO_CAPS and kind == socket.SOCK_STREAM:
+            if kind != socket.SOCK_STREAM:
+                continue
+            if not tag.app_slot and lift != NO_CAPS:
                 cap_socket(sock_fd, NO_CAPS, lift)
+            elif vet and tag.app_slot and (caps != NO_CAPS or lift != NO_CAPS):
+                cap_socket(sock_fd, caps, lift, by_namespace)
         except OSError as error:
             log.debug("could not retag fd %d of pid %d: %s", sock_fd, pid, error.strerror)
     return written

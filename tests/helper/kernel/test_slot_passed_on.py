@@ -21,12 +21,14 @@ from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel import bpf_maps
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.datapath import VET_AGAIN_S, Datapath
-from chadthrottle.helper.kernel.layout import SockTag
+from chadthrottle.helper.kernel.layout import SocketCaps, SockTag
+from chadthrottle.helper.kernel.socket_tagging import UNCAPPED_PACING, UNCLAMPED_WINDOW
 
 from tests.helper.kernel.test_process_keys import SLOT
 from tests.support.waiting import eventually
 
 USER_A, USER_B = 61001, 61002
+SO_MAX_PACING_RATE = 47  # not in Python's socket module
 CALLS = 500  # walk_pending calls an untag walk may take here (each WALK_BUDGET_S at most)
 RELEASED_IN_S = 5 * VET_AGAIN_S  # the sweep, then a dump; a found socket dumped again so late
 
@@ -184,3 +186,56 @@ def test_a_connection_waiting_in_an_accept_queue_keeps_its_listeners_slot_draini
             client.close()
         server.kill()
         server.wait()
+
+
+def _caps_on(pid: int, fd: int) -> tuple[int, int]:
+    """(SO_MAX_PACING_RATE, TCP_WINDOW_CLAMP) of pid's socket fd, as the kernel holds them."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        with socket.socket(fileno=pidfd_getfd(pidfd, fd)) as sock:
+            pacing = int.from_bytes(sock.getsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, 8),
+                                    "little")  # fmt: skip
+            return pacing, int(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP))
+    finally:
+        os.close(pidfd)
+
+
+def test_a_passed_socket_keeps_no_caps_of_the_rule_it_was_made_under(
+    datapath: Datapath, listener: socket.socket
+) -> None:
+    """Pacing and a window clamp are set on the socket itself (cap_socket,
+    chadt_sockops), not read from its tag: user A's paced rule's TCP socket,
+    passed to user B's process and retagged with none by the vet, was still
+    paced at A's rate (124,801 B/s of 125,000) once the slot was let go: B's
+    socket held to A's cleared rule for ever (review34b R1). The vet lifts the
+    caps the slot held sockets to."""
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sender = _as(USER_A, SENDER, left)
+    receiver = _as(USER_B, RECEIVER, right)
+    try:
+        assert sender.stdin and sender.stdout and receiver.stdin and receiver.stdout
+        start = read_start(sender.pid)
+        assert start is not None
+        datapath.set_slot_owners({SLOT: USER_A})
+        datapath.set_slot_caps(SLOT, SocketCaps(pacing_bps=125_000, window_bps=125_000))
+        datapath.set_process_slot(sender.pid, SLOT, start)
+        sender.stdin.write(f"{listener.getsockname()[1]}\n")
+        sender.stdin.flush()
+        assert sender.stdout.readline().strip() == "passed"
+        tcp_fd, _udp_fd = (int(fd) for fd in receiver.stdout.readline().split())
+        pacing, clamp = _caps_on(receiver.pid, tcp_fd)
+        assert pacing < UNCAPPED_PACING and clamp < UNCLAMPED_WINDOW  # A's rule's, on B's socket
+
+        datapath.set_process_slot(sender.pid, 0, start, later=True)  # A's rule cleared
+        datapath.set_slot_caps(SLOT, SocketCaps(), later=True)
+        datapath.set_slot_owners({})
+        _until_released(datapath, lambda: {tcp_fd: _slot_of(datapath, receiver.pid, tcp_fd)})
+        pacing, clamp = _caps_on(receiver.pid, tcp_fd)
+        assert pacing >= UNCAPPED_PACING, f"B's socket still paced at {pacing} B/s by A's rule"
+        assert clamp > 125_000, f"B's socket's window still clamped to {clamp} bytes by A's rule"
+    finally:
+        for process in (sender, receiver):
+            process.kill()
+            process.wait()
+        left.close()
+        right.close()
