@@ -74,7 +74,12 @@ from chadthrottle.helper.kernel.ownership import (
     acquire_shared,
     dead_records,
 )
-from chadthrottle.helper.kernel.pending_walks import WALK_BUDGET_S, PendingWalks, record_of
+from chadthrottle.helper.kernel.pending_walks import (
+    VET_AGAIN_S,  # noqa: F401  (tests and benches read it here)
+    WALK_BUDGET_S,
+    PendingWalks,
+    record_of,
+)
 from chadthrottle.helper.kernel.program_build import (
     bpf_source_dir,
     compile_flags,
@@ -117,9 +122,6 @@ _CapsValue = ctypes.c_uint32 * 2  # struct socket_caps: pacing_bps, window_bps
 # its tags (windows_first in bpf/datapath.c): past the engine's longest wait
 # for the old windows (core.WINDOW_DRAIN_MAX_S), after which the tags' caps hold them.
 WINDOW_FIRST_S = 2.0
-# A slot let go that a dump found still on a socket (waiting to be accepted,
-# passed on after its sweep): dumped again this much later (release_ready).
-VET_AGAIN_S = 1.0
 # (key type, value type) of each map the helper touches; checked against the loaded maps' sizes.
 _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "slot_by_tgid": (ctypes.c_uint32, OwnedSlot),
@@ -770,8 +772,11 @@ class Datapath:
         tags in every network namespace a process is in (an accept queue's
         connections are in no table), read until deadline and gone on with
         at the next call. One found still carrying a slot keeps it draining
-        and dumped again VET_AGAIN_S later, the tables swept again if it is
-        in one (passed on after its sweep); a dump that failed keeps them
+        and dumped again VET_AGAIN_S later, the wait doubling while nothing
+        new is found; the tables are swept again for a socket in a file
+        (passed on after its sweep) not swept for yet, else only at the
+        flight wait (PendingWalks.dumped: a socket kept in flight does not
+        sweep every process every second); a dump that failed keeps them
         all draining (a slot is never another's while unknown)."""
         now = time.monotonic()
         if self._vet_dump is None:
@@ -789,21 +794,30 @@ class Datapath:
         if dump.failed:
             log.warning("the sockets' tags not dumped (%s): slots %s drain on", dump.failed,
                         sorted(slots))  # fmt: skip
-        carriers: dict[int, set[int]] = {}
-        for slot, inode in dump.found.values():
-            carriers.setdefault(slot, set()).add(inode)
-        again = set()
-        for slot in slots:
-            if slot not in self._pending_walks.vetting():
-                continue  # given to a process or a scope meanwhile (forget_vet)
-            if dump.failed or slot in carriers:
-                self._pending_walks.vetted(slot, now + VET_AGAIN_S)
-                if any(carriers.get(slot, ())):  # in some process's table
-                    again.add(slot)
-            else:
-                self._pending_walks.vetted(slot)
+        in_file: dict[int, set[int]] = {}
+        queued: set[int] = set()
+        for cookie, (slot, inode) in dump.found.items():
+            if inode:  # in some process's table, or in flight
+                in_file.setdefault(slot, set()).add(cookie)
+            else:  # waiting in an accept queue
+                queued.add(slot)
+        again = self._pending_walks.dumped(slots, in_file, queued, bool(dump.failed), now)
         if again:
             self._pending_walks.vet(again, self._processes_of(None, None))
+
+    @property
+    def vet_again_max_s(self) -> float:
+        """The longest wait between a let-go slot's dumps, and between the
+        sweeps for the sockets in flight that carry one (PendingWalks.dumped)."""
+        return self._pending_walks.again_max_s
+
+    @vet_again_max_s.setter
+    def vet_again_max_s(self, seconds: float) -> None:
+        self._pending_walks.again_max_s = seconds
+
+    def in_flight_slots(self) -> set[int]:
+        """The let-go slots only sockets in no table a sweep read carry (in flight)."""
+        return self._pending_walks.in_flight()
 
     def pending_walks(self) -> dict[int, int]:
         """tgid -> slot, of the processes whose open sockets wait to be tagged."""

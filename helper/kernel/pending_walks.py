@@ -29,7 +29,11 @@ unix socket, inherited across a setuid exec, waiting in an accept queue)
 may carry a slot its walks no longer drain: before the engine gives a slot
 to another rule, every process is swept for it and the sockets' tags are
 dumped (vet; Datapath.release_ready), the slot draining until a dump finds
-it on none (rights31). Sockets walked nowhere yet keep the
+it on none (rights31). A socket kept in flight (sent over a unix socket,
+never received) is found by every dump, in no table: every process is swept
+again for it only at a flight wait doubling to again_max_s, not at every
+dump (dumped; rights31b), and a user's slots held so count against their
+bound on rules (Apply.held_cleared). Sockets walked nowhere yet keep the
 caps they had (was): a killed helper's successor lifts them (owed_text,
 parse_owed: the record Datapath keeps in /run).
 """
@@ -38,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain, zip_longest
 from pathlib import Path
@@ -53,6 +57,15 @@ log = logging.getLogger("chadthrottle.kernel.pending_walks")
 # Walking per call (a tick, a change, a new socket owner): about 12,000
 # non-socket descriptors here (rights28: 150 ms for 19,000).
 WALK_BUDGET_S = 0.1
+# A slot let go that a dump found still on a socket (waiting to be accepted,
+# passed on after its sweep, in flight): dumped again this much later, the
+# wait doubling while the dumps find only what they found before, up to
+# VET_AGAIN_MAX_S; the tables swept again for a carrier found in a file
+# (some table, or in flight) only when it is one not swept for yet, else
+# once per flight wait (doubling to VET_AGAIN_MAX_S: a socket in flight
+# received since is retagged that late), for every such slot at once.
+VET_AGAIN_S = 1.0
+VET_AGAIN_MAX_S = 64.0
 
 
 @dataclass
@@ -98,6 +111,15 @@ class PendingWalks:
         # whether any still carries it (vet): draining until one says none
         self._vetting: dict[int, float] = {}
         self._clean: set[int] = set()  # vetted slots a dump found on no socket
+        # slot -> the cookies of the sockets in a file carrying it a dump found,
+        # every table swept for them since (found again: in flight, or passed on
+        # behind a sweep: swept for again only at the flight wait)
+        self._seen: dict[int, set[int]] = {}
+        self._wait: dict[int, float] = {}  # slot -> its dumps' back-off
+        self._in_flight: set[int] = set()  # slots only carriers already swept for carry
+        self._flight_wait = 2 * VET_AGAIN_S
+        self._flight_due = 0.0
+        self.again_max_s = VET_AGAIN_MAX_S  # the longest wait between dumps, and sweeps
 
     def save(self) -> None:
         """Keep owed() in the record, if it changed: a helper killed mid-walk
@@ -122,6 +144,9 @@ class PendingWalks:
         self._walks.clear()
         self._vetting.clear()
         self._clean.clear()
+        self._seen.clear()
+        self._wait.clear()
+        self._in_flight.clear()
         self.save()
 
     def resume(self) -> int:
@@ -234,18 +259,80 @@ class PendingWalks:
             walk.sweep_after |= carried
 
     def dump_due(self, now: float) -> set[int]:
-        """The vetted slots no walk drains now whose dump is due."""
+        """The vetted slots no walk drains now, if the dump of one is due:
+        each dump looks at all of them (one dump, whoever's slots they are)."""
         walked = self.walk_draining()
-        return {slot for slot, due in self._vetting.items() if slot not in walked and due <= now}
+        waiting = {slot: due for slot, due in self._vetting.items() if slot not in walked}
+        return set(waiting) if any(due <= now for due in waiting.values()) else set()
 
     def vetted(self, slot: int, again_at: float | None = None) -> None:
         """A dump found no socket carrying slot (again_at None): it drains no
         more (clean); else its next dump is due at again_at."""
         if again_at is None:
             self._vetting.pop(slot, None)
+            self._forget_found(slot)
             self._clean.add(slot)
         else:
             self._vetting[slot] = again_at
+
+    def dumped(self, slots: Iterable[int], in_file: Mapping[int, set[int]], queued: set[int],
+               failed: bool, now: float) -> set[int]:  # fmt: skip
+        """A dump of slots' tags ended: in_file: slot -> the cookies of the
+        sockets carrying it that have a file (in some table, or in flight:
+        the dump cannot tell), queued: the slots a connection waiting in an
+        accept queue carries (no file), failed: not every namespace read.
+        A slot found on none is clean; else dumped again later (its wait
+        doubling while nothing new is found). The slots whose tables are
+        swept again now (vet): those carried by a socket in a file not swept
+        for yet, and, once per flight wait, every slot only such sockets
+        carry (one received since is in a table now: retagged)."""
+        sweep: set[int] = set()
+        for slot in slots:
+            if slot not in self._vetting:
+                continue  # given to a process or a scope meanwhile (forget_vet)
+            found = in_file.get(slot, set())
+            if not failed and not found and slot not in queued:
+                self.vetted(slot)
+                continue
+            if not found:
+                self._in_flight.discard(slot)
+            seen = self._seen.setdefault(slot, set())
+            if not failed:
+                seen &= found  # gone ones: a cookie is never another socket's
+            if found - seen:
+                seen |= found
+                self._in_flight.discard(slot)
+                self._wait[slot] = VET_AGAIN_S
+                sweep.add(slot)
+            else:
+                if found:
+                    self._start_flight(slot, now)
+                if self._vetting[slot] > now:
+                    continue  # dumped early, with a slot that was due: its wait stands
+                wait = self._wait.get(slot)
+                self._wait[slot] = VET_AGAIN_S if wait is None or failed else min(
+                    2 * wait, self.again_max_s)  # fmt: skip
+            self._vetting[slot] = now + self._wait[slot]
+        if self._in_flight and now >= self._flight_due:
+            sweep |= self._in_flight
+            self._flight_wait = min(2 * self._flight_wait, self.again_max_s)
+            self._flight_due = now + self._flight_wait
+        return sweep
+
+    def _start_flight(self, slot: int, now: float) -> None:
+        if not self._in_flight:  # the first: its sweep after a flight wait
+            self._flight_wait = 2 * VET_AGAIN_S
+            self._flight_due = now + self._flight_wait
+        self._in_flight.add(slot)
+
+    def in_flight(self) -> set[int]:
+        """The vetted slots only sockets every table was swept for carry."""
+        return set(self._in_flight)
+
+    def _forget_found(self, slot: int) -> None:
+        self._seen.pop(slot, None)
+        self._wait.pop(slot, None)
+        self._in_flight.discard(slot)
 
     def vetting(self) -> set[int]:
         return set(self._vetting)
@@ -255,6 +342,7 @@ class PendingWalks:
         is void (let go later, it is vetted anew), and the sweeps for it
         are not owed (a rule cleared and set again in turn would otherwise
         sweep every table once per clear)."""
+        self._forget_found(slot)
         if self._vetting.pop(slot, None) is None:
             self._clean.discard(slot)
             return

@@ -472,3 +472,38 @@ def test_a_slot_let_go_drains_until_a_dump_says_clean_and_a_slot_given_again_owe
     walks.vetted(4)
     assert walks.draining_slots() == set()
     assert walks.clean(4) and not walks.clean(4), "clean once: let go again, vetted anew"
+
+
+def test_a_carrier_found_again_is_swept_for_only_at_the_flight_wait_and_the_dumps_back_off() -> (
+    None
+):
+    """PendingWalks.dumped (rights31b, review34b's R2): a socket in a file a
+    dump finds is swept for once; found again after that sweep it is in no
+    table (in flight): not swept for at every dump (each swept every process
+    on the machine), but at a flight wait doubling to again_max_s, for every
+    such slot at once; the dumps back off the same way; a new carrier, even
+    of a slot in flight, is swept for at once."""
+    walks = PendingWalks()
+    walks.again_max_s = 8.0
+    walks.vet({3, 4}, [])
+    assert walks.dump_due(0.0) == {3, 4}
+    assert walks.dumped({3, 4}, {3: {30}, 4: {40}}, set(), False, 0.0) == {3, 4}, "new: swept"
+    walks.vet({3, 4}, [])  # (Datapath does: the sweep; here no process)
+    assert walks.dumped({3, 4}, {3: {30}, 4: {40}}, set(), False, 0.5) == set(), "no flight yet"
+    assert walks.in_flight() == {3, 4}
+    assert walks.dump_due(1.4) == set() and walks.dump_due(2.5) == {3, 4}, "waits 2 s"
+    assert walks.dumped({3, 4}, {3: {30}, 4: {40}}, set(), False, 2.5) == {3, 4}, "flight wait"
+    walks.vet({3, 4}, [])
+    sweeps, now = 0, 2.6
+    while now < 60.0:  # found again and again: the dumps and the sweeps back off to 8 s
+        if walks.dump_due(now):
+            sweeps += bool(walks.dumped({3, 4}, {3: {30}, 4: {40}}, set(), False, now))
+        now += 0.1
+    assert 5 <= sweeps <= 60 / 8 + 1, sweeps
+    assert walks.dumped({3, 4}, {3: {30, 31}, 4: {40}}, set(), False, now) == {3}, "new carrier"
+    assert walks.dumped({3, 4}, {4: {40}}, {3}, False, now + 9) == {4}
+    assert walks.in_flight() == {4}, "3 is carried by a queued connection only"
+    assert walks.draining_slots() == {3, 4}
+    walks.dumped({3, 4}, {}, set(), False, now + 20)
+    assert walks.draining_slots() == set() and walks.in_flight() == set()
+    assert walks.clean(3) and walks.clean(4)
