@@ -203,6 +203,14 @@ class Apply:
             if slot in ready:
                 self.slots.release(key)
 
+    def held_cleared(self, owner: int, table: LimitTable) -> set[RuleKey]:
+        """owner's rules cleared whose slots are still held: a socket may
+        carry them (in flight in a unix socket, passed on, waiting to be
+        accepted, not walked yet: release_unused). They count against the
+        user's bound on rules (ChangeBatch): slots are every user's, and one
+        user's sockets kept in flight would otherwise hold slots without end."""
+        return {key for key in self.slots.rules() if key[1] == owner and not table.is_stored(key)}
+
     def shrink_windows_first(self, planned: LimitTable) -> dict[int, ClampedWindows]:
         """Clamp now the windows of running downloads that the planned table
         holds tighter than they are held, for WALK_BUDGET_S at most (a user

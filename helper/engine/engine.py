@@ -205,7 +205,8 @@ class Engine(EngineCore):
         with self._lock:
             outcomes: list[ChangeOutcome] = []
             edits: list[tuple[int, Callable[[LimitTable], None]]] = []
-            checks = ChangeBatch(self._limits, self._zone, lambda: self._local_now().date())
+            checks = ChangeBatch(self._limits, self._zone, lambda: self._local_now().date(),
+                                 lambda owner: self._applier.held_cleared(owner, self._limits))  # fmt: skip
             for change in changes:
                 try:
                     resolved = self._resolve_id(change.app_id)

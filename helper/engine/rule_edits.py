@@ -84,9 +84,13 @@ class ChangeBatch:
     on rules counts the batch's new rules, and two overlapping schedules in
     one batch are refused too."""
 
-    def __init__(self, table: LimitTable, zone: tzinfo, today: Callable[[], date]) -> None:
-        """zone, today: where and on which local day a schedule must exist."""
+    def __init__(self, table: LimitTable, zone: tzinfo, today: Callable[[], date],
+                 held_cleared: Callable[[int], set[RuleKey]] = lambda _owner: set()) -> None:  # fmt: skip
+        """zone, today: where and on which local day a schedule must exist;
+        held_cleared: a user's rules cleared whose slots are held still
+        (Apply.held_cleared): counted against the user's bound on rules."""
         self._table = table
+        self._held_cleared = held_cleared
         self._zone = zone
         self._today = today
         self._new_rules: set[RuleKey] = set()  # the rules this batch creates so far
@@ -116,6 +120,14 @@ class ChangeBatch:
                 raise InvalidArgument(
                     f"you have rules for {held} applications, the most one user may keep; "
                     "clear some first"
+                )
+            cleared = len(self._held_cleared(change.owner) - new_rules - {key})
+            if held + cleared >= MAX_RULES_PER_USER:
+                raise InvalidArgument(
+                    f"you have rules for {held} applications and {cleared} cleared ones whose "
+                    "sockets still carry them (passed on, in flight in a unix socket, or "
+                    f"waiting to be accepted): {MAX_RULES_PER_USER} in all is the most one user "
+                    "may hold; close those sockets or clear other rules first"
                 )
             new_rules.add(key)
         return edit

@@ -37,6 +37,7 @@ class RecordingDatapath:
         default_factory=list
     )  # ("clamp" | "tag", pid, rate | slot)
     traffic: list[object] = field(default_factory=list)
+    carried: set[int] = field(default_factory=set)  # slots a socket still carries (release_ready)
 
     def set_between_walks(self, call: Callable[[], None]) -> None:
         self.between_walks = call
@@ -55,8 +56,8 @@ class RecordingDatapath:
         return {}
 
     def release_ready(self, slots: Iterable[int]) -> set[int]:
-        """No socket carries a slot here (tests/helper/kernel/test_slot_passed_on.py)."""
-        return set(slots)
+        """Those no socket carries (carried: a test's; tests/helper/kernel/test_slot_passed_on.py)."""
+        return set(slots) - self.carried
 
     def tag_accepted(self) -> int:
         return 0  # no accept queues here: tests/helper/kernel/test_accept_queue_tagging.py

@@ -112,6 +112,37 @@ def test_a_user_keeps_a_bounded_number_of_rules(world: World) -> None:
     _one(world, SetLimit("exe:/opt/app0", Direction.UP, 5_000, 0, owner=1001))
 
 
+def test_a_users_cleared_rules_whose_sockets_stay_in_flight_count_against_their_bound(
+    world: World,
+) -> None:
+    """A cleared rule's slot is held while a socket may carry it (in flight in
+    a unix socket: tests/helper/kernel/test_slot_in_flight.py); slots are every
+    user's, so a user clearing rules and setting new ones with such sockets
+    would hold slots without end (review34b's R2). Those slots count against
+    the user's bound, with a named refusal; another user is not held back."""
+    apps = [f"exe:/opt/app{n}" for n in range(MAX_RULES_PER_USER + 1)]
+    for n in range(MAX_RULES_PER_USER + 1):
+        _spawn(world, 100 + n, 1000, exe=f"/opt/app{n}")
+    world.engine.tick()
+    outcomes = world.engine.apply_changes(
+        [SetLimit(app, Direction.UP, 5_000, 0, owner=1000) for app in apps[:MAX_RULES_PER_USER]]
+    )
+    assert not any(isinstance(o, InvalidArgument) for o in outcomes)
+    world.datapath.carried = set(world.datapath.process_slots.values())  # all in flight
+    _one(world, ClearLimit(apps[0], (Direction.UP,), owner=1000))
+    world.engine.tick()
+    (refused,) = world.engine.apply_changes(
+        [SetLimit(apps[MAX_RULES_PER_USER], Direction.UP, 5_000, 0, owner=1000)]
+    )
+    assert isinstance(refused, InvalidArgument) and "still carry them" in str(refused)
+    _one(world, SetLimit(apps[0], Direction.UP, 5_000, 0, owner=1000))  # its own slot again
+    _one(world, ClearLimit(apps[0], (Direction.UP,), owner=1000))
+    _one(world, SetLimit(apps[MAX_RULES_PER_USER], Direction.UP, 5_000, 0, owner=1001))
+    world.datapath.carried = set()  # the socket closed: the slot let go
+    world.engine.tick()
+    _one(world, SetLimit(apps[MAX_RULES_PER_USER], Direction.UP, 5_000, 0, owner=1000))
+
+
 def test_an_id_that_could_not_be_stored_is_refused_before_anything_changes(
     world: World,
     monkeypatch: pytest.MonkeyPatch,
