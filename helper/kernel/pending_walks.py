@@ -259,11 +259,13 @@ class PendingWalks:
             walk.sweep_after |= carried
 
     def dump_due(self, now: float) -> set[int]:
-        """The vetted slots no walk drains now, if the dump of one is due:
-        each dump looks at all of them (one dump, whoever's slots they are)."""
+        """The vetted slots no walk drains now, if the dump of one is due, or
+        the flight wait ended (its sweep follows the dump: dumped): each dump
+        looks at all of them (one dump, whoever's slots they are)."""
         walked = self.walk_draining()
         waiting = {slot: due for slot, due in self._vetting.items() if slot not in walked}
-        return set(waiting) if any(due <= now for due in waiting.values()) else set()
+        flight = bool(self._in_flight & set(waiting)) and now >= self._flight_due
+        return set(waiting) if flight or any(due <= now for due in waiting.values()) else set()
 
     def vetted(self, slot: int, again_at: float | None = None) -> None:
         """A dump found no socket carrying slot (again_at None): it drains no

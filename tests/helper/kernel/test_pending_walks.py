@@ -491,6 +491,9 @@ def test_a_carrier_found_again_is_swept_for_only_at_the_flight_wait_and_the_dump
     walks.vet({3, 4}, [])  # (Datapath does: the sweep; here no process)
     assert walks.dumped({3, 4}, {3: {30}, 4: {40}}, set(), False, 0.5) == set(), "no flight yet"
     assert walks.in_flight() == {3, 4}
+    walks.vetted(3, again_at=10.0)  # their dumps due after the flight wait
+    walks.vetted(4, again_at=10.0)
+    assert walks.dump_due(2.4) == set() and walks.dump_due(2.5) == {3, 4}, "the flight's dump"
     assert walks.dump_due(1.4) == set() and walks.dump_due(2.5) == {3, 4}, "waits 2 s"
     assert walks.dumped({3, 4}, {3: {30}, 4: {40}}, set(), False, 2.5) == {3, 4}, "flight wait"
     walks.vet({3, 4}, [])
