@@ -45,7 +45,7 @@ HIDER = (
     "sys.stdin.readline()\n"
 )
 CALLS_EVERY_S = 0.2  # ticks and callers' calls, ~5 a second (review34b's load)
-WATCHED_S = 10.0
+WATCHED_S = 14.0
 
 
 @pytest.fixture
@@ -85,6 +85,7 @@ def test_a_socket_kept_in_flight_does_not_sweep_every_process_at_each_dump(
     with _hidden(datapath, listener.getsockname()[1]):
         processes = sum(1 for name in os.listdir("/proc") if name.isdigit())
         spent: list[float] = []
+        walking = 0  # calls after which walks wait (a sweep under way)
         ends = time.monotonic() + WATCHED_S
         while time.monotonic() < ends:
             # the slot drains (rule 2): its socket may be received by anyone
@@ -92,13 +93,17 @@ def test_a_socket_kept_in_flight_does_not_sweep_every_process_at_each_dump(
             began = time.monotonic()
             datapath.walk_pending()
             spent.append(time.monotonic() - began)
+            walking += bool(datapath.pending_walks())
             time.sleep(CALLS_EVERY_S)  # the calls' pace, not a wait for a condition
         spent.sort()
         median, busy = spent[len(spent) // 2], sum(spent)
         print(f"\n{processes} processes, {len(spent)} calls in {WATCHED_S} s: walk_pending "
-              f"median {median:.3f} s, max {spent[-1]:.3f} s, sum {busy:.2f} s")  # fmt: skip
+              f"median {median:.3f} s, max {spent[-1]:.3f} s, sum {busy:.2f} s; "
+              f"walks waiting after {walking} calls")  # fmt: skip
+        # after: the vet's sweep, the carrier's, then at the flight wait (2 s, 4 s, 8 s);
+        # before: a sweep again after each dump, a second after the sweep before ended
+        assert walking <= len(spent) / 2, f"a sweep under way after {walking} of {len(spent)} calls"
         assert median < WALK_BUDGET_S / 4, f"each call sweeps: median {median:.3f} s"
-        assert busy < WATCHED_S / 10, f"{busy:.2f} s of {WATCHED_S} s walking"
         assert datapath.in_flight_slots() == {SLOT}
 
 
