@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,26 @@ from chadthrottle.helper.kernel.layout import PROCESS_START_TICK_NS
 from chadthrottle.helper.kernel.proc_events import ProcessLineage, open_proc_events
 
 from tests.support.requirements import require, require_root
+
+SMALL_BUFFER_BYTES = 32 * 1024  # a few dozen events: a held-up helper's socket filling
+
+
+@contextmanager
+def _opened(buffer_bytes: int | None = None) -> Iterator[proc_events.ProcEvents]:
+    """The connector (root), closed after; its buffer cut to buffer_bytes and
+    drained first, if given."""
+    require_root()
+    events = open_proc_events()
+    require(events is not None, "needs the process events connector (CONFIG_PROC_EVENTS)")
+    assert events is not None
+    try:
+        if buffer_bytes is not None:
+            events._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
+            events.drain()
+        yield events
+    finally:
+        events.close()
+
 
 # Forks from a bare interpreter: the test process holds bcc, LLVM and PySide6,
 # whose page tables made its 400 forks take 17 s in CI (2.7 s from a bare one).
@@ -39,11 +61,7 @@ def _fork_flood(count: int) -> list[int]:
 
 
 def test_forked_children_name_their_parent_and_execd_ones_do_not() -> None:
-    require_root()
-    events = open_proc_events()
-    require(events is not None, "needs the process events connector (CONFIG_PROC_EVENTS)")
-    assert events is not None
-    try:
+    with _opened() as events:
         child = os.fork()
         if child == 0:
             os._exit(0)
@@ -52,8 +70,6 @@ def test_forked_children_name_their_parent_and_execd_ones_do_not() -> None:
         execd.wait()
         assert events.same_program_parent(child) == os.getpid()
         assert events.same_program_parent(execd.pid) is None
-    finally:
-        events.close()
 
 
 def test_lineage_forgets_the_oldest_first() -> None:
@@ -155,13 +171,7 @@ def test_after_lost_events_a_child_forked_before_is_not_vouched_for() -> None:
     exec among them, and the child that ran another program (a shell's curl)
     was named by its parent's program. Once events were lost, a child forked
     before is not vouched for; one forked after is."""
-    require_root()
-    events = open_proc_events()
-    require(events is not None, "needs the process events connector (CONFIG_PROC_EVENTS)")
-    assert events is not None
-    try:
-        events._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)  # a few dozen
-        events.drain()
+    with _opened(SMALL_BUFFER_BYTES) as events:
         release, hold = os.pipe()
         child = os.fork()
         if child == 0:  # waits, then runs another program
@@ -188,8 +198,6 @@ def test_after_lost_events_a_child_forked_before_is_not_vouched_for() -> None:
             os._exit(0)
         os.waitpid(after, 0)
         assert events.same_program_parent(after) == os.getpid()
-    finally:
-        events.close()
 
 
 def _forked_and_exited(events: proc_events.ProcEvents) -> tuple[int, int]:
@@ -219,39 +227,25 @@ def test_after_lost_events_a_child_that_exited_before_them_is_still_named() -> N
     kernel numbers each CPU's events, so a gap says when they were lost; a
     child dead before that keeps its parent (its start matching its fork's
     stamp, so not another process under its pid)."""
-    require_root()
-    events = open_proc_events()
-    require(events is not None, "needs the process events connector (CONFIG_PROC_EVENTS)")
-    assert events is not None
-    try:
-        events._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)  # a few dozen
-        events.drain()
+    with _opened(SMALL_BUFFER_BYTES) as events:
         child, start = _forked_and_exited(events)
         flood = _fork_flood(400)  # fills the socket: events after it are dropped
         events.drain()
         assert not all(pid in events.lineage._parent for pid in flood), "nothing was lost"
         assert events.same_program_parent(child, start) == os.getpid()
-    finally:
-        events.close()
 
 
 def test_a_child_stays_named_after_more_forks_than_are_kept_all_execd() -> None:
     """A fork storm of programs (each fork exec'd, as a build's) pushed out of
     the forks kept a child that did not exec, before a late helper came to
     it (flake31: 3 BurstBare children, 2,600 forks a second, 4 s late)."""
-    require_root()
-    events = open_proc_events()
-    require(events is not None, "needs the process events connector (CONFIG_PROC_EVENTS)")
-    assert events is not None
-    try:
+    with _opened() as events:
         events.lineage = ProcessLineage(capacity=200)
         child, start = _forked_and_exited(events)
         subprocess.run(["sh", "-c", "i=0; while [ $i -lt 400 ]; do /bin/true; i=$((i+1)); done"],
                        check=True)  # fmt: skip
         events.drain()
         assert events.same_program_parent(child, start) == os.getpid()
-    finally:
-        events.close()
 
 
 def test_the_buffer_asked_for_is_had_past_the_machines_cap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -261,10 +255,5 @@ def test_the_buffer_asked_for_is_had_past_the_machines_cap(monkeypatch: pytest.M
     require_root()
     cap = int(Path("/proc/sys/net/core/rmem_max").read_text())
     monkeypatch.setattr(proc_events, "RECEIVE_BUFFER_BYTES", 2 * cap)
-    events = open_proc_events()
-    require(events is not None, "needs the process events connector (CONFIG_PROC_EVENTS)")
-    assert events is not None
-    try:  # the kernel doubles what it is asked for (its own overhead)
+    with _opened() as events:  # the kernel doubles what it is asked for (its own overhead)
         assert events._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 4 * cap
-    finally:
-        events.close()
