@@ -830,7 +830,9 @@ class CapacityEstimator:
         # deeper than MAX_CUT_SHARE when the reading is deep (DEEP_RISE_S; the round trips risen,
         # _up_standing): what we sent is what the modem passed, ACKs arrive, no stall (what the
         # bound is for); at MAX_CUT_SHARE of a doubled estimate the halved link's queue drained
-        # at 5% of the link (400 ms: 7-8 s). A forger gains nothing: what we send is ours
+        # at 5% of the link (400 ms: 7-8 s). A forger gains little: what we send is ours (but
+        # where we send 36-59% of the shaping rate, one forged 300 ms reading with the round
+        # trips at 11 ms still cuts to 0.30-0.50, past their rule's 0.5: review34a, toy)
         deep = self._up_ms / 1000 > DEEP_RISE_S
         # but only where what we sent puts the cut at that floor or above it (or the round
         # trips read as deep): a floor that decides is a stall or a reading not ours, bounded as
