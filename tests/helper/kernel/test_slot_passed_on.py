@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from chadthrottle.helper.identity.processes import read_start
@@ -234,6 +235,45 @@ def test_a_passed_socket_keeps_no_caps_of_the_rule_it_was_made_under(
         assert pacing >= UNCAPPED_PACING, f"B's socket still paced at {pacing} B/s by A's rule"
         assert clamp > 125_000, f"B's socket's window still clamped to {clamp} bytes by A's rule"
     finally:
+        for process in (sender, receiver):
+            process.kill()
+            process.wait()
+        left.close()
+        right.close()
+
+
+def test_a_stopped_helper_leaves_no_caps_on_a_passed_socket(
+    kernel_ready: Path, listener: socket.socket
+) -> None:
+    """The helper stopping lifts the caps it set in the tables of the
+    processes it tags; user A's paced rule's socket, passed to user B's
+    process, kept its pacing (124,801 B/s) and window clamp (6,254 bytes)
+    after Datapath.close(), while the window said the helper's limits were
+    off (review34b R4)."""
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sender = _as(USER_A, SENDER, left)
+    receiver = _as(USER_B, RECEIVER, right)
+    try:
+        assert sender.stdin and sender.stdout and receiver.stdin and receiver.stdout
+        start = read_start(sender.pid)
+        assert start is not None
+        datapath.set_slot_owners({SLOT: USER_A})
+        datapath.set_slot_caps(SLOT, SocketCaps(pacing_bps=125_000, window_bps=125_000))
+        datapath.set_process_slot(sender.pid, SLOT, start)
+        sender.stdin.write(f"{listener.getsockname()[1]}\n")
+        sender.stdin.flush()
+        assert sender.stdout.readline().strip() == "passed"
+        tcp_fd, _udp_fd = (int(fd) for fd in receiver.stdout.readline().split())
+        pacing, clamp = _caps_on(receiver.pid, tcp_fd)
+        assert pacing < UNCAPPED_PACING and clamp < UNCLAMPED_WINDOW  # A's rule's, on B's socket
+        datapath.close()  # the helper stops while A's rule holds
+        pacing, clamp = _caps_on(receiver.pid, tcp_fd)
+        assert pacing >= UNCAPPED_PACING, f"B's socket still paced at {pacing} B/s"
+        assert clamp > 125_000, f"B's socket's window still clamped to {clamp} bytes"
+    finally:
+        datapath.close()  # safe twice
         for process in (sender, receiver):
             process.kill()
             process.wait()
