@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,3 +70,12 @@ def netlink(pair: NetnsPair) -> Iterator[tuple[IPRoute, ClassChanger]]:
     finally:
         changer.close()
         ipr.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A TCP listener on loopback (an ephemeral port): connections to tag and pass on."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server

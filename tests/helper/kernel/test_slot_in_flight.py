@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
 from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel.datapath import VET_AGAIN_S, Datapath
 from chadthrottle.helper.kernel.pending_walks import WALK_BUDGET_S
@@ -46,14 +45,6 @@ HIDER = (
 )
 CALLS_EVERY_S = 0.2  # ticks and callers' calls, ~5 a second (review34b's load)
 WATCHED_S = 14.0
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        yield server
 
 
 @contextmanager

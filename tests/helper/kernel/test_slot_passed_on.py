@@ -14,10 +14,9 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel import bpf_maps
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
@@ -98,14 +97,6 @@ def _until_released(datapath: Datapath, carried: Callable[[], dict[int, int]]) -
         f"{calls} calls in {RELEASED_IN_S} s and not released: draining {datapath.draining_slots()}"
     )
     return calls
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        yield server
 
 
 def test_a_socket_passed_to_another_users_process_does_not_carry_a_released_slot(

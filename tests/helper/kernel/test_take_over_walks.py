@@ -13,9 +13,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 
-import pytest
 from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.datapath import Datapath
@@ -32,14 +30,6 @@ HOLDER = (
     "print(own.fileno(), flush=True)\n"
     "sys.stdin.readline()\n"
 )
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        yield server
 
 
 def _walk_until_done(datapath: Datapath) -> int:
