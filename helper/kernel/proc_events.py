@@ -90,6 +90,11 @@ class ProcessLineage:
         self._windows: deque[tuple[int, int]] = deque()
         self._doubted_until = -1  # forgotten windows: forks up to this are doubted
         self._unsettled = False  # a loss was said (ENOBUFS): until the socket is read empty
+        # When the socket was last read empty: nothing is dropped from an empty
+        # socket, and a drop before that was said (ENOBUFS) before it, so a
+        # loss seen since began after it (a quiet CPU's last event may be far
+        # older: CI read a child that exited before a fork storm as alive in it).
+        self._empty_at = -1
 
     def forked(self, parent_tgid: int, child_tgid: int, at_ns: int = 0) -> None:
         self._parent[child_tgid] = (parent_tgid, at_ns, 0)
@@ -114,7 +119,7 @@ class ProcessLineage:
         events the kernel dropped, between the one before and this one."""
         last = self._last.get(cpu)
         if last is not None and number != (last[0] + 1) & 0xFFFFFFFF:
-            self._lost_between(last[1], at_ns)
+            self._lost_between(max(last[1], self._empty_at), at_ns)
         self._last[cpu] = (number, at_ns)
 
     def events_lost(self) -> None:
@@ -127,13 +132,14 @@ class ProcessLineage:
         """The socket was read empty at at_ns: anything dropped before came
         after each CPU's last event or showed as a gap; a drop after this is
         said again (the kernel reports one once its reader caught up)."""
+        empty_before, self._empty_at = self._empty_at, at_ns
         if not self._unsettled:
             return
         self._unsettled = False
         for _, since in self._last.values():
-            self._lost_between(since, at_ns)
+            self._lost_between(max(since, empty_before), at_ns)
         if len(self._last) < (os.cpu_count() or 1):  # a CPU not heard from: since ever
-            self._lost_between(-1, at_ns)
+            self._lost_between(empty_before, at_ns)
 
     def _lost_between(self, since_ns: int, until_ns: int) -> None:
         self._windows.append((since_ns, until_ns))

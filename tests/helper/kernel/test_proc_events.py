@@ -128,6 +128,28 @@ def test_after_a_gap_in_a_cpus_events_only_children_alive_in_it_are_doubted() ->
     assert (lineage.same_program_parent(10), lineage.same_program_parent(12)) == (None, 1)
 
 
+def test_a_gap_on_a_quiet_cpu_began_after_the_socket_was_last_read_empty() -> None:
+    """CI (lead, n1): a CPU quiet since before a child forked and exited
+    showed a gap after a fork storm; its window, from that CPU's last event,
+    covered the child's life and doubted it. Nothing is dropped from an empty
+    socket, and a drop before it was read empty was said (ENOBUFS) then: the
+    loss began after that read."""
+    lineage = ProcessLineage()
+    t = 1000 * TICK_NS
+    lineage.sequenced(1, 3, t)  # CPU 1's last event for a while
+    lineage.sequenced(0, 7, t + MS)
+    lineage.forked(1, 10, t + MS)
+    lineage.sequenced(0, 8, t + 2 * MS)
+    lineage.exited(10, t + 2 * MS)
+    lineage.read_empty(t + 3 * MS)
+    lineage.sequenced(1, 40, t + 500 * MS)  # 4-39 dropped, after t + 3 ms
+    lineage.sequenced(0, 9, t + 500 * MS)
+    lineage.forked(1, 11, t + 500 * MS)
+    assert lineage.same_program_parent(10, _ticks(t + MS)) == 1
+    lineage.sequenced(0, 30, t + 900 * MS)  # dropped while 11 ran
+    assert lineage.same_program_parent(11, _ticks(t + 500 * MS)) is None
+
+
 def test_a_process_under_a_pid_whose_fork_was_lost_is_not_the_forks_child() -> None:
     """pid reuse: the child of a kept fork exited, the kernel gave its pid to
     another process, and that one's fork was among the events dropped: its
