@@ -39,6 +39,7 @@ def _datapath(room: int) -> Datapath:
     datapath._namespace_sockets = {}
     datapath._slot_pacing = {}
     datapath._caps_of_slot = {}
+    datapath._caps_had = {}
     datapath._slot_of_tgid = {}
     return datapath
 
