@@ -14,7 +14,9 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from chadthrottle.helper.identity.processes import read_start
@@ -76,6 +78,46 @@ def _as(uid: int, code: str, chan: socket.socket) -> subprocess.Popen[str]:
                             group=uid, pass_fds=(chan.fileno(),))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Passed:
+    """A's sender and B's receiver; B's descriptors of A's TCP and UDP sockets."""
+
+    sender: subprocess.Popen[str]
+    start: int
+    receiver: subprocess.Popen[str]
+    tcp_fd: int
+    udp_fd: int
+
+
+@contextmanager
+def _passed(datapath: Datapath, listener: socket.socket,
+            caps: SocketCaps | None = None) -> Iterator[Passed]:  # fmt: skip
+    """User A's rule (SLOT, held to caps if given) on A's process, which makes a
+    TCP and a UDP socket under it and passes both to user B's process."""
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sender = _as(USER_A, SENDER, left)
+    receiver = _as(USER_B, RECEIVER, right)
+    try:
+        assert sender.stdin and sender.stdout and receiver.stdin and receiver.stdout
+        start = read_start(sender.pid)
+        assert start is not None
+        datapath.set_slot_owners({SLOT: USER_A})  # user A's rule
+        if caps is not None:
+            datapath.set_slot_caps(SLOT, caps)
+        datapath.set_process_slot(sender.pid, SLOT, start)
+        sender.stdin.write(f"{listener.getsockname()[1]}\n")
+        sender.stdin.flush()
+        assert sender.stdout.readline().strip() == "passed"
+        tcp_fd, udp_fd = (int(fd) for fd in receiver.stdout.readline().split())
+        yield Passed(sender, start, receiver, tcp_fd, udp_fd)
+    finally:
+        for process in (sender, receiver):
+            process.kill()
+            process.wait()
+        left.close()
+        right.close()
+
+
 def _until_released(datapath: Datapath, carried: Callable[[], dict[int, int]]) -> int:
     """walk_pending, asking each call whether SLOT may go to another rule
     (what Apply.release_unused asks), until it may; whenever it may, no
@@ -102,35 +144,18 @@ def _until_released(datapath: Datapath, carried: Callable[[], dict[int, int]]) -
 def test_a_socket_passed_to_another_users_process_does_not_carry_a_released_slot(
     datapath: Datapath, listener: socket.socket
 ) -> None:
-    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    sender = _as(USER_A, SENDER, left)
-    receiver = _as(USER_B, RECEIVER, right)
-    try:
-        assert sender.stdin and sender.stdout and receiver.stdin and receiver.stdout
-        start = read_start(sender.pid)
-        assert start is not None
-        datapath.set_slot_owners({SLOT: USER_A})  # user A's rule
-        datapath.set_process_slot(sender.pid, SLOT, start)
-        sender.stdin.write(f"{listener.getsockname()[1]}\n")
-        sender.stdin.flush()
-        assert sender.stdout.readline().strip() == "passed"
-        tcp_fd, udp_fd = (int(fd) for fd in receiver.stdout.readline().split())
-        assert _slot_of(datapath, receiver.pid, tcp_fd) == SLOT  # made under A's rule
-        assert _slot_of(datapath, receiver.pid, udp_fd) == SLOT
+    with _passed(datapath, listener) as passed:
+        receiver, tcp_fd, udp_fd = passed.receiver.pid, passed.tcp_fd, passed.udp_fd
+        assert _slot_of(datapath, receiver, tcp_fd) == SLOT  # made under A's rule
+        assert _slot_of(datapath, receiver, udp_fd) == SLOT
 
-        datapath.set_process_slot(sender.pid, 0, start, later=True)  # A's rule cleared
+        datapath.set_process_slot(passed.sender.pid, 0, passed.start, later=True)  # A's cleared
         datapath.set_slot_owners({})
         calls = _until_released(datapath, lambda: {
-            fd: _slot_of(datapath, receiver.pid, fd) for fd in (tcp_fd, udp_fd)})  # fmt: skip
-        assert _slot_of(datapath, receiver.pid, tcp_fd) == 0
-        assert _slot_of(datapath, receiver.pid, udp_fd) == 0
+            fd: _slot_of(datapath, receiver, fd) for fd in (tcp_fd, udp_fd)})  # fmt: skip
+        assert _slot_of(datapath, receiver, tcp_fd) == 0
+        assert _slot_of(datapath, receiver, udp_fd) == 0
         print(f"released after {calls} calls")
-    finally:
-        for process in (sender, receiver):
-            process.kill()
-            process.wait()
-        left.close()
-        right.close()
 
 
 def test_a_connection_waiting_in_an_accept_queue_keeps_its_listeners_slot_draining(
@@ -201,36 +226,18 @@ def test_a_passed_socket_keeps_no_caps_of_the_rule_it_was_made_under(
     paced at A's rate (124,801 B/s of 125,000) once the slot was let go: B's
     socket held to A's cleared rule for ever (review34b R1). The vet lifts the
     caps the slot held sockets to."""
-    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    sender = _as(USER_A, SENDER, left)
-    receiver = _as(USER_B, RECEIVER, right)
-    try:
-        assert sender.stdin and sender.stdout and receiver.stdin and receiver.stdout
-        start = read_start(sender.pid)
-        assert start is not None
-        datapath.set_slot_owners({SLOT: USER_A})
-        datapath.set_slot_caps(SLOT, SocketCaps(pacing_bps=125_000, window_bps=125_000))
-        datapath.set_process_slot(sender.pid, SLOT, start)
-        sender.stdin.write(f"{listener.getsockname()[1]}\n")
-        sender.stdin.flush()
-        assert sender.stdout.readline().strip() == "passed"
-        tcp_fd, _udp_fd = (int(fd) for fd in receiver.stdout.readline().split())
-        pacing, clamp = _caps_on(receiver.pid, tcp_fd)
+    with _passed(datapath, listener, SocketCaps(pacing_bps=125_000, window_bps=125_000)) as passed:
+        receiver, tcp_fd = passed.receiver.pid, passed.tcp_fd
+        pacing, clamp = _caps_on(receiver, tcp_fd)
         assert pacing < UNCAPPED_PACING and clamp < UNCLAMPED_WINDOW  # A's rule's, on B's socket
 
-        datapath.set_process_slot(sender.pid, 0, start, later=True)  # A's rule cleared
+        datapath.set_process_slot(passed.sender.pid, 0, passed.start, later=True)  # A's cleared
         datapath.set_slot_caps(SLOT, SocketCaps(), later=True)
         datapath.set_slot_owners({})
-        _until_released(datapath, lambda: {tcp_fd: _slot_of(datapath, receiver.pid, tcp_fd)})
-        pacing, clamp = _caps_on(receiver.pid, tcp_fd)
+        _until_released(datapath, lambda: {tcp_fd: _slot_of(datapath, receiver, tcp_fd)})
+        pacing, clamp = _caps_on(receiver, tcp_fd)
         assert pacing >= UNCAPPED_PACING, f"B's socket still paced at {pacing} B/s by A's rule"
         assert clamp > 125_000, f"B's socket's window still clamped to {clamp} bytes by A's rule"
-    finally:
-        for process in (sender, receiver):
-            process.kill()
-            process.wait()
-        left.close()
-        right.close()
 
 
 def test_a_stopped_helper_leaves_no_caps_on_a_passed_socket(
@@ -243,30 +250,15 @@ def test_a_stopped_helper_leaves_no_caps_on_a_passed_socket(
     off (review34b R4)."""
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
-    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    sender = _as(USER_A, SENDER, left)
-    receiver = _as(USER_B, RECEIVER, right)
     try:
-        assert sender.stdin and sender.stdout and receiver.stdin and receiver.stdout
-        start = read_start(sender.pid)
-        assert start is not None
-        datapath.set_slot_owners({SLOT: USER_A})
-        datapath.set_slot_caps(SLOT, SocketCaps(pacing_bps=125_000, window_bps=125_000))
-        datapath.set_process_slot(sender.pid, SLOT, start)
-        sender.stdin.write(f"{listener.getsockname()[1]}\n")
-        sender.stdin.flush()
-        assert sender.stdout.readline().strip() == "passed"
-        tcp_fd, _udp_fd = (int(fd) for fd in receiver.stdout.readline().split())
-        pacing, clamp = _caps_on(receiver.pid, tcp_fd)
-        assert pacing < UNCAPPED_PACING and clamp < UNCLAMPED_WINDOW  # A's rule's, on B's socket
-        datapath.close()  # the helper stops while A's rule holds
-        pacing, clamp = _caps_on(receiver.pid, tcp_fd)
-        assert pacing >= UNCAPPED_PACING, f"B's socket still paced at {pacing} B/s"
-        assert clamp > 125_000, f"B's socket's window still clamped to {clamp} bytes"
+        caps = SocketCaps(pacing_bps=125_000, window_bps=125_000)
+        with _passed(datapath, listener, caps) as passed:
+            receiver, tcp_fd = passed.receiver.pid, passed.tcp_fd
+            pacing, clamp = _caps_on(receiver, tcp_fd)
+            assert pacing < UNCAPPED_PACING and clamp < UNCLAMPED_WINDOW  # A's, on B's socket
+            datapath.close()  # the helper stops while A's rule holds
+            pacing, clamp = _caps_on(receiver, tcp_fd)
+            assert pacing >= UNCAPPED_PACING, f"B's socket still paced at {pacing} B/s"
+            assert clamp > 125_000, f"B's socket's window still clamped to {clamp} bytes"
     finally:
         datapath.close()  # safe twice
-        for process in (sender, receiver):
-            process.kill()
-            process.wait()
-        left.close()
-        right.close()
