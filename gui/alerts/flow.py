@@ -39,6 +39,17 @@ ZONE_EVERY_MS = 3600_000  # the helper's zone asked again: its clock changes
 STOPPED_STATES = frozenset({HelperState.NOT_RUNNING, HelperState.NOT_INSTALLED})
 
 
+def _needs_zone(snapshot: object) -> bool:
+    """Whether a quota's period must be counted on the helper's zone as guessed:
+    a quota rule listed without its period (an older helper than API 8), or no
+    rules listed at all (then every quota's period is guessed)."""
+    rules = getattr(snapshot, "rules", None)
+    if rules is None:
+        apps = getattr(snapshot, "applications", ())
+        return any(app.down_quota_bytes or app.up_quota_bytes for app in apps)
+    return any(rule.quota_bytes > 0 and not rule.quota_period_start for rule in rules)
+
+
 class AlertsFlow(QObject):
     def __init__(self, connection: QObject, store: QSettings, switches: Callable[[], AlertSwitches],
                  notifier: DesktopNotifier | None = None, clock: Callable[[], float] = time.monotonic,
@@ -66,20 +77,25 @@ class AlertsFlow(QObject):
         self._timer.setInterval(CHECK_EVERY_MS)
         self._timer.timeout.connect(self.send_due)
         self._timer.start()
-        # The helper's zone (helper_zone.py), asked at start, when the helper comes
-        # back and hourly; snapshots wait for its answer (one call), so that a
-        # quota's period is never first counted on the GUI's clock, then the helper's.
+        # The helper's zone (helper_zone.py), asked of an older helper only (a quota
+        # rule listed with no quota_period_start: an API 8 helper says each period,
+        # gui31b G1), at its first such snapshot, when the helper comes back and
+        # hourly; snapshots wait for its answer (one call), so that a quota's period
+        # is never first counted on the GUI's clock, then the helper's.
         self._fetch_usage = getattr(connection, "fetch_usage", None)
         self._zone_asked = False
+        self._zone_fresh = False  # read from this helper within the hour
         self._held: object | None = None
         self._state: HelperState | None = None
         self._zone_timer = QTimer(self)
         if self._fetch_usage is not None:
             connection.usageFetched.connect(self._on_usage)  # type: ignore[attr-defined]
             self._zone_timer.setInterval(ZONE_EVERY_MS)
-            self._zone_timer.timeout.connect(self._ask_zone)
+            self._zone_timer.timeout.connect(self._zone_stale)
             self._zone_timer.start()
-            self._ask_zone()
+
+    def _zone_stale(self) -> None:
+        self._zone_fresh = False  # asked again at the next snapshot that needs it
 
     def _ask_zone(self) -> None:
         if self._fetch_usage is None or self._zone_asked:
@@ -92,6 +108,7 @@ class AlertsFlow(QObject):
         if key != ZONE_KEY:
             return  # the usage view's
         self._zone_asked = False
+        self._zone_fresh = True  # even failed (the helper away): asked again in an hour
         if not error_name and rows:  # failed (the helper away), or no row: as last known
             self.policy.period_zone = zone_of_day_rows(rows)
             self._store.setValue(STORE_KEY, stored_zone(self.policy.period_zone))
@@ -100,6 +117,8 @@ class AlertsFlow(QObject):
             self._on_snapshot(held)
 
     def _on_snapshot(self, snapshot: object) -> None:
+        if not self._zone_asked and not self._zone_fresh and _needs_zone(snapshot):
+            self._ask_zone()
         if self._zone_asked:
             self._held = snapshot  # the latest: told once the zone is known
             return
@@ -117,7 +136,7 @@ class AlertsFlow(QObject):
         )
         self._state = status.state
         if came_back:
-            self._ask_zone()  # another helper: its zone may be another
+            self._zone_fresh = False  # another helper: its zone may be another
         # While its run record says its process still runs (a stop removing what it
         # made, a second or so), the alert waits to say how it ended: "its limits
         # are off" (the status said only "The helper stopped." at the first failed poll).

@@ -10,6 +10,7 @@ real notification server on a private bus."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from datetime import UTC, datetime
@@ -175,3 +176,42 @@ def test_the_zone_kept_reads_back() -> None:
     assert stored_zone(None) == OWN and zone_of_stored(OWN) is None
     for unread in (None, "", "x", "--5", "86400", "-90000", "1.5"):
         assert zone_of_stored(unread) is None, unread
+
+
+class HelperOfApi8(HelperInAnotherZone):
+    """The same helper at API 8: ListRules says the quota's period, and its
+    GetUsage is slow (a busy helper: the answer takes longer than the test)."""
+
+    async def list_rules(self) -> list[RuleInfo]:
+        began = int(self.wall[0].timestamp()) // 86400 * 86400 - HELPER_OFFSET_S
+        return [RuleInfo(APP, "down", 0, 0, 1000, True, quota_bytes=5_000_000, quota_period="day",
+                         quota_period_start=began, quota_period_end=began + 86400)]  # fmt: skip
+
+    async def get_usage(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution
+    ) -> list[UsageRow]:
+        self.usage_asked += 1
+        await asyncio.sleep(30)
+        return []
+
+
+def test_a_helper_that_says_its_periods_is_not_asked_its_zone(qtbot, tmp_path, gui_in_utc) -> None:  # type: ignore[no-untyped-def]
+    """gui31b (G1): with an API 8 helper (ListRules quota_period_start) the
+    window still asked GetUsage for the helper's zone at start and held every
+    alert until it answered; it asks an older helper only."""
+    require_program("dbus-daemon")
+    at = [datetime(2027, 1, 6, 18, 30, tzinfo=UTC)]
+    client = HelperOfApi8(at)
+    connection = HelperConnection(lambda: client, refresh_interval_s=0.1)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    with notification_server(tmp_path) as server:
+        flow = AlertsFlow(connection, settings, AlertSwitches, DesktopNotifier(server.address),
+                          lambda: 1000.0, wall=lambda: at[0])  # fmt: skip
+        connection.start()
+        try:
+            qtbot.waitUntil(lambda: len(server.received) == 1, timeout=5000)
+            assert server.received[0].summary == "fetcher used up its data quota"
+            assert client.usage_asked == 0
+        finally:
+            connection.stop()
+            flow.close()
