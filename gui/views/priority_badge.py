@@ -31,10 +31,13 @@ COLOURS: dict[str, str] = {
 MARGIN = 6
 
 
+SHORT_LETTERS = 4  # "Crit": High and Low stay whole; one letter read as nothing (gui31b G2)
+
+
 def badge_text(state: PriorityState, short: bool = False) -> str:
     """ "Critical", "⚠ High" (not in force), "Low…" (asked for); short, for a
-    narrow column (2x on a small screen): "C", "⚠ H", "L…"."""
-    text = (state.label[0] if short else state.label) + ("…" if state.pending else "")
+    narrow column (2x on a small screen): "Crit", "⚠ High", "Low…"."""
+    text = (state.label[:SHORT_LETTERS] if short else state.label) + ("…" if state.pending else "")
     return f"⚠ {text}" if state.problem else text
 
 
@@ -81,16 +84,11 @@ class NameDelegate(QStyledItemDelegate):
         metrics = QFontMetricsF(font)
         height = metrics.height() + 4
         rect = option.rect
-        text = badge_text(state)
-        width = metrics.horizontalAdvance(text) + 12
-        if (
-            rect.width() - width - MARGIN < rect.height() * 3
-        ):  # narrow: the name needs the room more
-            text = badge_text(state, short=True)
-            width = max(height, metrics.horizontalAdvance(text) + 10)
-            if rect.width() - width - MARGIN < rect.height() * 2:
-                super().paint(painter, option, index)
-                return
+        chosen = self.badge_fitted(option, index, state, metrics)
+        if chosen is None:
+            super().paint(painter, option, index)
+            return
+        text, width = chosen
         style = option.widget.style() if option.widget else QApplication.style()
         style.drawPrimitive(
             QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget
@@ -121,6 +119,26 @@ class NameDelegate(QStyledItemDelegate):
             painter.setPen(colour)
         painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
+
+    def badge_fitted(self, option: QStyleOptionViewItem, index: AnyIndex, state: PriorityState,
+                     metrics: QFontMetricsF) -> tuple[str, float] | None:  # fmt: skip
+        """The badge's text and width in this cell, None for none: the whole word
+        where it fits after the whole name, else the short one there; where neither
+        does, the whole word while the name keeps three rows' height, the short one
+        while it keeps two (the name needs the room more). Until gui31b the short
+        one was taken by the rule of room alone: at 2x on 1366x768 "Relay Chat C"."""
+        rect, height = option.rect, metrics.height() + 4
+        forms = [badge_text(state), badge_text(state, short=True)]
+        widths = [metrics.horizontalAdvance(forms[0]) + 12,
+                  max(height, metrics.horizontalAdvance(forms[1]) + 10)]  # fmt: skip
+        name_end = self._name_end(option, index)
+        for text, width in zip(forms, widths, strict=True):
+            if name_end + MARGIN + width + MARGIN / 2 <= rect.right():
+                return text, width
+        for text, width, rows in zip(forms, widths, (3, 2), strict=True):
+            if rect.width() - width - MARGIN >= rect.height() * rows:
+                return text, width
+        return None
 
     def _name_end(self, option: QStyleOptionViewItem, index: AnyIndex) -> float:
         """Where the painted name's text ends (icon and margins in), in the view."""

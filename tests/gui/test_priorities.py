@@ -382,3 +382,25 @@ def test_the_badge_follows_the_name_in_a_wide_column(qtbot, window: MainWindow) 
         badge,
         image.width(),
     )
+
+
+def test_a_narrow_name_column_keeps_the_badge_a_word(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """gui31b (G2): at 2x on 1366x768 (the window 683x384 in Qt's pixels) the
+    Critical badge read "C", a letter that says nothing, though the word fit
+    after the name: it is whole where it fits, "Crit" where only that does."""
+    model = window.table.model().sourceModel()
+    model.set_viewer_uid(1000)
+    model.apply_snapshot(priority_applications())
+    window.resize(683, 384)
+    qtbot.waitUntil(lambda: window.table.columnWidth(Column.NAME) < 200)
+    rect = window.table.visualRect(window.table.proxy_index(FIREFOX))
+    image = window.table.viewport().grab().toImage()
+    ratio = image.devicePixelRatio()
+    y = int((rect.center().y() - 3) * ratio)
+    filled = [x for x in range(int(rect.left() * ratio), int(rect.right() * ratio))
+              if QColor(image.pixel(x, y)) == QColor(COLOURS["critical"])]  # fmt: skip
+    assert filled, "no Critical badge"
+    assert (max(filled) - min(filled)) / ratio > rect.height(), "a one-letter pill"
+    from chadthrottle.gui.views.priority_badge import badge_text
+
+    assert badge_text(PriorityState("critical"), short=True) == "Crit"
