@@ -210,7 +210,7 @@ class RulesFlow(QObject):
         """The directions a used-up quota holds now, at the rate it holds them to
         (0: blocked): not where a schedule sets the rate, nor where the plain limit
         is the lower, nor while nothing is enforced (limits paused, helper away;
-        a limit in force but not met is still held): the dialog says "held to" or
+        a limit in force but not met is still held): the dialog says "limited to" or
         "blocked until" only of what the helper holds."""
         return {d: s.quota_hold_bps or 0 for d, s in states.items()
                 if s.quota_spent and s.held and (s.not_met or not s.problem) and not s.schedule

@@ -393,13 +393,23 @@ def _describe_quota(state: LimitState, units: UnitSystem, unbroken: bool = False
         )
         return f"{used}: blocked for now{rate}"
     if state.quota_switching:  # blocked for a tick or two: not yet at the rate
-        return f"{used}: switching to {format_rate(then, units, unbroken=unbroken)} until {until}"
-    held = f"limited to {format_rate(then, units, unbroken=unbroken)}" if then else "blocked"
+        return f"{used}: {quota_holds(format_rate(then, units, unbroken=unbroken), True)} until {until}"
+    held = quota_holds(format_rate(then, units, unbroken=unbroken) if then else "")
     if state.quota_paused:  # what holds it once they resume, not now
         return f"{used}; {held} until {until} once limits resume"
     if state.quota_helper_off:  # likewise, once the helper runs again
         return f"{used}; {held} until {until} once the helper runs again"
     return f"{used}: {held} until {until}"
+
+
+def quota_holds(rate: str, switching: bool = False) -> str:
+    """What a used-up quota does to its direction, in the one wording the detail
+    pane and the rules dialog share: "limited to 100 KB/s", "switching to …" (the
+    kernel blocks it a tick or two meanwhile), "blocked" for no rate. The dialog
+    said "held to" where the pane said "limited to" (gui31b G3)."""
+    if not rate:
+        return "blocked"
+    return f"{'switching to' if switching else 'limited to'} {rate}"
 
 
 def describe_held_quota(state: LimitState, units: UnitSystem) -> str:

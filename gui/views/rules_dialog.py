@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 
 from chadthrottle.contract import PAUSED_PROBLEM, QUOTA_PERIODS, Direction, ScheduleInfo
 from chadthrottle.gui.models.block_choice import RESUME_AFTER_UNBLOCK
-from chadthrottle.gui.models.limit_truth import PERIOD_NEXT, PERIOD_NOW, quota_counted_since
+from chadthrottle.gui.models.limit_truth import (
+    PERIOD_NEXT,
+    PERIOD_NOW,
+    quota_counted_since,
+    quota_holds,
+)
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint
 from chadthrottle.gui.widgets.limit_slider import error_colour
 from chadthrottle.units import (
@@ -489,9 +494,8 @@ class RulesDialog(QDialog):
         rate_bps = self.rules.held_by_quota[direction]
         rate = format_rate(rate_bps, self.units, unbroken=True)
         # on its way: the kernel blocks it until the helper has set that rate
-        # (a tick or two), as the pane says it; it read "held to" meanwhile
-        verb = "switching to" if direction in self.rules.quota_switching else "held to"
-        held = f"{verb} {rate}" if rate_bps else "blocked"
+        # (a tick or two), as the pane says it (quota_holds)
+        held = quota_holds(rate if rate_bps else "", direction in self.rules.quota_switching)
         return f": {held} until {PERIOD_NEXT.get(period, f'the next {period}')}"
 
     def _held_by_quota(self, direction: Direction, rate_bps: int) -> str:
@@ -502,8 +506,8 @@ class RulesDialog(QDialog):
         if not rate_bps:
             return f"The {word} quota is used up: the {word} is blocked until {until}."
         rate = format_rate(rate_bps, self.units, unbroken=True)  # "97.7" and "KiB/s" parted at 1x
-        verb = "switching to" if direction in self.rules.quota_switching else "held to"
-        return (f"The {word} quota is used up: the {word} is {verb} {rate} until {until}; "
+        held = quota_holds(rate, direction in self.rules.quota_switching)
+        return (f"The {word} quota is used up: the {word} is {held} until {until}; "
                 "a limit here holds too where it is lower.")  # fmt: skip
 
     def show_outcome(self, text: str, error: bool = False) -> None:

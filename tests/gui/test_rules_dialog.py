@@ -296,7 +296,7 @@ def test_a_used_up_quota_is_not_shown_as_a_limit_of_ones_own(qtbot, tmp_path: Pa
     assert only_up.quota_direction.currentData() == "up" and only_up.clear_quota.isEnabled()
     assert dialog.scheduled_note.text() == (
         "The download quota is used up: the download is blocked until next week. "
-        "The upload quota is used up: the upload is held to 100\u00a0KB/s until the next day; "
+        "The upload quota is used up: the upload is limited to 100\u00a0KB/s until the next day; "
         "a limit here holds too where it is lower."
     )
     controller.shutdown()
@@ -308,7 +308,7 @@ def test_an_unenforced_used_up_quota_is_not_said_to_hold(qtbot, tmp_path: Path) 
     100 KB/s" and "the download is blocked until next week" (review7)."""
     controller, dialog = _quotas_used_up(qtbot, tmp_path, problem="limits are paused")
     note = dialog.scheduled_note.text()
-    assert "held to" not in note and "blocked until" not in note, note
+    assert "limited to" not in note and "blocked until" not in note, note
     controller.shutdown()
 
 

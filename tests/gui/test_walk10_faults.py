@@ -296,9 +296,19 @@ def test_the_rules_dialog_says_what_a_used_up_quota_holds_beneath_a_block_of_one
     qtbot.addWidget(dialog)
     assert dialog.block_boxes[Direction.UP].isChecked()
     line = dialog.quota_state.text()
-    assert line == "Upload: all 1.00 MB used today: held to 100\u00a0KB/s until the next day.", line
+    assert line == "Upload: all 1.00 MB used today: limited to 100\u00a0KB/s until the next day.", (
+        line
+    )
     note = dialog.scheduled_note.text()
-    assert "blocked until" not in note and "held to 100\u00a0KB/s until the next day" in note, note
+    assert "blocked until" not in note and "limited to 100\u00a0KB/s until the next day" in note, (
+        note
+    )
+    # gui31b (G3): the dialog said "held to" where the pane said "limited to": one wording
+    assert window.select_application(FIREFOX)
+    said = "used today: limited to 100 KB/s until the next day"
+    notes = window.detail.limit_notes
+    qtbot.waitUntil(lambda: said in notes.text() + notes.toolTip())
+    assert said in line.replace("\u00a0", " ")
 
 
 def test_a_rate_being_measured_when_the_helper_goes_away_does_not_stay_measuring(

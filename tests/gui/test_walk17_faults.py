@@ -36,7 +36,7 @@ def test_every_quota_line_of_the_rules_dialog_ends_with_a_full_stop(qtbot) -> No
     qtbot.addWidget(dialog)
     assert dialog.quota_state.text() == (
         "Download: 1.20 GB of 5.00 GB left today, counted since it was set or the day began. "
-        "Upload: all 1.00 MB used today: held to 100\u00a0KB/s until the next day."
+        "Upload: all 1.00 MB used today: limited to 100\u00a0KB/s until the next day."
     ), dialog.quota_state.text()
     dialog.show_rules(AppRules(FIREFOX, "Firefox"))
     assert dialog.quota_state.text() == "No quota. A new quota counts from when it is set."

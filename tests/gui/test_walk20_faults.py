@@ -71,11 +71,11 @@ def test_the_rules_dialog_says_a_switching_quota_as_the_pane_does(qtbot, make_co
 
     quota, note = said()
     assert quota == f"Upload: all 20.0 MB used today: {switching}.", quota
-    assert switching in note and "held to" not in note, note
+    assert switching in note and "limited to" not in note, note
     rules = (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, True, quota_bytes=20 * 10**6,
                       quota_period="day", quota_then_bps=100_000),)  # fmt: skip
     _emit(controller, _with(FIREFOX, up_blocked=False, up_limit_bps=100_000, **SPENT), rules)
-    qtbot.waitUntil(lambda: "held to 100 KB/s until the next day" in said()[0])
+    qtbot.waitUntil(lambda: "limited to 100 KB/s until the next day" in said()[0])
     assert "switching" not in " ".join(said()), said()
 
 
