@@ -94,7 +94,7 @@ from chadthrottle.helper.kernel.program_cache import (
 )
 from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
 from chadthrottle.helper.kernel.ringbuf import RingBuffer
-from chadthrottle.helper.kernel.socket_diag import StorageDump
+from chadthrottle.helper.kernel.socket_diag import StorageDump, network_namespaces
 from chadthrottle.helper.kernel.socket_tagging import (
     WalkCursor,
     budgeted,
@@ -260,31 +260,6 @@ def _carrying(slots: set[int]) -> Callable[[bytes, int, int], tuple[int, tuple[i
         return cookie, (slot, inode) if slot in slots else None
 
     return parse
-
-
-def _namespaces() -> list[int | None]:
-    """The network namespaces processes are in, once each: None for the
-    helper's own, else an fd that holds it (the caller closes it: a
-    StorageDump does)."""
-    own = os.readlink("/proc/self/ns/net")
-    seen: set[str] = {own}
-    held: list[int | None] = [None]
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            namespace = os.readlink(f"/proc/{name}/ns/net")
-            if namespace in seen:
-                continue
-            fd = os.open(f"/proc/{name}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue  # exited: its namespace is another process's too, or gone
-        if os.readlink(f"/proc/self/fd/{fd}") != namespace:  # another process under the pid
-            os.close(fd)
-            continue
-        seen.add(namespace)
-        held.append(fd)
-    return held
 
 
 def _verifier_refused(error: BackendUnavailable) -> bool:
@@ -794,7 +769,8 @@ class Datapath:
 
     def _dump_vetted(self, deadline: float) -> None:
         """The slots vetted whose sweeps ended: a dump of the TCP sockets'
-        tags in every network namespace a process is in (an accept queue's
+        tags in every network namespace found (a process's, a thread's, a
+        bind mount's: socket_diag.network_namespaces; an accept queue's
         connections are in no table), read until deadline and gone on with
         at the next call. One found still carrying a slot keeps it draining
         and dumped again VET_AGAIN_S later, the wait doubling while nothing
@@ -809,7 +785,7 @@ class Datapath:
             if not due or now >= deadline:
                 return
             self._vet_dump = StorageDump(
-                self._maps["socket_tags"].fd, _carrying(due), _namespaces()
+                self._maps["socket_tags"].fd, _carrying(due), network_namespaces()
             )
             self._vet_dump_slots = due
         if not self._vet_dump.go_on(deadline):

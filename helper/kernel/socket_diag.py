@@ -18,6 +18,7 @@ bytes add up to less than its application's totals, which are counted at L3.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import struct
 import time
@@ -328,6 +329,85 @@ class StorageDump:
         (inode,) = _INODE.unpack_from(payload, _MSG_INODE_OFFSET)
         low, high = _COOKIE.unpack_from(payload, _COOKIE_OFFSET)
         return self._parse(value, inode, low | high << 32)
+
+
+def network_namespaces() -> list[int | None]:
+    """Every network namespace this helper can find, once each, for a dump of
+    the sockets' tags: None for the helper's own, else an fd of ours that
+    holds it (the caller closes it: a StorageDump does). Found where a
+    namespace can be kept alive: a process's (/proc/PID/ns/net), a thread's
+    whose process is elsewhere (/proc/PID/task/TID/ns/net), and a bind mount
+    (`ip netns add`: an nsfs mount in /proc/self/mountinfo). Each fd is
+    checked to hold the namespace its path named (a pid reused, a mount
+    replaced meanwhile). Not found (review34b R3): a namespace held only by
+    an open nsfs descriptor of some process (/proc/PID/fd links to
+    net:[...]), or only by a bind mount in another mount namespace, or only
+    by its sockets."""
+    own = os.stat("/proc/self/ns/net")  # nsfs: st_dev its, st_ino the namespace's
+    seen: set[str] = {f"net:[{own.st_ino}]"}
+    held: list[int | None] = [None]
+    for path, named in _nsfs_net_mounts() + _process_namespace_paths():
+        try:
+            namespace = named or os.readlink(path)
+            if namespace in seen:
+                continue
+            # a mount point unmounted meanwhile may be a user's FIFO or link now
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (_NOT_FOLLOWED if named else 0))
+        except OSError:
+            continue  # exited, or unmounted: held elsewhere too, or gone
+        opened = os.fstat(fd)  # (readlink names a bind mount's fd by its path)
+        if opened.st_dev != own.st_dev or f"net:[{opened.st_ino}]" != namespace:
+            os.close(fd)
+            continue
+        seen.add(namespace)
+        held.append(fd)
+    return held
+
+
+_NOT_FOLLOWED = os.O_NOFOLLOW | os.O_NONBLOCK
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path: space, tab, newline and backslash are octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+
+
+def _nsfs_net_mounts() -> list[tuple[str, str]]:
+    """(mount point, net:[inode]) of each network namespace bound to a path
+    (`ip netns add`) in this helper's mount namespace (an nsfs mount's root
+    field names its namespace)."""
+    mounts: list[tuple[str, str]] = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as lines:
+            for line in lines:
+                fields, _, after = line.partition(" - ")
+                parts = fields.split()
+                if (
+                    len(parts) < 5
+                    or not after.startswith("nsfs ")
+                    or not parts[3].startswith("net:[")
+                ):
+                    continue
+                mounts.append((_unescape(parts[4]), parts[3]))
+    except OSError:
+        pass
+    return mounts
+
+
+def _process_namespace_paths() -> list[tuple[str, str]]:
+    """/proc/PID/ns/net of every process, and /proc/PID/task/TID/ns/net of
+    each of its other threads (setns and unshare move a thread alone)."""
+    paths: list[tuple[str, str]] = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        paths.append((f"/proc/{name}/ns/net", ""))
+        try:
+            tasks = os.listdir(f"/proc/{name}/task")
+        except OSError:
+            continue
+        paths.extend((f"/proc/{name}/task/{tid}/ns/net", "") for tid in tasks if tid != name)
+    return paths
 
 
 def _diag_socket() -> socket.socket:

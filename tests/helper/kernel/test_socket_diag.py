@@ -206,3 +206,12 @@ def test_a_storage_dumps_value_is_read_from_its_nested_attributes() -> None:
     assert storage_value(message) == value
     assert storage_value(bytes(72) + _attribute(2, bytes(8))) is None
     assert storage_value(message[:-8]) is None
+
+
+def test_a_mount_point_is_read_as_mountinfo_escapes_it() -> None:
+    """A bind mount's path with a space, tab, newline or backslash is octal-escaped
+    in /proc/self/mountinfo: the namespace is opened at the real path."""
+    from chadthrottle.helper.kernel.socket_diag import _unescape
+
+    assert _unescape(r"/run/netns/a\040b\011c\012d\134e") == "/run/netns/a b\tc\nd\\e"
+    assert _unescape("/run/netns/plain") == "/run/netns/plain"
