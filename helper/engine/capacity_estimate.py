@@ -156,6 +156,9 @@ upload is judged by that reading instead of the round trips:
   (KNOWN_S) holds the upload's turns as a climb past where it failed does
   (a halved download link come back was followed in 8-29 s on the toy, its
   climb cut into bursts by a turn every ONE_WAY_TURN_S);
+- so does a download that climbed in a row to where it last failed, its near
+  zone no exception: its step past it is a tick or two away (a turn there
+  paused a doubled download link 3-4 s: 12 s to follow on the bench, est31);
 - our download queue falling while the reading read SEEN_MS within
   DOWN_HOLD_AFTER_S takes no download raise back (_acks_held: its
   acknowledgements wait at the modem behind the upload's queue).
@@ -1240,10 +1243,20 @@ class CapacityEstimator:
         climbing = (down.streak > 0 and down.since_raise_s <= STREAK_GAP_S
                     and ((down.last_failed is not None and (down.capacity or 0) > down.last_failed)
                          or (down.capacity or 0) < KNOWN_SHARE * (down.known or 0)))  # fmt: skip
+        # climbed in a row to where it last failed, not past it yet: its step past is a tick or two
+        # away, its near zone no reason for a turn (one there paused a doubled download 3-4 s:
+        # bench (B) 12 s twice, est31; the toy's 198 changes: 139 -> 147 within 10 s, max 17 -> 13)
+        reached = (
+            down.streak >= 2
+            and down.since_raise_s <= STREAK_GAP_S
+            and down.last_failed is not None
+            and (down.capacity or 0) >= down.last_failed
+        )
+        climbing = climbing or reached
         if one_way:
             below = self._below_known()
             due = (up.since_probe_s >= (KNOWN_TURN_S if below else ONE_WAY_TURN_S)
-                   and (near or not climbing or below))  # fmt: skip
+                   and ((near and not reached) or not climbing or below))  # fmt: skip
         else:
             due = up.since_raise_s >= UP_TURN_S and near
         up_turn = (
