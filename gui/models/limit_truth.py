@@ -49,6 +49,11 @@ PERIOD_BEGAN = {"day": "the day began", "week": "the week began", "month": "the 
 _HELPER_OFF = frozenset({STOPPED_PROBLEM, NOT_RUNNING_PROBLEM, NOT_INSTALLED_PROBLEM})
 
 
+def helper_off(problem: str) -> bool:
+    """Whether nothing is enforced because the helper is away (it holds nothing)."""
+    return problem in _HELPER_OFF
+
+
 def quota_counted_since(period: str) -> str:
     """From when a quota's use counts: a quota set now starts at zero, whatever
     the application used before in the period. Said wherever the use is shown:
@@ -321,9 +326,34 @@ def limit_state(
     if helper_rate <= 0:  # a quota alone is not enforced either while nothing is, nor
         # where the helper says its gate does not hold (it was dropped, the quota said fine)
         return LimitState(0, problem=problem if budget else "", **quota)
+    if (
+        (problem in _HELPER_OFF or problem == PAUSED_PROBLEM)
+        and budget
+        and left <= 0
+        and not schedule
+    ):
+        # A used-up quota's rate, which nothing holds now (the helper away, limits
+        # paused), is no limit the user set: the cell read "100 KB/s ⚠ not enforced"
+        # (gui31b). The rule's own limit, not enforced, where one is set; else none
+        # over "quota not enforced". Unchanged where no listed rule says.
+        plain = _plain_rate(rules, info, direction, budget, owner)
+        if plain is not None and plain != helper_rate:
+            if not plain:
+                return LimitState(0, problem=problem, **quota)
+            helper_rate = plain
     own = own_rule_rate(rules, info.id, direction, viewer_uid) if read_only else 0
     return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own, schedule=schedule,
                       reach=info.limit_reach(direction), **quota)  # fmt: skip
+
+
+def _plain_rate(rules: Iterable[RuleInfo], info: ApplicationInfo, direction: Direction, budget: int,
+                owner: int) -> int | None:  # fmt: skip
+    """The plain limit of the listed rule that holds this quota (its owner's
+    first), 0 for none; None where no listed rule has the quota."""
+    found = [rule for rule in rules if (rule.app_id, rule.direction) == (info.id, direction.value)
+             and rule.quota_bytes == budget]  # fmt: skip
+    found.sort(key=lambda rule: rule.owner != owner)
+    return found[0].rate_bps if found else None
 
 
 def _block_rule(rules: Iterable[RuleInfo], info: ApplicationInfo, direction: Direction) -> bool:
@@ -528,7 +558,8 @@ def _quota_alone_paused(state: LimitState) -> bool:
     away = state.quota_paused or state.quota_helper_off
     if not (away and state.quota_spent) or state.schedule:
         return False
-    return state.by_quota or (not state.blocked and state.rate_bps == state.quota_then_bps)
+    # its rate: as listed, or none where limit_state took it from the cell (gui31b)
+    return state.by_quota or (not state.blocked and state.rate_bps in (0, state.quota_then_bps))
 
 
 def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -> str:

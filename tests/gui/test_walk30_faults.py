@@ -93,3 +93,33 @@ def test_the_rates_line_says_no_limit_of_a_quota_not_held_while_the_helper_is_aw
     window.detail.refresh()
     line = window.detail.summary.text()
     assert "limit 100 KB/s" not in line and "avg" not in line, line
+
+
+def test_a_used_up_quotas_rate_is_no_limit_in_its_cell_while_the_helper_is_away(
+    window: MainWindow,  # noqa: F811
+) -> None:
+    """gui31, seen and left: the helper stopped, the Up limit cell of a used-up
+    quota read "100 KB/s ⚠ not enforced", the quota's rate, as a limit the user
+    set. It reads none over "quota not enforced"; with a limit of one's own
+    beside the quota, that limit, not enforced."""
+    from chadthrottle.gui.models.columns import Column, Role
+    from chadthrottle.gui.models.limit_truth import LimitState
+
+    model = window._model
+
+    def up_cell() -> LimitState:
+        state = window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data(Role.LIMIT_STATE)
+        assert isinstance(state, LimitState)
+        return state
+
+    quota = {"quota_bytes": 2 * 10**9, "quota_period": "week", "quota_then_bps": 100_000,
+             "quota_left_bytes": 0}  # fmt: skip
+    model.set_rules([RuleInfo(DROPBOX, "up", 0, 0, USER, False, **quota)])  # type: ignore[arg-type]
+    model.apply_snapshot(quota_applications())
+    assert up_cell().rate_bps == 100_000  # the helper running: the quota holds it there
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, STOPPED, last_stop=LastStop.STOPPED))
+    state = up_cell()
+    assert state.rate_bps == 0 and state.note_lines[0] == "quota not enforced", state
+    model.set_rules([RuleInfo(DROPBOX, "up", 250_000, 0, USER, False, **quota)])  # type: ignore[arg-type]
+    state = up_cell()
+    assert state.rate_bps == 250_000 and state.note_lines == ("not enforced",), state

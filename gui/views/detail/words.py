@@ -90,7 +90,12 @@ def describe_limit_notes(
             note = describe_limit(state, direction, units)  # with the quota, if any
         elif state.quota_bytes:
             word = "Download" if direction is Direction.DOWN else "Upload"
-            said = state.problem and not state.quota_paused  # paused: the quota's words say it
+            # paused, or a used-up one with the helper away: the quota's words say it
+            said = (
+                state.problem
+                and not state.quota_paused
+                and not (state.quota_helper_off and state.quota_spent)
+            )
             problem = f" {describe_problem(state.problem, units)}." if said else ""
             note = f"{word} quota: {describe_quota(state, units)}.{problem}"
         kept = describe_kept_limit(state, direction, (own or {}).get(direction, 0), units)
