@@ -21,6 +21,7 @@ from chadthrottle.gui.models.block_choice import RESUME_AFTER_UNBLOCK
 from chadthrottle.gui.models.limit_truth import (
     PERIOD_NEXT,
     PERIOD_NOW,
+    helper_off,
     quota_counted_since,
     quota_holds,
 )
@@ -420,7 +421,7 @@ class RulesDialog(QDialog):
             widget.setEnabled(not rules.read_only)
             widget.setToolTip(rules.read_only or widget.toolTip())
         self._fit_clear_quota()
-        note = not_enforced_words(rules.not_enforced)
+        note = not_enforced_words(rules.not_enforced, changeable=not rules.read_only)
         self.enforcement_note.setText(note)
         self.enforcement_note.setStyleSheet(f"color: {error_colour(self.palette())}")
         self.enforcement_note.setVisible(bool(note))
@@ -428,7 +429,10 @@ class RulesDialog(QDialog):
             self._fit_height()
         # Said when it begins (not again each poll, over an answer shown since),
         # and taken back when changes can be made again (the helper back).
-        if rules.read_only and rules.read_only != self._read_only_said:
+        # The helper away: the note above says both (the message line said it again,
+        # "The helper stopped — its limits are off.", gui31b); the fields' tooltips keep it.
+        said_above = bool(note) and helper_off(rules.not_enforced)
+        if rules.read_only and rules.read_only != self._read_only_said and not said_above:
             self.show_outcome(rules.read_only, error=True)
         elif not rules.read_only and self._read_only_said == self.message.text():
             self.show_outcome("")
@@ -646,13 +650,16 @@ def _exact(amount: int, scales: tuple[tuple[str, int], ...]) -> str:
     return str(amount)
 
 
-def not_enforced_words(reason: str) -> str:
-    """The line above the tabs while nothing set here is enforced ("" otherwise)."""
+def not_enforced_words(reason: str, changeable: bool = True) -> str:
+    """The line above the tabs while nothing set here is enforced ("" otherwise);
+    with the helper away, also that nothing can be changed (said once, here)."""
     if not reason:
         return ""
     if reason == PAUSED_PROBLEM:
         return ("Limits are paused: nothing set here is enforced until they are resumed "
                 "(Resume limits, in the window or the tray's menu).")  # fmt: skip
+    if not changeable and helper_off(reason):
+        return f"Nothing set here is enforced or can be changed now: {reason}."
     return f"Nothing set here is enforced now: {reason}."
 
 
