@@ -322,8 +322,11 @@ class LimitDelegate(QStyledItemDelegate):
     def setEditorData(self, editor: QWidget, index: AnyIndex) -> None:
         if isinstance(editor, LimitControl):
             editor.set_units(self.units)
-            editor.set_limit(int(index.data(Role.LIMIT) or 0) or None)
             state = index.data(Role.LIMIT_STATE)
+            # not blocked, the state's rate: none for a used-up quota's rate that nothing
+            # holds (the open control read "100 KB/s" of it, the helper away, gui31b)
+            shown = state.rate_bps if isinstance(state, LimitState) and not state.blocked else None
+            editor.set_limit((int(index.data(Role.LIMIT) or 0) if shown is None else shown) or None)
             if isinstance(state, LimitState):
                 tooltip = str(index.data(Qt.ItemDataRole.ToolTipRole) or "")
                 editor.set_state(

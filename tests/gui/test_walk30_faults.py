@@ -102,6 +102,7 @@ def test_a_used_up_quotas_rate_is_no_limit_in_its_cell_while_the_helper_is_away(
     quota read "100 KB/s ⚠ not enforced", the quota's rate, as a limit the user
     set. It reads none over "quota not enforced"; with a limit of one's own
     beside the quota, that limit, not enforced."""
+    from chadthrottle.contract import Direction
     from chadthrottle.gui.models.columns import Column, Role
     from chadthrottle.gui.models.limit_truth import LimitState
 
@@ -117,9 +118,12 @@ def test_a_used_up_quotas_rate_is_no_limit_in_its_cell_while_the_helper_is_away(
     model.set_rules([RuleInfo(DROPBOX, "up", 0, 0, USER, False, **quota)])  # type: ignore[arg-type]
     model.apply_snapshot(quota_applications())
     assert up_cell().rate_bps == 100_000  # the helper running: the quota holds it there
+    control = window.limit_control(DROPBOX, Direction.UP)  # the open control (a selected row)
+    assert control is not None and control.field.text() == "100 KB/s", control.field.text()
     window.set_status(HelperStatus(HelperState.NOT_RUNNING, STOPPED, last_stop=LastStop.STOPPED))
     state = up_cell()
     assert state.rate_bps == 0 and state.note_lines[0] == "quota not enforced", state
+    assert control.field.text() in ("", "none"), control.field.text()
     model.set_rules([RuleInfo(DROPBOX, "up", 250_000, 0, USER, False, **quota)])  # type: ignore[arg-type]
     state = up_cell()
     assert state.rate_bps == 250_000 and state.note_lines == ("not enforced",), state
