@@ -31,6 +31,8 @@ from chadthrottle.helper.kernel.program_cache import (
 )
 from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
 
+from tests.support.requirements import require
+
 NOBODY = 65534
 
 
@@ -283,8 +285,8 @@ def test_a_bcc_built_against_another_llvm_is_another_key(
 def test_the_key_names_the_llvm_this_machines_bcc_links() -> None:
     """Where bcc is installed (CI, the development machine: Debian's libbpfcc on
     libLLVM-14), its libbcc is found as the loader finds it and its LLVM named."""
-    if importlib.util.find_spec("bcc") is None:
-        pytest.skip("bcc is not installed")
+    require(importlib.util.find_spec("bcc") is not None,
+            "needs bcc (Debian: python3-bpfcc) visible to this Python")  # fmt: skip
     identity = compiler_identity()
     assert identity["libbcc.so.0"] != "not found", identity
     assert any(name.startswith("libLLVM") for name in identity), identity
