@@ -302,16 +302,23 @@ class StorageDump:
                     self._sock = None
                     continue
                 family = self._families.pop(0)
-                self._sock.send(_storage_request(family, socket.IPPROTO_TCP, family,
-                                                 self._map_fd))  # fmt: skip
+                try:  # the ask fails as a read does (a namespace or socket gone bad)
+                    self._sock.send(_storage_request(family, socket.IPPROTO_TCP, family,
+                                                     self._map_fd))  # fmt: skip
+                except OSError as error:
+                    return self._fail(error)
                 self._reading = True
             try:
                 self._reading = _read_some(self._sock, self.found, self._message)
             except (OSError, struct.error) as error:
-                self.failed = f"the dump failed: {error}"
-                self.close()
-                return True
+                return self._fail(error)
         return False
+
+    def _fail(self, error: Exception) -> bool:
+        """Done, incomplete: the slots dumped for stay draining (failed)."""
+        self.failed = f"the dump failed: {error}"
+        self.close()
+        return True
 
     def close(self) -> None:
         if self._sock is not None:
