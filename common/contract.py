@@ -30,7 +30,10 @@ from chadthrottle.frozen_record import frozen_record
 # quota_end_offset_s in ListRules (the current period of a quota as the helper
 # counts it, and its zone's UTC offset at each end: clients no longer guess the
 # helper's zone).
-API_VERSION = 8
+# 9: counted_through_ns in ListApplications (the moment before which every
+# process's first socket was read and named before the counters listed were
+# read: a client can wait for traffic it made to be attributed, not on quiet).
+API_VERSION = 9
 
 BUS_NAME = "io.github.chadthrottle.Helper1"
 OBJECT_PATH = "/io/github/chadthrottle/Helper1"
@@ -398,7 +401,11 @@ METHODS: dict[str, MethodSpec] = {
             "time each tick; empty for one namespace the backend holds as usual), down_measuring b, up_measuring b (API 7: that "
             "direction's rules changed and its rate is being measured afresh, from the change to the next "
             "tick: no rate is known, and down_bps or up_bps is 0 and says nothing; a direction whose rules "
-            "did not change keeps its rate). Callers who may not "
+            "did not change keeps its rate), counted_through_ns t (API 9: a CLOCK_MONOTONIC time of the helper's "
+            "machine, in ns, the same in every entry: every socket the datapath announced as a process's first "
+            "before it was read, its process named, before the counters listed here were read; 0 not yet; a "
+            "client waits for it to pass a moment to know the traffic made before that moment attributed, "
+            "however late the helper runs). Callers who may not "
             "limit any application see only their own applications and their own rules. Clients must "
             "ignore unknown keys.",
             out_args=(Arg("applications", "aa{sv}"),),
@@ -720,11 +727,16 @@ APPLICATION_FIELDS: dict[str, str] = {
     # rate above is 0 and says nothing (helper/engine/rates.py RateMeter.restart).
     "down_measuring": "b",
     "up_measuring": "b",
+    # API 9: CLOCK_MONOTONIC ns (the helper's machine), the same in every entry:
+    # every process's first socket the datapath announced before it was read
+    # and named before the counters these numbers come from were read (0: no
+    # tick has yet). Traffic made before it is attributed as far as it will be.
+    "counted_through_ns": "t",
 }
 # Keys an older helper does not send (API 3 and before: read as not blocked,
 # no quota; API 4 and before: normal priority, rtt unknown; API 5 and before:
 # no reach said; API 6 and before: never measuring, the rate listed from before
-# a change until the next tick).
+# a change until the next tick; API 8 and before: no counted_through_ns, read as 0).
 OPTIONAL_APPLICATION_FIELDS = frozenset(
     {
         "down_blocked",
@@ -745,6 +757,7 @@ OPTIONAL_APPLICATION_FIELDS = frozenset(
         "up_limit_reach",
         "down_measuring",
         "up_measuring",
+        "counted_through_ns",
     }
 )
 
@@ -966,6 +979,7 @@ class ApplicationInfo:
     up_limit_reach: str = ""
     down_measuring: bool = False
     up_measuring: bool = False
+    counted_through_ns: int = 0  # API 9: CLOCK_MONOTONIC; 0 = not yet, or an older helper
 
     def measuring(self, direction: Direction) -> bool:
         """The direction's rate window restarted at a rule change and has no

@@ -152,6 +152,11 @@ class EngineCore:
         # when the tick thread last showed work: its locked part ended, or a
         # process's round trips were read off the lock (keep_leases_between_ticks)
         self._ticked_at = clock()
+        # CLOCK_MONOTONIC ns: the new-owner thread read every announcement made
+        # before it (note_owners_read); the counters listed were read after
+        # that (counted_through_ns, API 9). Ints written whole across threads.
+        self._owners_read_ns = 0
+        self._counted_through_ns = 0
         self._crossed = DevicesCrossed()  # the devices each application's bytes crossed lately
         self._forwarded = ForwardedClassed()  # where a container's priority is classed (crossed.py)
         self._listed_at = float("-inf")  # the last ListApplications: rtt only while looked at
@@ -184,6 +189,7 @@ class EngineCore:
 
     def tick(self) -> None:
         """Once a second: follow processes, interfaces and counters."""
+        owners_read_ns = self._owners_read_ns  # before the counters: what they are read after
         with self._lock:
             samples, now = self._tracking.read_counters(), self._clock()
             gone = self._tracking.refresh()
@@ -248,7 +254,18 @@ class EngineCore:
                                   self._tracking.meter.apps, self._applier.gating)  # fmt: skip
             self._tracking.forget_exited(now, {app_id for app_id, _ in self._limits.stored_keys()})
             self._ticked_at = self._clock()
+            self._counted_through_ns = owners_read_ns
         self._measure_rtt()
+
+    def note_owners_read(self, began_ns: int) -> None:
+        """From the new-owner thread: every process's first socket announced
+        before began_ns (CLOCK_MONOTONIC) was read and its process named
+        (a poll that began then consumed the ring buffer, level-triggered, to
+        empty, and the process events after it). The next tick's counters are
+        read after that: the listing says so (counted_through_ns), so that a
+        client knows a late helper from a settled one by the helper's word,
+        not by its numbers standing still (docs/benchmarks/flakes.md, bare32)."""
+        self._owners_read_ns = max(self._owners_read_ns, began_ns)
 
     def follow_links(self) -> None:
         """Interfaces came, went or changed (link events): the shapers follow

@@ -126,7 +126,8 @@ class Engine(EngineCore):
             not_met = self._overshoot.not_met(meter.apps)
             return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
                                  self._tracking.known, self._problems(viewer_pids), not_met, meter.by_uid,
-                                 self._rule_listing().held, PAUSED_PROBLEM if self._limits.paused else "", priority_view, reach)  # fmt: skip
+                                 self._rule_listing().held, PAUSED_PROBLEM if self._limits.paused else "", priority_view, reach,
+                                 counted_through_ns=self._counted_through_ns)  # fmt: skip
 
     def list_rules(self) -> list[RuleInfo]:
         with self._lock:

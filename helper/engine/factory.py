@@ -146,9 +146,11 @@ class RunningEngine(Engine):
         datapath = self._kernel_parts[0]
         while not self._stop.is_set():
             try:
+                began_ns = time.monotonic_ns()  # every announcement made before it is read below
                 datapath.poll_new_owners(OWNER_POLL_MS)
                 if self._proc_events is not None:
                     self._proc_events.drain()  # before its buffer fills
+                self.note_owners_read(began_ns)
                 self.keep_leases_between_ticks()  # while a tick runs late
             except EngineClosed:  # a new owner came as close() shut the engine
                 return

@@ -64,6 +64,8 @@ def build_listing(
     paused_problem: str = "",
     priorities: PriorityView | None = None,
     reach: ReachView | None = None,
+    *,
+    counted_through_ns: int = 0,
 ) -> list[ApplicationInfo]:
     """rules: app id -> owner -> limits; known: the last identity seen of
     applications that may have exited, so they keep their name and icon;
@@ -77,7 +79,9 @@ def build_listing(
     direction is listed with no rate, and what keeps a block or a quota alone
     from being enforced is only paused_problem (limits paused): the backends'
     gaps are about rates. priorities: the priority's problem and the rtt.
-    reach: how a rated limit holds in each namespace (not while paused)."""
+    reach: how a rated limit holds in each namespace (not while paused).
+    counted_through_ns: the tick's word that its counts follow every
+    announcement before it (EngineCore.note_owners_read)."""
     known = known or {}
     shares = shares or {}
     problems = problems or {}
@@ -173,6 +177,7 @@ def build_listing(
                 rtt_us=rtt_us,
                 down_limit_reach=reach_of((app_id, owner), limits, down, Direction.DOWN),
                 up_limit_reach=reach_of((app_id, owner), limits, up, Direction.UP),
+                counted_through_ns=counted_through_ns,
             )
         )
     return listing
