@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ from chadthrottle.contract import (
     OBJECT_PATH,
     Action,
     ApplicationInfo,
+    BackendInfo,
     Direction,
     ErrorName,
     LimitAuthorization,
@@ -85,6 +86,7 @@ from chadthrottle.helper.engine.api import (
     Viewer,
 )
 from chadthrottle.helper.engine.quotas import Period, Quota
+from chadthrottle.helper.engine.snapshot import Looked
 from chadthrottle.helper.errors import (
     BackendUnavailable,
     HelperError,
@@ -611,14 +613,14 @@ class HelperService:
         return Viewer(await self._caller_uid(call.sender), sees_all)
 
     @staticmethod
-    def _visible(viewer: Viewer, apps: list[ApplicationInfo]) -> list[ApplicationInfo]:
+    def _visible(viewer: Viewer, apps: Sequence[ApplicationInfo]) -> list[ApplicationInfo]:
         """Everything for a viewer who sees all; else the applications wholly
         the viewer's own (every process of the viewer's uid; the listing has
         already cut those several users run down to the viewer's processes
         and traffic), and those not running on which the viewer has a rule (a
         rate, a block, a quota or a priority: those are listed with no rate)."""
         if viewer.sees_all:
-            return apps
+            return list(apps)
         own = {viewer.uid}
         return [
             app for app in apps
@@ -629,11 +631,11 @@ class HelperService:
         ]  # fmt: skip
 
     @staticmethod
-    def _visible_rules(viewer: Viewer, rules: list[RuleInfo]) -> list[RuleInfo]:
+    def _visible_rules(viewer: Viewer, rules: Sequence[RuleInfo]) -> list[RuleInfo]:
         """Every rule for a viewer who sees all; else the viewer's own and the
         administrator's (which outrank the viewer's)."""
         if viewer.sees_all:
-            return rules
+            return list(rules)
         return [rule for rule in rules if rule.owner in (viewer.uid, ADMIN_OWNER)]
 
     # -- engine calls -------------------------------------------------------
@@ -645,26 +647,43 @@ class HelperService:
     @_handles("ListApplications")
     async def _list_applications(self, call: _Call, grant: _Grant | None) -> list[Any]:
         viewer = await self._viewer(call)
-        apps = await self._engine_thread.run(self._engine.list_applications, viewer)
+        self._engine.looking(Looked.APPLICATIONS, viewer)
+        snapshot = self._engine.published()
+        apps: Sequence[ApplicationInfo] | None = (
+            snapshot.applications.get(viewer) if snapshot else None
+        )
+        if apps is None:  # a viewer the snapshot does not list yet: the next one will
+            apps = await self._engine_thread.run(self._engine.list_applications, viewer)
         return [[encode_application(app) for app in self._visible(viewer, apps)]]
 
     @_handles("ListRules")
     async def _list_rules(self, call: _Call, grant: _Grant | None) -> list[Any]:
         viewer = await self._viewer(call)
-        rules = await self._engine_thread.run(self._engine.list_rules)
+        snapshot = self._engine.published()
+        rules = (
+            snapshot.rules if snapshot else await self._engine_thread.run(self._engine.list_rules)
+        )
         return [[encode_rule(rule) for rule in self._visible_rules(viewer, rules)]]
 
     @_handles("ListSchedules")
     async def _list_schedules(self, call: _Call, grant: _Grant | None) -> list[Any]:
         viewer = await self._viewer(call)
-        schedules: list[ScheduleInfo] = await self._engine_thread.run(self._engine.list_schedules)
+        snapshot = self._engine.published()
+        schedules: Sequence[ScheduleInfo] = (
+            snapshot.schedules if snapshot
+            else await self._engine_thread.run(self._engine.list_schedules)
+        )  # fmt: skip
         visible = [s for s in schedules if viewer.sees_all or s.owner in (viewer.uid, ADMIN_OWNER)]
         return [[encode_schedule(schedule) for schedule in visible]]
 
     @_handles("ListBackends")
     async def _list_backends(self, call: _Call, grant: _Grant | None) -> list[Any]:
         viewer = await self._viewer(call)  # other users' namespaces are not named to a user
-        backends = await self._engine_thread.run(self._engine.list_backends, viewer)
+        self._engine.looking(Looked.BACKENDS, viewer)
+        snapshot = self._engine.published()
+        backends: Sequence[BackendInfo] | None = snapshot.backends.get(viewer) if snapshot else None
+        if backends is None:
+            backends = await self._engine_thread.run(self._engine.list_backends, viewer)
         return [[encode_backend(backend) for backend in backends]]
 
     @_handles("ListInterfaces")
@@ -754,7 +773,12 @@ class HelperService:
 
     @_handles("GetLimitsPaused")
     async def _get_limits_paused(self, call: _Call, grant: _Grant | None) -> list[Any]:
-        return [await self._engine_thread.run(self._engine.limits_paused)]
+        snapshot = self._engine.published()
+        return [
+            snapshot.paused
+            if snapshot
+            else await self._engine_thread.run(self._engine.limits_paused)
+        ]
 
     @_handles("SetLimitsPaused")
     async def _set_limits_paused(self, call: _Call, grant: _Grant | None) -> list[Any]:
@@ -884,7 +908,13 @@ class HelperService:
 
     @_handles("GetLinkShaping")
     async def _get_link_shaping(self, call: _Call, grant: _Grant | None) -> list[Any]:
-        return [encode_link_shaping(await self._engine_thread.run(self._engine.link_shaping))]
+        snapshot = self._engine.published()
+        shaping = (
+            snapshot.link_shaping
+            if snapshot
+            else await self._engine_thread.run(self._engine.link_shaping)
+        )
+        return [encode_link_shaping(shaping)]
 
 
 def _raises_priority(call: _Call) -> bool:

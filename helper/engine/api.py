@@ -1,8 +1,8 @@
 """What the D-Bus adapter may ask of the engine.
 
 The adapter calls these methods from one worker thread (adapter/engine_thread.py),
-one call at a time, except usage(), which it calls from any thread. They may
-block on the kernel. The running engine has threads of its own too (its tick and
+one call at a time, except usage(), published() and looking(), which it calls
+from any thread. They may block on the kernel. The running engine has threads of its own too (its tick and
 new-owner watch, engine/factory.py), so it guards its state with one lock.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from chadthrottle.contract import (
     ADMIN_OWNER,
@@ -28,6 +28,9 @@ from chadthrottle.helper.engine.quotas import Quota
 from chadthrottle.helper.errors import HelperError
 from chadthrottle.priority import Priority
 from chadthrottle.usage_contract import UsageResolution, UsageRow
+
+if TYPE_CHECKING:  # snapshot.py names Viewer from here
+    from chadthrottle.helper.engine.snapshot import Looked, Snapshot
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,15 @@ ChangeOutcome: TypeAlias = str | HelperError
 
 
 class EngineApi(Protocol):
+    def published(self) -> Snapshot | None:
+        """The read calls' answers as of the engine's last tick or change,
+        from any thread without waiting (snapshot.py); None before the first.
+        A write call's changes are in it once the call returned."""
+
+    def looking(self, kind: Looked, viewer: Viewer) -> None:
+        """viewer asks for a read of kind: made at each publish while they
+        keep asking (from any thread, without waiting)."""
+
     def list_applications(self, viewer: Viewer) -> list[ApplicationInfo]:
         """Every application with an open socket or recent traffic, with rates,
         and the limit that applies to it as this viewer sees it."""

@@ -47,6 +47,7 @@ from chadthrottle.helper.engine.ports import (
 )
 from chadthrottle.helper.engine.rtt import RttWatch
 from chadthrottle.helper.engine.schedules import local_zone
+from chadthrottle.helper.engine.snapshot import Lookers, Snapshot
 from chadthrottle.helper.engine.tracking import Tracking
 from chadthrottle.helper.errors import EngineClosed, HelperError, KernelError
 from chadthrottle.helper.identity.index import ApplicationIndex
@@ -160,6 +161,10 @@ class EngineCore:
         self._crossed = DevicesCrossed()  # the devices each application's bytes crossed lately
         self._forwarded = ForwardedClassed()  # where a container's priority is classed (crossed.py)
         self._listed_at = float("-inf")  # the last ListApplications: rtt only while looked at
+        # the read calls' answers, swapped whole after each tick and change (snapshot.py)
+        self._snapshot: Snapshot | None = None
+        self._lookers = Lookers(clock)  # whose listings each publish makes
+        self._publish_error = ""  # why the last publish failed, "" when it did not
         self._graft_waiter: threading.Thread | None = None  # _wait_out_grafts, while it runs
         self._graft_waits_stopped = False
         self._applier.on_graft_wait = self._start_graft_waiter
@@ -255,7 +260,12 @@ class EngineCore:
             self._tracking.forget_exited(now, {app_id for app_id, _ in self._limits.stored_keys()})
             self._ticked_at = self._clock()
             self._counted_through_ns = owners_read_ns
+            self._publish()
         self._measure_rtt()
+
+    def _publish(self) -> None:
+        """Under the lock, after a tick or a change: the read calls' snapshot
+        (the Engine makes it: engine.py)."""
 
     def note_owners_read(self, began_ns: int) -> None:
         """From the new-owner thread: every process's first socket announced
@@ -278,6 +288,7 @@ class EngineCore:
                 if self._apply_error != str(error):
                     log.error("could not keep the limits in place: %s", error)
                 self._apply_error = str(error)
+            self._publish()  # the link's interfaces and what keeps it from shaping
 
     def _measure_rtt(self) -> None:
         """The round-trip times of applications with a priority, every RttWatch.every_s, off the lock,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from types import MappingProxyType
 
 from chadthrottle.contract import (
     MAX_RATE_BPS,
@@ -48,6 +49,7 @@ from chadthrottle.helper.engine.observed import connection_rows, interface_rows,
 from chadthrottle.helper.engine.rtt import elsewhere_of
 from chadthrottle.helper.engine.rule_edits import ChangeBatch
 from chadthrottle.helper.engine.rule_listing import RuleListing
+from chadthrottle.helper.engine.snapshot import Looked, Snapshot
 from chadthrottle.helper.engine.tracking import Tracking
 from chadthrottle.helper.errors import HelperError
 from chadthrottle.helper.kernel.internet_route import off_link
@@ -77,57 +79,104 @@ def walks_pending_text(processes: int) -> str:
 
 class Engine(EngineCore):
     """The EngineApi (api.py) over the core: listings, changes and the link,
-    each under the engine lock, with the kernel reads that take long outside it."""
+    each under the engine lock, with the kernel reads that take long outside
+    it; the read calls' answers published after each tick and change
+    (snapshot.py), for the adapter to answer without the lock."""
+
+    def published(self) -> Snapshot | None:
+        """The read calls' answers as of the last tick or change, without
+        the engine lock (snapshot.py); None before the first tick's, and once
+        the engine closed (the calls are then told the helper is stopping)."""
+        snapshot = self._snapshot
+        return None if self._lock.closed else snapshot
+
+    def looking(self, kind: Looked, viewer: Viewer) -> None:
+        """A viewer asks for a viewer-dependent read: made at each publish
+        while they keep asking (from any thread, without the engine lock)."""
+        self._lookers.note(kind, viewer)
+        if kind is Looked.APPLICATIONS:
+            self._listed_at = self._clock()  # a float written whole: rtt while looked at
+
+    def _publish(self) -> None:
+        """Under the lock, after a tick or a change: the read calls' answers
+        made now and swapped in whole. If they cannot be made, reads go to
+        the engine thread (and hear why there) until a publish succeeds."""
+        try:
+            facts = self._link_facts()
+            interfaces = self._shaper.link_interfaces() if facts.shaping else []
+            listing = self._rule_listing()
+            snapshot = Snapshot(
+                rules=tuple(listing.rules()),
+                schedules=tuple(listing.schedules()),
+                paused=self._limits.paused,
+                link_shaping=shaping_info(self._limits, facts, interfaces),
+                applications=MappingProxyType({viewer: tuple(self._listing(viewer))
+                                               for viewer in self._lookers.current(Looked.APPLICATIONS)}),
+                backends=MappingProxyType({viewer: tuple(self._backends_of(viewer))
+                                           for viewer in self._lookers.current(Looked.BACKENDS)}),
+            )  # fmt: skip
+        except Exception as error:
+            if str(error) != self._publish_error:
+                log.warning("read calls answered on the engine thread: no snapshot (%s)", error)
+            self._publish_error, self._snapshot = str(error), None
+            return
+        self._publish_error, self._snapshot = "", snapshot
 
     def list_applications(self, viewer: Viewer = ADMIN_VIEWER) -> list[ApplicationInfo]:
+        """On the engine thread, under the lock: a viewer the snapshot does
+        not list yet (published from the next publish on)."""
         with self._lock:
-            self._listed_at = self._clock()
-            rules: dict[str, dict[int, dict[Direction, Limit]]] = {}
-            for (app_id, owner), limits in self._limits.items():
-                rules.setdefault(app_id, {})[owner] = limits
-            for app_id, owner in self._applier.gating.lapsing_rules():  # a gate holds on: listed
-                rules.setdefault(app_id, {}).setdefault(owner, {})
-            traffic = self._tracking.listed_traffic(self._clock())
-            facts, rtt = self._link_facts(), self._rtt
-            linked = self._shaper.link_interfaces() if facts.shaping else []
-            # other users' sockets are not the viewer's to read
-            uid = None if viewer.sees_all else viewer.uid
+            self.looking(Looked.APPLICATIONS, viewer)
+            return self._listing(viewer)
 
-            prioritized = self.prioritized_slots()
+    def _listing(self, viewer: Viewer) -> list[ApplicationInfo]:
+        """ListApplications' answer for viewer, made now (the lock held)."""
+        rules: dict[str, dict[int, dict[Direction, Limit]]] = {}
+        for (app_id, owner), limits in self._limits.items():
+            rules.setdefault(app_id, {})[owner] = limits
+        for app_id, owner in self._applier.gating.lapsing_rules():  # a gate holds on: listed
+            rules.setdefault(app_id, {}).setdefault(owner, {})
+        traffic = self._tracking.listed_traffic(self._clock())
+        facts, rtt = self._link_facts(), self._rtt
+        linked = self._shaper.link_interfaces() if facts.shaping else []
+        # other users' sockets are not the viewer's to read
+        uid = None if viewer.sees_all else viewer.uid
 
-            def priority_view(app_id: str, priority: Priority) -> tuple[str, int]:
-                rtt_us, elsewhere = rtt.seen_by(app_id, uid)
-                if priority is Priority.NORMAL:
-                    return "", rtt_us
-                app = self._index.application(app_id)  # a priority since the last measure
-                if app_id not in rtt.measured and app is not None:
-                    elsewhere = elsewhere_of(pid for pid, process in app.processes.items()
-                                             if uid is None or process.uid == uid)  # fmt: skip
-                astray = off_link(self._crossed.of(app_id, uid), linked) if facts.shaping else []
-                forwarded = self._forwarded.of(
-                    slot for slot, app in prioritized.items() if app == app_id
-                )
-                return priority_problem(facts, elsewhere, astray, linked, forwarded), rtt_us
+        prioritized = self.prioritized_slots()
 
-            viewer_pids = None if uid is None else self._pids_of(uid)
-            reaches = {direction: self._shaper.limit_reach(direction, viewer_pids)
-                       for direction in Direction}  # fmt: skip
+        def priority_view(app_id: str, priority: Priority) -> tuple[str, int]:
+            rtt_us, elsewhere = rtt.seen_by(app_id, uid)
+            if priority is Priority.NORMAL:
+                return "", rtt_us
+            app = self._index.application(app_id)  # a priority since the last measure
+            if app_id not in rtt.measured and app is not None:
+                elsewhere = elsewhere_of(pid for pid, process in app.processes.items()
+                                         if uid is None or process.uid == uid)  # fmt: skip
+            astray = off_link(self._crossed.of(app_id, uid), linked) if facts.shaping else []
+            forwarded = self._forwarded.of(
+                slot for slot, app in prioritized.items() if app == app_id
+            )
+            return priority_problem(facts, elsewhere, astray, linked, forwarded), rtt_us
 
-            waiting = pending_walks_by_slot(self._datapath.pending_walks(), viewer_pids)
+        viewer_pids = None if uid is None else self._pids_of(uid)
+        reaches = {direction: self._shaper.limit_reach(direction, viewer_pids)
+                   for direction in Direction}  # fmt: skip
 
-            def reach(key: tuple[str, int], direction: Direction) -> str:
-                slot = self._applier.slots.slot_of(key)
-                if slot is None:
-                    return ""
-                said = [reaches[direction].get(slot, ""), walks_pending_text(waiting.get(slot, 0))]
-                return "; ".join(text for text in said if text)
+        waiting = pending_walks_by_slot(self._datapath.pending_walks(), viewer_pids)
 
-            meter = self._tracking.meter
-            not_met = self._overshoot.not_met(meter.apps)
-            return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
-                                 self._tracking.known, self._problems(viewer_pids), not_met, meter.by_uid,
-                                 self._rule_listing().held, PAUSED_PROBLEM if self._limits.paused else "", priority_view, reach,
-                                 counted_through_ns=self._counted_through_ns)  # fmt: skip
+        def reach(key: tuple[str, int], direction: Direction) -> str:
+            slot = self._applier.slots.slot_of(key)
+            if slot is None:
+                return ""
+            said = [reaches[direction].get(slot, ""), walks_pending_text(waiting.get(slot, 0))]
+            return "; ".join(text for text in said if text)
+
+        meter = self._tracking.meter
+        not_met = self._overshoot.not_met(meter.apps)
+        return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
+                             self._tracking.known, self._problems(viewer_pids), not_met, meter.by_uid,
+                             self._rule_listing().held, PAUSED_PROBLEM if self._limits.paused else "", priority_view, reach,
+                             counted_through_ns=self._counted_through_ns)  # fmt: skip
 
     def list_rules(self) -> list[RuleInfo]:
         with self._lock:
@@ -174,10 +223,14 @@ class Engine(EngineCore):
 
     def list_backends(self, viewer: Viewer = ADMIN_VIEWER) -> list[BackendInfo]:
         with self._lock:
-            active = self._shaper.active_directions()
-            if viewer.sees_all:
-                return self._backends(active)
-            return self._backends(active, self._pids_of(viewer.uid))
+            self.looking(Looked.BACKENDS, viewer)
+            return self._backends_of(viewer)
+
+    def _backends_of(self, viewer: Viewer) -> list[BackendInfo]:
+        active = self._shaper.active_directions()
+        if viewer.sees_all:
+            return self._backends(active)
+        return self._backends(active, self._pids_of(viewer.uid))
 
     def _pids_of(self, uid: int) -> set[int]:
         """A user's processes: the namespaces a user is told of are theirs
@@ -239,6 +292,7 @@ class Engine(EngineCore):
                             outcomes[position] = alone
             log.debug("applied %d limit changes (%d refused)", len(changes),
                       sum(isinstance(outcome, HelperError) for outcome in outcomes))  # fmt: skip
+            self._publish()  # before the callers' replies: a read after one shows it
             return outcomes
 
     def set_limits_paused(self, paused: bool) -> None:
@@ -256,6 +310,7 @@ class Engine(EngineCore):
             if self._limits.paused == paused:
                 return
             self._change(edit, clamped)
+            self._publish()
             log.info(
                 "%s all limits (%d applications)",
                 "paused" if paused else "resumed",
@@ -282,6 +337,7 @@ class Engine(EngineCore):
             except Exception:  # undone as _change undoes the table
                 self._estimated = estimated
                 raise
+            self._publish()
             log.info(
                 "link capacity: down %d B/s, up %d B/s (0: not shaped), estimate %s",
                 down_bps,
@@ -305,6 +361,7 @@ class Engine(EngineCore):
                     log.error("could not follow the estimated link capacity: %s", error)
                 # a quota the gates saw turn in it turned now, not at the next tick
                 self._restart_rates(self._take_gates_turned())
+                self._publish()  # GetLinkShaping says the capacity followed
 
     def link_shaping(self) -> LinkShapingInfo:
         with self._lock:

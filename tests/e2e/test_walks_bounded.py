@@ -16,6 +16,7 @@ ListApplications timed for WATCH_S."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -25,10 +26,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from chadthrottle.client import HelperClient
+from chadthrottle.usage_contract import UsageResolution
 
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
@@ -222,3 +225,96 @@ def test_a_users_rules_set_cleared_and_tightened_in_turn_hold_up_no_root_call(
         assert any("not held to it yet" in reach for reach in reaches), reaches
     finally:
         assert nobody.ask("clear", app_id) == {"ok": app_id}
+
+
+# Each read call's median while nobody's changes walk: the reads answer from
+# the snapshot the engine publishes after each tick and change, never on the
+# engine thread nor under its lock. Before (snap32): ListApplications'
+# median 0.10-0.15 s, behind each change's own work (docs/benchmarks/helper-calls.md).
+READ_MEDIAN_S = 0.05
+READS = ("ListApplications", "ListRules", "ListSchedules", "GetLinkShaping", "GetLimitsPaused",
+         "ListBackends", "GetUsage")  # fmt: skip
+
+
+@pytest.mark.parametrize("forker", [(600.0, 8)], indirect=True)
+def test_read_calls_answer_while_a_users_changes_walk_and_show_each_change_at_once(
+    stack: Stack, nobody: ClientAs, forker: tuple[str, int]
+) -> None:
+    """nobody clears, sets and tightens its download limit in turn on its
+    program of 9 processes of 19,000 descriptors (each change walks them,
+    a budget per call and tick, and waits for the clamped windows); root's
+    read calls on one connection meanwhile, each timed. And read-your-writes:
+    right after each of nobody's sets, nobody's ListRules and root's
+    ListApplications show that rate."""
+    app_id, pid = forker
+    assert nobody.ask("set", f"pid:{pid}", "up", 1_000_000) == {"ok": app_id}
+    stop, changes, stale = threading.Event(), [0], []
+
+    def in_turn() -> None:
+        while not stop.is_set():
+            assert nobody.ask("clear", app_id) == {"ok": app_id}
+            for rate in (2_000_000, 1_000_000):
+                assert nobody.ask("set", app_id, "down", rate) == {"ok": app_id}
+                rules = nobody.ask("rules")["ok"]
+                if [app_id, "down", rate, NOBODY, True] not in rules:
+                    stale.append(f"nobody's ListRules after its set of {rate}: {rules}")
+                apps = call_helper(stack.bus_address, lambda c: c.list_applications())
+                limits = [a.down_limit_bps for a in apps if a.id == app_id]
+                if limits != [rate]:
+                    stale.append(f"root's ListApplications after a set of {rate}: {limits}")
+            changes[0] += 3
+
+    changer = threading.Thread(target=in_turn, daemon=True)
+    changer.start()
+    try:
+        waits = asyncio.run(_roots_reads_timed(stack.bus_address))
+    finally:
+        stop.set()
+        changer.join(30)
+    try:
+        load = os.getloadavg()[0]
+        print(f"nobody's changes meanwhile: {changes[0]} (load {load:.1f})")
+        for name, took in waits.items():
+            p99 = (
+                statistics.quantiles(took, n=100, method="inclusive")[98]
+                if len(took) > 1
+                else took[0]
+            )
+            print(f"root's {name}: {len(took)} calls, median {statistics.median(took):.4f} s, "
+                  f"p99 {p99:.4f} s, longest {max(took):.4f} s")  # fmt: skip
+        assert changes[0] >= 3, "nobody's changes did not get through: nothing proved"
+        assert not stale, stale
+        slow = {name: round(statistics.median(took), 3) for name, took in waits.items()
+                if statistics.median(took) >= READ_MEDIAN_S}  # fmt: skip
+        assert not slow, f"medians over {READ_MEDIAN_S} s: {slow} (load {load:.1f})"
+    finally:
+        assert nobody.ask("clear", app_id) == {"ok": app_id}
+
+
+async def _roots_reads_timed(bus_address: str) -> dict[str, list[float]]:
+    """Root's read calls on one connection for WATCH_S, each kind in its
+    own loop (a kind's wait is not another's), each call timed."""
+    reads: dict[str, Callable[[HelperClient], Awaitable[object]]] = {
+        "ListApplications": lambda c: c.list_applications(),
+        "ListRules": lambda c: c.list_rules(),
+        "ListSchedules": lambda c: c.list_schedules(),
+        "GetLinkShaping": lambda c: c.get_link_shaping(),
+        "GetLimitsPaused": lambda c: c.get_limits_paused(),
+        "ListBackends": lambda c: c.list_backends(),
+        "GetUsage": lambda c: c.get_usage("", int(time.time()) - 600, 0, UsageResolution.MINUTE),
+    }
+    assert tuple(reads) == READS
+    waits: dict[str, list[float]] = {name: [] for name in reads}
+
+    async def timed(client: HelperClient, name: str, until: float) -> None:
+        read = reads[name]
+        while time.monotonic() < until:
+            started = time.monotonic()
+            await read(client)
+            waits[name].append(time.monotonic() - started)
+            await asyncio.sleep(0.1)
+
+    async with HelperClient(bus_address) as client:
+        until = time.monotonic() + WATCH_S
+        await asyncio.gather(*(timed(client, name, until) for name in reads))
+    return waits

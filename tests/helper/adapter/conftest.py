@@ -30,6 +30,7 @@ from chadthrottle.helper.engine.api import (
     SetLimit,
     Viewer,
 )
+from chadthrottle.helper.engine.snapshot import Looked, Snapshot
 from chadthrottle.helper.errors import HelperError, NoSuchApplication
 from chadthrottle.helper.main import StartupError, run_helper
 from chadthrottle.helper.run_state import RunRecord
@@ -55,6 +56,8 @@ class FakeEngineForAdapterTests:
         self.closed = False
         self.paused = False
         self.viewers: list[Viewer] = []
+        self.snapshot: Snapshot | None = None
+        self.lookers: list[tuple[Looked, Viewer]] = []
         self.rules = [RuleInfo(CURL, "up", 250_000, 131_072, 1000, True),
                       RuleInfo(ROOT_APP, "down", 9_000, 131_072, ADMIN_OWNER, True),
                       RuleInfo(ROOT_APP, "down", 7_000, 131_072, NOBODY_UID, False)]  # fmt: skip
@@ -65,6 +68,8 @@ class FakeEngineForAdapterTests:
         self.calls.clear()
         self.release_slow.clear()
         self.paused = False
+        self.snapshot = None
+        self.lookers.clear()
 
     def changes(self) -> list[tuple[Any, ...]]:
         return [
@@ -72,6 +77,13 @@ class FakeEngineForAdapterTests:
             for call in self.calls
             if call[0] in ("set_limit", "clear_limit", "set_limits_paused")
         ]
+
+    def published(self) -> Snapshot | None:
+        """No snapshot unless a test sets one: reads go to the engine thread."""
+        return self.snapshot
+
+    def looking(self, kind: Looked, viewer: Viewer) -> None:
+        self.lookers.append((kind, viewer))
 
     def list_applications(self, viewer: Viewer = ADMIN_VIEWER) -> list[ApplicationInfo]:
         self.calls.append(("list_applications",))

@@ -1,0 +1,87 @@
+"""What the read calls answer, published whole by the engine after each tick
+and each change: ListApplications, ListBackends, ListRules, ListSchedules,
+GetLimitsPaused and GetLinkShaping answer from it on the bus's own thread,
+without the engine thread or the engine lock.
+
+Until snap32 (2026-12-07) each read queued on the engine thread behind a
+change's own work and took the engine lock behind a tick's walks: root's
+reads waited 0.12-0.14 s median, 0.26 s at most, while a user changed its
+rules on a program of many descriptors (docs/benchmarks/helper-calls.md).
+
+A snapshot is never changed once made: the engine makes a new one under its
+lock and swaps the reference (one assignment), so a reader sees one whole
+publish or the one before. A write call publishes before it returns, so a
+read after its reply shows it (read-your-writes); ticks publish once a second.
+Listings depend on who looks (a user sees their own processes' traffic and
+namespaces), so they are made for the viewers who asked lately (Lookers);
+a viewer not in the snapshot yet is answered on the engine thread as before,
+and from the next publish on from the snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from chadthrottle.contract import (
+    ApplicationInfo,
+    BackendInfo,
+    LinkShapingInfo,
+    RuleInfo,
+    ScheduleInfo,
+)
+from chadthrottle.helper.engine.api import Viewer
+
+# A viewer's listing is made at each publish while they asked within this
+# long (the window polls every second; a CLI's one-shot list is not kept up).
+LOOKED_S = 10.0
+# At most this many viewers' listings of each kind per publish (each costs a
+# listing's work every tick); more are answered on the engine thread.
+MOST_LOOKERS = 64
+
+
+class Looked(Enum):
+    """The viewer-dependent reads a snapshot holds per viewer."""
+
+    APPLICATIONS = "applications"
+    BACKENDS = "backends"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The read calls' answers as of one publish (never changed after)."""
+
+    rules: tuple[RuleInfo, ...]
+    schedules: tuple[ScheduleInfo, ...]
+    paused: bool
+    link_shaping: LinkShapingInfo
+    applications: Mapping[Viewer, tuple[ApplicationInfo, ...]]
+    backends: Mapping[Viewer, tuple[BackendInfo, ...]]
+
+
+class Lookers:
+    """Who asked for each viewer-dependent read lately, noted from any thread
+    (a small lock of its own, held for a dict update only: never the engine's)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._asked: dict[Looked, dict[Viewer, float]] = {kind: {} for kind in Looked}
+
+    def note(self, kind: Looked, viewer: Viewer) -> None:
+        with self._lock:
+            asked = self._asked[kind]
+            if viewer in asked or len(asked) < MOST_LOOKERS:
+                asked[viewer] = self._clock()
+
+    def current(self, kind: Looked) -> list[Viewer]:
+        """The viewers who asked within LOOKED_S (those before are forgotten)."""
+        now = self._clock()
+        with self._lock:
+            asked = self._asked[kind]
+            for viewer in [v for v, at in asked.items() if now - at > LOOKED_S]:
+                del asked[viewer]
+            return list(asked)
