@@ -48,7 +48,6 @@ from tests.support.wire_truth import quiet, wire_counters
 GENERATOR = Path(__file__).with_name("scenario_traffic.py")
 MiB = 1024 * 1024
 TARGET = 0.01
-SETTLE_S = 1.2  # the helper reads its counters once a second
 POLL_S = 0.2
 
 
@@ -164,24 +163,24 @@ def _helper_view(
     return app, device
 
 
-def _settled_view(bus_address: str, app_id: str, site: Site, timeout_s: float = 15.0):  # type: ignore[no-untyped-def]
-    """The helper's numbers once they stop moving: the same in every read
-    (one each POLL_S) over SETTLE_S, more than a tick. Two reads SETTLE_S
-    apart took 2.4 s at least; numbers already final are taken after 1.4 s."""
+def _settled_view(bus_address: str, app_id: str, site: Site, made_before_ns: int,
+                  timeout_s: float = 60.0):  # type: ignore[no-untyped-def]  # fmt: skip
+    """The helper's numbers once it says they count the traffic made before
+    made_before_ns (time.monotonic_ns(), this machine's CLOCK_MONOTONIC): its
+    listing's counted_through_ns (API 9) at or past it, the application's
+    processes all named and a tick's counters read after. Not "unchanged for
+    a tick": under a fork storm a helper 10 s late read as settled, its
+    device counts complete and the application's not (docs/benchmarks/flakes.md,
+    flake31 and bare32). At timeout_s, the numbers as they are (the caller's
+    comparison then fails with them)."""
     deadline = time.monotonic() + timeout_s
-    previous, since = None, time.monotonic()
     while True:
-        time.sleep(POLL_S)
         app, device = _helper_view(bus_address, app_id, site)
-        current = (
-            (app.rx_bytes, app.tx_bytes) if app else None,
-            (device.rx_bytes, device.tx_bytes) if device else None,
-        )
-        now = time.monotonic()
-        if current != previous:
-            previous, since = current, now
-        if now - since >= SETTLE_S or now > deadline:
+        if (app is not None and app.counted_through_ns >= made_before_ns) or (
+            time.monotonic() > deadline
+        ):
             return app, device
+        time.sleep(POLL_S)
 
 
 def measure(bus_address: str, cgroup_root: Path, site: Site, scenario: Scenario) -> Measurement:
@@ -223,8 +222,9 @@ def _measure(bus_address: str, site: Site, scenario: Scenario, generator: Path, 
         raise RuntimeError(f"{scenario.key}: the generator failed ({client.returncode}): {out!r}")
     payload = json.loads(out.strip().splitlines()[-1])
     quiet(pair.host_ns, pair.host_if, window_s=0.3)  # the last FIN and ACK are through
+    done_ns = time.monotonic_ns()  # every socket of the run was made before it
     wire = wire_counters(pair.host_ns, pair.host_if) - wire_before
-    app, device = _settled_view(bus_address, app_id, site)
+    app, device = _settled_view(bus_address, app_id, site, done_ns)
     before_rx, before_tx = (
         (device_before.rx_bytes, device_before.tx_bytes) if device_before else (0, 0)
     )

@@ -294,8 +294,9 @@ def test_a_processs_packets_after_its_exit_was_noticed_count_for_its_application
             go.touch()  # the rest of the upload, and both FINs, now cross
             wait_for_line(late_server, "received")
         quiet(pair.host_ns, pair.host_if, window_s=0.3)
+        done_ns = time.monotonic_ns()
         wire = wire_counters(pair.host_ns, pair.host_if) - wire_before
-        app, device = _settled_view(stack.bus_address, app_id, sites[False])
+        app, device = _settled_view(stack.bus_address, app_id, sites[False], done_ns)
     finally:
         late_server.kill()
         late_server.wait()
@@ -402,8 +403,9 @@ def test_children_a_late_helper_comes_to_after_their_parent_exited_count_for_its
             os.kill(helper_pid, signal.SIGCONT)
             stopped = False
         quiet(pair.host_ns, pair.host_if, window_s=0.3)
+        done_ns = time.monotonic_ns()
         wire = wire_counters(pair.host_ns, pair.host_if) - wire_before
-        app, device = _settled_view(stack.bus_address, app_id, site)
+        app, device = _settled_view(stack.bus_address, app_id, site, done_ns)
         assert parent.wait() == 0  # after-it-settled: reaped only now
     finally:
         if stopped:
