@@ -44,6 +44,13 @@ from chadthrottle.helper.kernel.bpf_syscalls import CgroupAttachType
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.counter_slots import CounterSlots
 from chadthrottle.helper.kernel.gates import SlotGates
+from chadthrottle.helper.kernel.held_caps import (
+    DeadCapsSweep,
+    HeldCapsRecord,
+    map_id_of,
+    open_dead_tags,
+)
+from chadthrottle.helper.kernel.held_caps import record_of as held_record_of
 from chadthrottle.helper.kernel.layout import (
     ANY_UID,
     FORWARDED_DOWN,
@@ -373,6 +380,11 @@ class Datapath:
         # slot -> the caps its TCP sockets were held to since it was last released: a
         # vet lifts them from a socket passed on (retag_carrying; review34b R1)
         self._caps_had: dict[int, SocketCaps] = {}
+        # what the slots' caps were, kept for a successor (a SIGKILL lifts none),
+        # and the sweep of what a killed predecessor's were (held_caps.py)
+        self._held = HeldCapsRecord(held_record_of(instance))
+        self._dead_sweep: DeadCapsSweep | None = None
+        self._dead_after: set[int] | None = None  # the restore's walks it waits for
 
     @property
     def cgroup_root(self) -> Path:
@@ -467,6 +479,7 @@ class Datapath:
         self._counter_slots = CounterSlots(
             self._loaded.map_fds["counter_slots"], self._max_entries["counter_slots"]
         )
+        self._take_dead_caps(map_id_of(self._maps["socket_tags"].fd))
         new_owners = program_set.maps[program_set.map_index("new_owners")]
         self._new_owners_bytes = new_owners.max_entries
         self._cgroup_fd = os.open(self._cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
@@ -507,6 +520,12 @@ class Datapath:
                 log.exception("could not uncap the sockets of slot %d", slot)
                 failed.append(error)
         failed += self._lift_passed_on() if self._maps else []
+        if self._maps and self._dead_after is not None:  # it ran: its stop lifts them all
+            failed += self._end_dead_sweep(float("inf"))
+        if self._dead_sweep is not None:  # a start given up: the next start sweeps them
+            self._dead_sweep.close()
+            self._dead_sweep = None
+        self._held.close_own()
         for prog_fd, attach_type in reversed(self._attached):
             try:
                 bpf_syscalls.detach_from_cgroup(prog_fd, self._cgroup_fd, attach_type)
@@ -663,6 +682,7 @@ class Datapath:
         deadline = self._walk_deadline = time.monotonic() + self.walk_budget_s
         waiting = self._walk_until(deadline)
         self._dump_vetted(deadline)
+        self._sweep_dead(deadline)
         return waiting
 
     def _walk_until(self, deadline: float) -> int:
@@ -704,6 +724,54 @@ class Datapath:
                 self._accept_queues.after_walk(walk.tgid, walk.start, walk.seen, walk.was)
         self._pending_walks.save()
         return len(self._pending_walks)
+
+    def _take_dead_caps(self, own_id: int) -> None:
+        """At the start: the caps a killed predecessor's slots held, from its
+        record, and its socket_tags maps (opened by id while its programs still
+        hold them), swept once its restored rules' walks ended (_sweep_dead)."""
+        sections = self._held.read()
+        self._held.attach(own_id)
+        self._held.inherited = sections
+        dead = [(fd, section) for section in sections
+                if (fd := open_dead_tags(section.map_id, own_id)) is not None]  # fmt: skip
+        if dead:
+            self._dead_sweep = DeadCapsSweep(dead)
+        else:
+            self._held.swept(section.map_id for section in sections)  # gone, or not valid
+
+    def _sweep_dead(self, deadline: float) -> None:
+        """Once the walks waiting at the first walk_pending (the restored
+        rules', and what a predecessor's owed) ended, the sweep of a killed
+        predecessor's caps goes on within deadline: a socket they tag then
+        carries its rule's slot and is left alone (held_caps.py)."""
+        if self._dead_sweep is None:
+            return
+        waiting = set(self._pending_walks.slots())
+        self._dead_after = waiting if self._dead_after is None else self._dead_after & waiting
+        if not self._dead_after and time.monotonic() < deadline:
+            self._end_dead_sweep(deadline)
+
+    def _end_dead_sweep(self, deadline: float) -> list[Exception]:
+        """Go on with a killed predecessor's sweep until deadline (monotonic);
+        once done (or failed: logged, not tried again), said, its maps closed
+        and its record's sections not kept."""
+        sweep = self._dead_sweep
+        if sweep is None:
+            return []
+        failed: list[Exception] = []
+        try:
+            if not sweep.go_on(self._maps["socket_tags"].fd, deadline):
+                return []
+            log.info("lifted the caps a killed helper's slots held from %d sockets (%d "
+                     "processes swept in %.0f ms)", sweep.lifted, sweep.processes,
+                     sweep.took_s * 1000)  # fmt: skip
+        except Exception as error:  # the limits go on (fail open)
+            log.exception("could not lift the caps a killed helper's slots held")
+            failed.append(error)
+        self._dead_sweep = None
+        self._held.swept(section.map_id for _fd, section in sweep.dead)
+        sweep.close()
+        return failed
 
     def _lift_of(self, was: SocketCaps, vetted: Iterable[int]) -> SocketCaps:
         """The caps a sweep lifts from a socket it retags: its walk's (was),
@@ -749,12 +817,14 @@ class Datapath:
             if slot not in self._given:  # on no socket since it was last let go
                 ready.add(slot)
                 self._caps_had.pop(slot, None)
+                self._held.forget(slot)
             elif slot in walked or slot in in_use or slot in self._pending_walks.vetting():
                 continue
             elif self._pending_walks.clean(slot):
                 ready.add(slot)
                 self._given.discard(slot)
                 self._caps_had.pop(slot, None)
+                self._held.forget(slot)
             else:
                 vet.add(slot)
         if vet:
@@ -900,6 +970,7 @@ class Datapath:
         was = self._caps_of_slot.get(app_slot, NO_CAPS)
         if was == caps:
             return
+        self._held.note(app_slot, caps)  # before a socket holds them (a SIGKILL lifts none)
         self._maps["socket_caps"].set(app_slot, _CapsValue(min(caps.pacing_bps, 0xFFFFFFFF),
                                                            min(caps.window_bps, 0xFFFFFFFF)))  # fmt: skip
         if caps != NO_CAPS:
@@ -1169,6 +1240,8 @@ class Datapath:
             for cookie, (rate_bps, _cn) in shares.items()
         } if pacing_bps else {}  # fmt: skip
         was = self._namespace_sockets.get(app_slot, {})
+        for pacing in set(wanted.values()) - set(was.values()):
+            self._held.note(app_slot, SocketCaps(pacing_bps=pacing))  # a successor's to lift
 
         def remember(held: dict[int, int]) -> None:
             if held:
