@@ -298,6 +298,11 @@ class _Direction:
     # a download's rate before its last cut (KNOWN_S): its climb back there holds the turns
     known: int | None = None
     since_known_s: float = float("inf")
+    # what a download's last cut saw pass (the modem's rate then), and since that cut (a
+    # take-back is no cut): climbing back under it tells nothing of its link (_probe), and a
+    # rise within BLAME_S of it is the cut's queue draining (_rise)
+    cut_passed: int = 0
+    since_cut_only_s: float = float("inf")
 
 
 @dataclass
@@ -314,6 +319,7 @@ class CapacityEstimator:
         self._state: dict[Direction, _Direction] = {}
         self._since_down_cut_s = float("inf")  # since a cut of the download alone
         self._down_cuts = 0  # of the download alone, DOWN_FIRST_S or less apart
+        self._down_cut_delay = 0.0  # the delay at the download's last cut or take-back (_rise)
         self._since_back_s = float("inf")  # since a failed probe was taken back
         self._since_up_slow_s = float("inf")  # since a rise showed the upload's own link slower
         self._up_before: int | None = None  # what the upload held before its link slowed
@@ -428,6 +434,7 @@ class CapacityEstimator:
             state.since_held_s += sample.seconds
             state.since_top_s += sample.seconds
             state.since_known_s += sample.seconds
+            state.since_cut_only_s += sample.seconds
             if state.since_known_s > KNOWN_S:
                 state.known = None
             if state.since_top_s > TOP_FAILED_S:
@@ -571,7 +578,8 @@ class CapacityEstimator:
             active, achieved, delay_s = self._pending
             self._pending = None
             self.decisions.append("glance: rise, not the upload's (its one-way queue quiet)")
-            self._rise({d: s for d, s in active.items() if d is Direction.DOWN}, achieved, delay_s)
+            self._rise({d: s for d, s in active.items() if d is Direction.DOWN}, achieved, delay_s,
+                       quiet=True)  # fmt: skip
         elif self._probing(Direction.UP) and self._state[Direction.UP].recent:
             if twice:
                 self.decisions.append("glance: round trips rose")
@@ -1007,8 +1015,9 @@ class CapacityEstimator:
         return {direction: state.capacity for direction, state in self._state.items()}
 
     def _rise(
-        self, active: dict[Direction, _Direction], achieved: dict[Direction, float], delay: float
-    ) -> None:
+        self, active: dict[Direction, _Direction], achieved: dict[Direction, float], delay: float,
+        quiet: bool = False,
+    ) -> None:  # fmt: skip
         """A queue beyond the shaper: take back the last raise that can have
         made it (the upload's first: a download's raise that passed at its
         rate, TOOK_SHARE, was judged already), else (once the last cut had
@@ -1016,9 +1025,15 @@ class CapacityEstimator:
         under UNDER_SHARE of its shaping rate is cut either way (what passes
         it is after the modem: it fell, so the modem's rate did, or the
         upload's queue there holds its acknowledgements back), alone at first:
-        the upload too if the queue stays after DOWN_ALONE_CUTS in a row."""
-        not_up = self._one_way() and self._up_judged() and self._up_high == 0
-        if not_up:
+        the upload too if the queue stays after DOWN_ALONE_CUTS in a row. A
+        download's cut (or take-back) drains its queue at the modem (shaped under
+        what passed it): a rise within BLAME_S of it, the download passing its
+        rate, reading less than at it (or after a cut, whatever it reads: the
+        round trips 1-3 s late still show the queue grown before it) is that
+        queue seen late, not cut again. quiet: the upload's reading read quiet
+        for this rise (glance()): not the upload's."""
+        not_up = quiet or (self._one_way() and self._up_judged() and self._up_high == 0)
+        if not_up and not quiet:
             # the upload's reading quiet: the queue is not its raise's (5 of 13 take-backs by
             # the round trips were of the download's queue, the upload's empty: owd28), but
             # the download's, judged as without the upload (left alone, a download raise made
@@ -1059,6 +1074,14 @@ class CapacityEstimator:
             )
             if under and drained:
                 self._cut(Direction.DOWN, down, achieved[Direction.DOWN], delay)  # type: ignore[arg-type]
+        elif (drained and not under and down is not None and down.since_cut_s < BLAME_S
+              and (delay < self._down_cut_delay or down.since_cut_only_s < BLAME_S)):  # fmt: skip
+            # cut again for it (the round trips' DEEP_RISE_S, 1-3 s late), the download of a
+            # link halved went to 0.44-0.63 of it: shaped at 0.59 of it on average 6-10 s into
+            # the toy's 48 halvings, 0.75 at 10-20 s (so, 0.78 and 0.87, the modem's queue as
+            # before), its climb back held the upload's turns (E1) or came back from there
+            # (back from halved: so, 36 of the 48 within 10 s; with this rule out, 20, to 24 s)
+            self.decisions.append("rise: the download's cut queue draining, seen late")
         elif drained and (under or self._since_back_s >= BLAME_S or delay > DEEP_RISE_S):
             # a rise within BLAME_S of a take-back is its queue, seen late: no cut for it
             # unless the download passes less or it is deeper than a failed probe makes
@@ -1242,7 +1265,12 @@ class CapacityEstimator:
         # changes in test_capacity_one_way.py's toy; so, 59; with no reader, 57)
         climbing = (down.streak > 0 and down.since_raise_s <= STREAK_GAP_S
                     and ((down.last_failed is not None and (down.capacity or 0) > down.last_failed)
-                         or (down.capacity or 0) < KNOWN_SHARE * (down.known or 0)))  # fmt: skip
+                         or down.cut_passed * NEAR_STEP < (down.capacity or 0)
+                         < KNOWN_SHARE * (down.known or 0)))  # fmt: skip
+        # (under KNOWN_SHARE of its rate before its cut only once past what passed at the cut:
+        # under that, a link halved for good climbs as one that comes back does; held from the
+        # cut, an upload doubled 8 s after the download's link halved waited for its whole
+        # climb, within 10 s in 24 of the toy's 48 such changes, up to 24 s; so, 43, up to 11)
         # climbed in a row to where it last failed, not past it yet: its step past is a tick or two
         # away, its near zone no reason for a turn (one there paused a doubled download 3-4 s:
         # bench (B) 12 s twice, est31; the toy's 198 changes: 139 -> 147 within 10 s, max 17 -> 13)
@@ -1490,6 +1518,8 @@ class CapacityEstimator:
         if direction is Direction.UP and not self._probing(direction):
             state.held = None  # a raise back to what it held failed: the link is slower now
         state.capacity, state.recent, state.streak = self._bound(back, state.ceiling), [], 0
+        if direction is Direction.DOWN:  # what the round trips read as it drains (_rise)
+            self._down_cut_delay = self._delays[-1] if self._delays else 0.0
         self.decisions.append(f"take back {direction.value} (failed at {failed * 8e-6:.2f})")
         state.since_cut_s, self._since_back_s = 0.0, 0.0
 
@@ -1512,11 +1542,13 @@ class CapacityEstimator:
         if direction is Direction.DOWN:
             state.failed_at = None
         if direction is Direction.DOWN:  # what passed, passed the modem: back up to it at once
+            self._down_cut_delay = delay_s  # its queue drains from there (_rise)
             if state.known is None or state.since_known_s > KNOWN_S or before > state.known:
                 state.known = before  # its link passed that lately (climbing, _probe)
             state.since_known_s = 0.0
             state.top_failed = None  # the link slowed: higher failures tell nothing now
             link = achieved / SHAPE_SHARE
+            state.cut_passed, state.since_cut_only_s = int(link), 0.0
             state.good_at = max(state.capacity, self._bound(int(link * CUT_GOOD), state.ceiling))
             state.failed_at = max(state.good_at, self._bound(int(link * CUT_FAILED), state.ceiling))
             state.since_failed_s = 0.0

@@ -68,11 +68,15 @@ def test_a_download_link_back_from_halved_is_followed_sooner() -> None:
     between the upload's turns, every ONE_WAY_TURN_S, its steps from the smallest after each:
     followed in 8-29 s, within 10 s in 8 of 48 (the bench: not in 20 s in 2 of 9 runs). A
     download climbing back under KNOWN_SHARE of its rate before its last cut (KNOWN_S) holds
-    the turns as a climb past where it failed does: 4-17 s, 19 within 10. Not the floor's 10 s:
-    a turn still comes between its take-back and its climb (the test says what holds)."""
+    the turns as a climb past where it failed does: 4-17 s, 19 within 10. The cut's queue seen
+    late in the round trips no longer cut again (the second cut took it to 0.44 of the halved
+    link), and a rise read quiet one way no longer takes the upload's raise back: 3-15 s, 36
+    within 10 (est32; without the first 20 within 10, up to 24 s; without the second 34). Not
+    the floor's 10 s: a turn still comes between its take-back and its climb (the test says
+    what holds)."""
     back = sorted(
         _halved_and_back(lag, settle_s, DOWN)[2] or 99
         for lag in (1, 2, 3)
         for settle_s in range(14, 60, 3)
     )
-    assert back[-1] <= 17 and sum(s <= 10 for s in back) >= 18, back
+    assert back[-1] <= 15 and sum(s <= 10 for s in back) >= 35, back
