@@ -284,3 +284,27 @@ def test_remove_stops_the_helper_reinstall_restarts_it_and_purge_leaves_nothing(
     assert fresh_root["package_files_after_purge"] == ""
     assert fresh_root["new_files_after_purge"] == ""
     assert fresh_root["named_chadthrottle_after_purge"] == ""
+
+
+def test_a_failing_step_says_which_and_shows_the_bus_activated_helpers_log(
+    fresh_root: dict[str, Any], root_preparation: Future[Installed] | None
+) -> None:
+    """CI n5 failed at step 4 with nothing from the packaged helper: the bus
+    started it with the bus's stderr, /dev/null. check-installed now keeps the
+    bus's log and, when a step fails, says which step and command and shows
+    that log's tail. Run again on the same root after the main run (the
+    package installed again): it fails on purpose once the bus has started the
+    helper (step 2). Activation that times out (a cold BPF compile beyond the
+    bus's 25 s at a heavy load) fails the same step and is reported the same way."""
+    assert root_preparation is not None
+    root = root_preparation.result().root
+    run = fresh_debian_root.run_check_script(root, LOG, "fail-after", "2")
+    assert run.returncode != 0, run.stderr[-3000:]
+    assert re.search(r"FAILED \(exit status \d+\) in step '2\. .*' at line \d+: ", run.stderr), (
+        run.stderr[-3000:]
+    )
+    # the helper's own lines (logged as it starts, before any compile), through the bus's log
+    assert re.search(r"(?m)^  bus\| .* INFO chadthrottle\.engine: backends: ", run.stderr), (
+        run.stderr[-3000:]
+    )
+    assert "chadthrottle.engine: backends: " in LOG.with_name("last-bus.log").read_text()

@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tests.support import own_names
 
@@ -260,31 +260,56 @@ def _own_cgroup() -> Iterator[Path]:
             group.rmdir()
 
 
-def run_checks(root: Path, log: Path) -> dict[str, Any]:
-    """check-installed in root, in new namespaces; its RESULT lines, parsed."""
+class CheckRun(NamedTuple):
+    returncode: int
+    stdout: str  # its RESULT lines
+    stderr: str  # what it said (also in the log)
+
+
+def run_check_script(root: Path, log: Path, *arguments: str) -> CheckRun:
+    """check-installed in root, in new namespaces, its output appended to log;
+    its screenshot and the system bus's log (the bus-activated helper's output)
+    kept beside log as last-gui.png and last-bus.log."""
     with _own_cgroup() as cgroup:
         command = (
             f"echo $$ > {cgroup}/cgroup.procs && exec unshare --mount --net --pid --cgroup --fork --kill-child "
-            f"-- {ENTER} run {root} /{CHECK_DIR}/check-installed"
+            f"-- {ENTER} run {root} /{CHECK_DIR}/check-installed {' '.join(arguments)}"
         )
         started = time.monotonic()
         with log.open("a") as log_file:
-            log_file.write(f"\n$ check-installed in {root}\n")
+            log_file.write(f"\n$ check-installed {' '.join(arguments)} in {root}\n")
             log_file.flush()
+            said_from = log_file.tell()
             result = subprocess.run(["sh", "-c", command], stdout=subprocess.PIPE, stderr=log_file, text=True,
                                     timeout=900, check=False)  # fmt: skip
+        with log.open(errors="replace") as log_file:
+            log_file.seek(said_from)
+            said = log_file.read()
+        with log.open("a") as log_file:
             log_file.write(result.stdout)
             log_file.write(
                 f"[{time.monotonic() - started:.1f} s, exit status {result.returncode}]\n"
             )
-    screenshot = root / CHECK_DIR / "gui.png"
-    if screenshot.is_file():
-        shutil.copy2(screenshot, log.with_name("last-gui.png"))
-    if result.returncode != 0:
-        raise RuntimeError(f"check-installed failed ({result.returncode}); {log}:\n"
-                           f"{log.read_text(errors='replace')[-4000:]}")  # fmt: skip
+    for kept, name in (("gui.png", "last-gui.png"), ("bus.log", "last-bus.log")):
+        if (root / CHECK_DIR / kept).is_file():
+            shutil.copy2(root / CHECK_DIR / kept, log.with_name(name))
+    return CheckRun(result.returncode, result.stdout, said)
+
+
+def run_checks(root: Path, log: Path) -> dict[str, Any]:
+    """check-installed in root, in new namespaces; its RESULT lines, parsed."""
+    run = run_check_script(root, log)
+    if run.returncode != 0:
+        # what it said last (the failed step, the bus's log), not the RESULT lines after it
+        raise RuntimeError(f"check-installed failed ({run.returncode}); all in {log}; it said last:\n"
+                           f"{run.stderr[-8000:]}")  # fmt: skip
     results: dict[str, Any] = {}
-    for line in result.stdout.split("\nRESULT "):
+    for line in run.stdout.split("\nRESULT "):
         name, _, value = line.removeprefix("RESULT ").partition(" ")
-        results[name] = json.loads(value)
+        try:
+            results[name] = json.loads(value)
+        except json.JSONDecodeError as error:  # it said nothing of which before
+            raise RuntimeError(
+                f"check-installed's RESULT {name} is not JSON ({error}): {value[:500]!r}; {log}"
+            ) from None
     return results
