@@ -13,15 +13,18 @@ import ctypes
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chadthrottle.contract import Direction
 from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel import bpf_maps
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
@@ -31,9 +34,13 @@ from chadthrottle.helper.kernel.held_caps import open_dead_tags, parse_held, rec
 from chadthrottle.helper.kernel.layout import SocketCaps, SockTag
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 from chadthrottle.helper.kernel.socket_tagging import UNCAPPED_PACING
+from chadthrottle.helper.standalone import PrivateSystemBus
 
 from tests.helper.kernel.test_process_keys import SLOT
 from tests.helper.kernel.test_slot_passed_on import USER_A, USER_B
+from tests.support.helper_calls import call_helper
+from tests.support.helper_process import HelperProcess
+from tests.support.netns import entered_netns, netns_pair, nsenter_argv
 from tests.support.waiting import eventually
 
 CAPS = SocketCaps(pacing_bps=125_000, window_bps=125_000)
@@ -223,3 +230,103 @@ def test_a_bad_record_is_named_and_nothing_is_swept(
     finally:
         started.close()
     assert not record.exists()
+
+
+# The real helper's case: A's application (a pid rule's, in the helper's
+# namespace) opens a connection before the limit (walked: the caps are in
+# force), then three under it, passes two to B and keeps the third.
+APP = (
+    "import array, socket, sys\n"
+    "chan = socket.socket(fileno=int(sys.argv[1]))\n"
+    "port = int(sys.stdin.readline())\n"
+    "probe = socket.create_connection(('127.0.0.1', port))\n"
+    "print(probe.fileno(), flush=True)\n"
+    "sys.stdin.readline()\n"
+    "one, two, kept = (socket.create_connection(('127.0.0.1', port)) for _ in range(3))\n"
+    "chan.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,\n"
+    "              array.array('i', [one.fileno(), two.fileno()]))])\n"
+    "one.close(); two.close()\n"
+    "print(kept.fileno(), flush=True)\n"
+    "sys.stdin.readline()\n"
+)
+LISTENER = (
+    "import socket, sys\n"
+    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(16)\n"
+    "print(s.getsockname()[1], flush=True)\n"
+    "sys.stdin.readline()\n"
+)
+RATE = 125_000
+
+
+def test_a_real_helper_sigkilled_leaves_no_caps_on_a_passed_socket_after_its_restart(
+    private_bus: PrivateSystemBus, tmp_path: Path
+) -> None:
+    """A real helper (bus, engine, stored rules) SIGKILLed while A's rule (on
+    a script, asked for by its pid) holds an upload and a download limit: its
+    restart restores the rule and lifts the caps from the sockets A passed to
+    B (another script), not from those A kept."""
+    scripts = Path(tempfile.mkdtemp(prefix="ct-rights32-"))
+    scripts.chmod(0o755)  # the users run them
+    for name, code in (("app.py", APP), ("receiver.py", RECEIVER)):
+        (scripts / name).write_text(code)
+        (scripts / name).chmod(0o644)
+    with netns_pair() as pair:
+        state = tmp_path / "state"
+        helpers = [HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=state)]
+        with entered_netns(pair.host_ns):  # A's every socket there: the helper shapes only it
+            left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener = _spawn_argv(nsenter_argv(pair.host_ns, [sys.executable, "-c", LISTENER]))
+        app = _spawn_argv(_as_in(pair.host_ns, USER_A, scripts / "app.py", left), (left.fileno(),))
+        receiver = _spawn_argv(_as_in(pair.host_ns, USER_B, scripts / "receiver.py", right),
+                               (right.fileno(),))  # fmt: skip
+        try:
+            assert listener.stdout and app.stdin and app.stdout and receiver.stdout
+            port = int(listener.stdout.readline())
+            app.stdin.write(f"{port}\n")
+            app.stdin.flush()
+            probe = int(app.stdout.readline())
+            helpers[0].start()
+            for direction in (Direction.UP, Direction.DOWN):
+                call_helper(private_bus.address,
+                            lambda c, d=direction: c.set_limit(f"pid:{app.pid}", d, RATE))  # fmt: skip
+            assert eventually(lambda: not _lifted(_caps_on(app.pid, probe)), 10.0)
+            app.stdin.write("go\n")
+            app.stdin.flush()
+            kept = int(app.stdout.readline())
+            one, two = (int(fd) for fd in receiver.stdout.readline().split())
+            before = _caps_on(receiver.pid, one)
+            assert not _lifted(before), "A's rule did not cap the socket it passed"
+            assert _caps_on(receiver.pid, two)[0] == OWN_PACING
+
+            helpers[0].kill()
+            helpers.append(HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=state))
+            helpers[-1].start()
+            assert eventually(lambda: _lifted(_caps_on(receiver.pid, one)), 15.0), (
+                f"B's socket still held to A's rule after the restart: "
+                f"{_caps_on(receiver.pid, one)} (was {before})\n{helpers[-1].log_text()}"
+            )
+            assert "lifted the caps a killed helper's slots held" in helpers[-1].log_text()
+            pacing, clamp = _caps_on(receiver.pid, two)
+            assert pacing == OWN_PACING and clamp > RATE
+            assert not _lifted(_caps_on(app.pid, kept)), "the restored rule's socket was lifted"
+            assert not _lifted(_caps_on(app.pid, probe))
+        finally:
+            for process in (app, receiver, listener):
+                process.kill()
+                process.wait()
+            for helper in reversed(helpers):
+                helper.close()
+            left.close()
+            right.close()
+            shutil.rmtree(scripts)
+
+
+def _as_in(netns: str, uid: int, script: Path, chan: socket.socket) -> list[str]:
+    """script run as uid in netns, the unix socket chan's fd in its argv."""
+    return ["nsenter", f"--net=/run/netns/{netns}", f"--setuid={uid}", f"--setgid={uid}", "--",
+            sys.executable, str(script), str(chan.fileno())]  # fmt: skip
+
+
+def _spawn_argv(argv: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[str]:
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            pass_fds=pass_fds)  # fmt: skip
