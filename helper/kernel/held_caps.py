@@ -21,8 +21,10 @@ exactly, for its MSS now; the clamp within the RTTs it may have been set
 for), and its old tag's slot taken away, so that the dead helper's
 chadt_sockops, still attached, does not clamp it again at its next packet.
 An application's own pacing is left alone. What a predecessor's record
-named is kept in this helper's record until swept (killed again meanwhile:
-the next start sweeps it).
+named is kept in this helper's record until swept; killed again before
+then, the next start finds that map only while something still holds it
+(the older programs, until a start detaches them; this helper's fd dies
+with it).
 """
 
 from __future__ import annotations

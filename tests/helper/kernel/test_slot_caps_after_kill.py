@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,14 @@ def _old_slot(tags_fd: int, pid: int, fd: int) -> int:
         os.close(pidfd)
 
 
+def _end(process: subprocess.Popen[str]) -> None:
+    process.kill()
+    process.wait()
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            pipe.close()
+
+
 def _lifted(caps: tuple[int, int]) -> bool:
     return caps[0] >= UNCAPPED_PACING and caps[1] > CAPS.window_bps
 
@@ -204,8 +213,7 @@ def test_a_passed_sockets_caps_are_lifted_at_the_start_after_a_sigkill(
         assert not _lifted(_caps_on(sender.pid, kept))
     finally:
         for process in (killed, sender, receiver):
-            process.kill()
-            process.wait()
+            _end(process)
         restarted.close()
         if dead_tags is not None:
             os.close(dead_tags)
@@ -265,12 +273,7 @@ def test_a_real_helper_sigkilled_leaves_no_caps_on_a_passed_socket_after_its_res
     a script, asked for by its pid) holds an upload and a download limit: its
     restart restores the rule and lifts the caps from the sockets A passed to
     B (another script), not from those A kept."""
-    scripts = Path(tempfile.mkdtemp(prefix="ct-rights32-"))
-    scripts.chmod(0o755)  # the users run them
-    for name, code in (("app.py", APP), ("receiver.py", RECEIVER)):
-        (scripts / name).write_text(code)
-        (scripts / name).chmod(0o644)
-    with netns_pair() as pair:
+    with netns_pair() as pair, _scripts({"app.py": APP, "receiver.py": RECEIVER}) as scripts:
         state = tmp_path / "state"
         helpers = [HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=state)]
         with entered_netns(pair.host_ns):  # A's every socket there: the helper shapes only it
@@ -312,13 +315,26 @@ def test_a_real_helper_sigkilled_leaves_no_caps_on_a_passed_socket_after_its_res
             assert not _lifted(_caps_on(app.pid, probe))
         finally:
             for process in (app, receiver, listener):
-                process.kill()
-                process.wait()
+                _end(process)
             for helper in reversed(helpers):
                 helper.close()
             left.close()
             right.close()
-            shutil.rmtree(scripts)
+
+
+@contextmanager
+def _scripts(codes: dict[str, str]) -> Iterator[Path]:
+    """The codes as script files other users may run (a script is its own
+    application: "script:PATH"), removed after."""
+    made = Path(tempfile.mkdtemp(prefix="ct-rights32-"))
+    try:
+        made.chmod(0o755)
+        for name, code in codes.items():
+            (made / name).write_text(code)
+            (made / name).chmod(0o644)
+        yield made
+    finally:
+        shutil.rmtree(made)
 
 
 def _as_in(netns: str, uid: int, script: Path, chan: socket.socket) -> list[str]:
