@@ -70,6 +70,9 @@ VALUES_PER_SLOT = 16
 _MAX_SLOT = 0xFFFE
 _U32 = 0xFFFFFFFF
 _TCP_INFO_BYTES, _TCPI_MIN_RTT = 152, 148
+# A process cut while the borrowed sockets' closer was full (socket_tagging.FdCloser)
+# goes on this much later: a stop's whole sweep stopped there before.
+CLOSER_WAIT_S = 0.002
 _FLOOR = 4608  # the least clamp the kernel keeps (SOCK_MIN_RCVBUF / 2) is below this
 
 
@@ -339,9 +342,11 @@ class DeadCapsSweep:
                 cursor = WalkCursor(deadline, self._next_fd, start=start)
                 with budgeted(cursor):
                     self.lifted += lift_dead_caps(own_fd, tgid, self.dead)
-                if cursor.cut:
+                if cursor.cut:  # at the deadline, or the borrowed sockets' closer full
                     self._next_fd = cursor.next_fd
-                    return False
+                    if time.monotonic() < deadline:  # full: its threads close them meanwhile
+                        time.sleep(CLOSER_WAIT_S)
+                    continue
                 self._next, self._next_fd = self._next + 1, 0
             return True
         finally:
