@@ -229,8 +229,9 @@ def test_a_users_rules_set_cleared_and_tightened_in_turn_hold_up_no_root_call(
 
 # Each read call's median while nobody's changes walk: the reads answer from
 # the snapshot the engine publishes after each tick and change, never on the
-# engine thread nor under its lock. Before (snap32): ListApplications'
-# median 0.10-0.15 s, behind each change's own work (docs/benchmarks/helper-calls.md).
+# engine thread nor under its lock. Before (snap32): each read's median
+# 0.12-0.14 s behind each change's own work, after 1-3 ms, with a flood of
+# nobody's reads too (docs/benchmarks/helper-calls.md).
 READ_MEDIAN_S = 0.05
 READS = ("ListApplications", "ListRules", "ListSchedules", "GetLinkShaping", "GetLimitsPaused",
          "ListBackends", "GetUsage")  # fmt: skip
