@@ -437,6 +437,10 @@ class LimitControl(QWidget):
         self.set_direction_label(direction_label)
 
         self.slider.sliderMoved.connect(self._preview_position)
+        # A press on the track jumps the knob (valueChanged, which starts the
+        # keyboard's settle) before the drag begins: the drag's release decides,
+        # not the settle timer mid-drag (gui32: a limit sent with the button down).
+        self.slider.sliderPressed.connect(self._settle_timer.stop)
         self.slider.sliderReleased.connect(self._on_released)
         self.slider.valueChanged.connect(self._on_value_changed)
         self.field.returnPressed.connect(self._commit_field)
