@@ -11,7 +11,8 @@ Introspect answers the XML generated from the contract (introspection.py).
 Each call runs in its own task, so a caller waiting on a password prompt holds
 up nobody; engine calls run one at a time on a single worker thread because
 the engine blocks on the kernel (and pyroute2 will not run on the event loop's
-thread). Every call gets exactly one reply, also when something breaks, and no
+thread), except the reads the engine publishes a snapshot for
+(engine/snapshot.py), answered here on the event loop. Every call gets exactly one reply, also when something breaks, and no
 traceback ever leaves the process.
 """
 
