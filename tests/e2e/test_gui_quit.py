@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import select
 import signal
 import socket
@@ -18,11 +19,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from chadthrottle.contract import INTERFACE
 from chadthrottle.helper.standalone import PrivateSystemBus
+
+from tests.support.requirements import require_program
 
 REPO = Path(__file__).resolve().parents[2]
 # Measured well under a second; generous for a loaded 2-core machine.
@@ -48,7 +52,9 @@ asyncio.run(main())
 # to have one); once the window is up and the test says the GUI connected (the
 # file QUIT_GO names exists: its first call goes out then), it chooses Quit in
 # the tray's menu like a user and says when. It chose at a fixed 2 s until
-# review34b, and at load 18 the GUI had not connected by then (2 of 14 runs).
+# review34b, and at load 18 the GUI had not connected by then (2 of 14 runs);
+# then 0.2 s after the GUI said it connected, for its first call to go out:
+# now the test tells it once that call was seen on the bus (_calls_seen).
 QUIT_GO = "CHADT_TEST_QUIT_GO"
 TRAY_QUIT = r"""
 import os, sys, time
@@ -73,7 +79,6 @@ def choose_quit_once_told():
     if not os.path.exists(os.environ["CHADT_TEST_QUIT_GO"]) or not shown or not shown[0].isVisible():
         QTimer.singleShot(50, choose_quit_once_told)
         return
-    time.sleep(0.2)  # the first call, which goes out at the connection, has gone out
     choose_quit()
 
 QTimer.singleShot(0, choose_quit_once_told)
@@ -99,6 +104,40 @@ def _stopped_name_owner(bus: PrivateSystemBus) -> Iterator[subprocess.Popen[str]
         owner.wait(10)
         if owner.stdout is not None:
             owner.stdout.close()
+
+
+@contextlib.contextmanager
+def _calls_seen(bus: PrivateSystemBus, member: str) -> Iterator[Callable[[], None]]:
+    """dbus-monitor on the bus, ready before this yields; yields a wait for
+    the first method call named member (the GUI's, to the stopped owner: a
+    call in flight that will not be answered)."""
+    require_program("dbus-monitor")
+    rule = f"type='method_call',interface='{INTERFACE}',member='{member}'"
+    monitor = subprocess.Popen(["dbus-monitor", "--address", bus.address, rule],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in monitor.stdout or ()],
+                              name="test-dbus-monitor")  # fmt: skip
+    reader.start()
+
+    def wait_for(text: str) -> None:
+        seen = []
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not any(text in line for line in seen):
+            try:
+                seen.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                pytest.fail(f"dbus-monitor saw no {text!r}: {''.join(seen)[-2000:]}")
+
+    try:
+        wait_for("member=NameLost")  # it became a monitor: it sees every call from now on
+        yield lambda: wait_for(f"member={member}")
+    finally:
+        monitor.terminate()
+        monitor.wait(10)
+        reader.join(10)
+        if monitor.stdout is not None:
+            monitor.stdout.close()
 
 
 @contextlib.contextmanager
@@ -152,16 +191,6 @@ def _gui(argv: list[str], log_path: Path, **env: str) -> Iterator[subprocess.Pop
             process.stdout.close()
 
 
-def _wait_for_log(process: subprocess.Popen[str], log_path: Path, text: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while text not in log_path.read_text():
-        assert process.poll() is None, f"the GUI exited early:\n{log_path.read_text()[-4000:]}"
-        assert time.monotonic() < deadline, (
-            f"no {text!r} in the GUI's log:\n{log_path.read_text()[-4000:]}"
-        )
-        time.sleep(0.05)
-
-
 def _read_line(process: subprocess.Popen[str], timeout_s: float) -> str:
     """One line of the process's stdout, or "" if none comes in time."""
     assert process.stdout is not None
@@ -190,9 +219,9 @@ def test_sigterm_ends_the_gui_while_a_helper_call_hangs(
 ) -> None:
     log_path = tmp_path / "gui.log"
     argv = _gui_argv(private_bus.address, tmp_path / "s.ini", "--no-tray")
-    with _stopped_name_owner(private_bus), _gui(argv, log_path) as gui:
-        _wait_for_log(gui, log_path, "connected to the system bus")  # its first call goes out next
-        time.sleep(1.0)
+    with _stopped_name_owner(private_bus), _calls_seen(private_bus, "ListBackends") as call_sent, \
+            _gui(argv, log_path) as gui:  # fmt: skip
+        call_sent()  # the GUI's first call is on its way to the stopped owner
         assert gui.poll() is None and "helper unavailable" not in log_path.read_text(), (
             "the call must hang"
         )
@@ -231,8 +260,9 @@ def test_tray_quit_ends_the_gui_on_the_first_try_while_a_call_hangs(
         *_gui_argv(private_bus.address, tmp_path / "s.ini")[3:],
     ]
     go = tmp_path / "quit-go"
-    with _stopped_name_owner(private_bus), _gui(argv, log_path, **{QUIT_GO: str(go)}) as gui:
-        _wait_for_log(gui, log_path, "connected to the system bus")  # its first call goes out next
+    with _stopped_name_owner(private_bus), _calls_seen(private_bus, "ListBackends") as call_sent, \
+            _gui(argv, log_path, **{QUIT_GO: str(go)}) as gui:  # fmt: skip
+        call_sent()  # the GUI's first call is on its way to the stopped owner
         go.touch()
         line = _read_line(gui, START_TIMEOUT_S)  # the probe chooses Quit once told
         assert line.startswith("quit chosen "), f"{line!r}\n{log_path.read_text()[-4000:]}"
