@@ -10,11 +10,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from chadthrottle.contract import BackendInfo
+from chadthrottle.helper.engine.factory import RunningEngine
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import read_start
 
@@ -80,3 +83,43 @@ def test_a_tick_claims_only_the_announcements_read_before_its_counters(program: 
     finally:
         process.kill()
         process.wait()
+
+
+class _OwnerLoop:
+    """What RunningEngine._watch_owners uses of its engine, recorded in order:
+    the datapath's poll and the process events' drain, each with the time it
+    ran, then the stamp noted."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+        self._stop = threading.Event()
+        self._proc_events = self
+        self._kernel_parts = (self,)
+
+    def poll_new_owners(self, timeout_ms: int) -> None:
+        began = time.monotonic_ns()
+        while time.monotonic_ns() == began:  # the poll takes time: a stamp after it is later
+            pass
+        self.seen.append(("poll", began))
+        self._stop.set()  # one round
+
+    def drain(self) -> None:
+        self.seen.append(("drain", time.monotonic_ns()))
+
+    def note_owners_read(self, began_ns: int) -> None:
+        self.seen.append(("noted", began_ns))
+
+    def keep_leases_between_ticks(self) -> None:
+        pass
+
+
+def test_the_owner_thread_vouches_for_when_its_poll_began_once_events_are_read() -> None:
+    """The stamp is what makes the listing's word true: an announcement made
+    while a poll runs may be missed by it, so the thread vouches only for the
+    moment before it began, and only once the fork events after the poll
+    (which name a child that exited) are read too."""
+    loop = _OwnerLoop()
+    RunningEngine._watch_owners(loop)  # type: ignore[arg-type]
+    assert [kind for kind, _ in loop.seen] == ["poll", "drain", "noted"], loop.seen
+    (_, polled), _, (_, noted) = loop.seen
+    assert noted <= polled, "vouched for announcements made after the poll began"
