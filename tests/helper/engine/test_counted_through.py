@@ -7,15 +7,11 @@ bare32). A real process and /proc; a recording stand-in for the datapath."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from chadthrottle.contract import BackendInfo
 from chadthrottle.helper.engine.factory import RunningEngine
 from chadthrottle.helper.identity.index import ApplicationIndex
@@ -38,17 +34,6 @@ class _StampedWhileRead(RecordingDatapath):
         if self.on_read and self.engine is not None:
             self.engine.note_owners_read(self.on_read.pop(0))
         return super().read_traffic()
-
-
-@pytest.fixture
-def program() -> Iterator[Path]:
-    """A copy of sleep under a name no other test runs (its own application)."""
-    directory = Path(tempfile.mkdtemp(prefix="ct-through-"))
-    try:
-        shutil.copy("/bin/sleep", directory / "sleep")
-        yield directory / "sleep"
-    finally:
-        shutil.rmtree(directory)
 
 
 def test_a_tick_claims_only_the_announcements_read_before_its_counters(program: Path) -> None:

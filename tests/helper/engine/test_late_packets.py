@@ -8,10 +8,7 @@ process and /proc; a recording stand-in for the datapath."""
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +20,6 @@ from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper, Traffic
 from tests.support.reused_pids import wait_for_exec
 from tests.support.waiting import eventually
-
-
-@pytest.fixture
-def program() -> Iterator[Path]:
-    """A copy of sleep under a name no other test runs (its own application)."""
-    directory = Path(tempfile.mkdtemp(prefix="ct-late-"))
-    try:
-        shutil.copy("/bin/sleep", directory / "sleep")
-        yield directory / "sleep"
-    finally:
-        shutil.rmtree(directory)
 
 
 def _recorded_engine() -> tuple[RecordingDatapath, AdminEngine]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,18 +31,6 @@ def _start(pid: int) -> int:
     start = read_start(pid)
     assert start is not None, f"pid {pid} is gone"
     return start
-
-
-@pytest.fixture
-def program() -> Iterator[Path]:
-    """A copy of sleep under a name no other test runs (its own application)."""
-    directory = Path(tempfile.mkdtemp(prefix="ct-reuse-"))
-    try:
-        directory.chmod(0o755)  # run by nobody too
-        shutil.copy("/bin/sleep", directory / "sleep")
-        yield directory / "sleep"
-    finally:
-        shutil.rmtree(directory)
 
 
 def test_a_users_process_replaced_by_roots_under_its_pid_is_roots(program: Path) -> None:

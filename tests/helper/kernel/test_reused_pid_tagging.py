@@ -7,14 +7,10 @@ the pid when it is written. The pid is reused for real (ns_last_pid)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from chadthrottle.contract import ADMIN_OWNER, BackendInfo, Direction
 from chadthrottle.helper.engine.api import SetLimit
 from chadthrottle.helper.identity.index import ApplicationIndex
@@ -25,17 +21,6 @@ from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingShaper
 from tests.helper.kernel.test_process_keys import SOCKET_MAKER, _slot_of
 from tests.support.reused_pids import start_at, stop, wait_for_exec
-
-
-@pytest.fixture
-def program() -> Iterator[Path]:
-    """A copy of sleep under a name no other test runs (its own application)."""
-    directory = Path(tempfile.mkdtemp(prefix="ct-review-"))
-    try:
-        shutil.copy("/bin/sleep", directory / "sleep")
-        yield directory / "sleep"
-    finally:
-        shutil.rmtree(directory)
 
 
 def _made_socket(process: subprocess.Popen[str]) -> int:
