@@ -250,6 +250,8 @@ class AppController(QObject):
         )
 
     def _on_call_finished(self, key: str, _result: object, error_name: str, words: str) -> None:
+        if key == TRAY_BLOCK_KEY and not error_name:  # the row says Blocked now, not a tick later
+            self.connection.poll_now()
         if key == TRAY_BLOCK_KEY and error_name == UNKNOWN_METHOD:  # no SetBlocked: offer none
             self.model.blocks_unavailable = BLOCKS_OLD_HELPER
             self.window.show_message(f"Could not change the block: {BLOCKS_OLD_HELPER}")

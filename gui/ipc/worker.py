@@ -522,6 +522,10 @@ class HelperWorker:
             await client.set_limits_paused(paused)
             self._paused_set_at = time.monotonic()
             self._backends_due = True
+            # Poll now: the helper answers a change after publishing its listing, so
+            # the rows say what it holds at once. After a Resume they read "not
+            # enforced" (the listing asked while paused) until the next tick (gui32).
+            self._set_wake()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
