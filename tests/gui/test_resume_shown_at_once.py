@@ -6,7 +6,9 @@ helper's answer but Harbor Browser's limit read "not enforced" for 0.8 s
 more, until the next poll: the listing before it, asked while paused, said
 "limits are paused" of it. A poll sent after the answer says it is held (the
 helper publishes its listing before it answers a change). The same for a block
-chosen in the row menu or the tray: shown at the next poll, up to a refresh later.
+chosen in the row menu or the tray, and a priority (its badge "High…" until a
+poll asked after the answer: 0.9 s under Xvfb): shown at the next poll, up to
+a refresh later.
 Real controller and widgets; the helper scripted, its refresh 30 s so that only
 a poll asked for at once can show it within the test's wait.
 """
@@ -34,6 +36,7 @@ class PausingHelper(QuietHelper):
         self.paused = False
         self.blocked_up = False
         self.listings = 0
+        self.priority = ""
 
     async def list_applications(self) -> list[object]:
         self.listings += 1
@@ -42,7 +45,14 @@ class PausingHelper(QuietHelper):
                 for a in sample_applications()]  # fmt: skip
         if self.blocked_up:
             apps = [dataclasses.replace(a, up_blocked=True) if a.id == STEAM else a for a in apps]
+        if self.priority:
+            apps = [dataclasses.replace(a, priority=self.priority, priority_owner=0)
+                    if a.id == STEAM else a for a in apps]  # fmt: skip
         return apps
+
+    async def set_priority(self, app_id: str, priority: str) -> str:
+        self.priority = priority
+        return app_id
 
     async def get_limits_paused(self) -> bool:
         return self.paused
@@ -61,7 +71,9 @@ def _enforced(controller, app_id: str, column: int) -> bool:  # type: ignore[no-
     return state is not None and state.enforced
 
 
-def test_rows_say_held_at_once_after_resume_and_blocked_after_a_block(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_rows_say_held_at_once_after_resume_and_a_block_and_a_priority_at_once(
+    qtbot, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     helper = PausingHelper()
     with scripted_app(helper, tmp_path, refresh_s=30.0) as controller:
         controller.start(show_window=True)
@@ -83,3 +95,11 @@ def test_rows_say_held_at_once_after_resume_and_blocked_after_a_block(qtbot, tmp
         qtbot.waitUntil(
             lambda: controller.model.limit_state(STEAM, Direction.UP).blocked, timeout=3000
         )
+
+        listed = helper.listings
+        with qtbot.waitSignal(controller.connection.callFinished, timeout=5000):
+            controller.priorities.request_priority(STEAM, "high")
+        assert controller.model.priority_state(STEAM).pending  # "High…" until a poll tells
+        qtbot.waitUntil(lambda: helper.listings > listed, timeout=3000)
+        qtbot.waitUntil(lambda: not controller.model.priority_state(STEAM).pending, timeout=3000)
+        assert controller.model.priority_state(STEAM).priority == "high"
