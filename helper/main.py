@@ -1,5 +1,6 @@
-"""Entry point of the root helper (``chadthrottle-helper``), and of its
-``install``/``uninstall`` subcommands (helper/install.py).
+"""Entry point of the root helper (``chadthrottle-helper``), of its
+``install``/``uninstall`` subcommands (helper/install.py) and of
+``build-cache`` (helper/build_cache.py: the programs compiled, nothing served).
 
 Order matters: connect to the bus (cheap to fail), build the engine (which
 creates kernel objects), export the object, and only then take the bus name,
@@ -61,6 +62,8 @@ from chadthrottle.contract import BUS_NAME
 from chadthrottle.helper.adapter.engine_thread import EngineThread
 from chadthrottle.helper.adapter.polkit import Authority, CachingAuthority, PolkitAuthority
 from chadthrottle.helper.adapter.service import HelperService
+from chadthrottle.helper.build_cache import COMMAND as BUILD_CACHE
+from chadthrottle.helper.build_cache import add_build_cache_command, run_build_cache
 from chadthrottle.helper.engine.api import EngineApi
 from chadthrottle.helper.errors import HelperError, LeftInKernel, StartCancelled
 from chadthrottle.helper.install import add_install_commands, run_install_command
@@ -390,8 +393,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "after its last limit (default 2; 0: it goes with the last limit; docs/backends.md, "
         "'A hook lingers 2 s after its last class')",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{install,uninstall}")
+    commands = parser.add_subparsers(dest="command", metavar=f"{{install,uninstall,{BUILD_CACHE}}}")
     add_install_commands(commands)
+    add_build_cache_command(commands)  # helper/build_cache.py: for the package's postinst
     return parser.parse_args(argv)
 
 
@@ -403,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=arguments.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if arguments.command is not None:
+    if arguments.command in ("install", "uninstall"):
         return run_install_command(arguments)
     stopping = threading.Event()
     # Until the loop takes them (and again once it has given them back, which
@@ -415,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _SIGNALLED_EARLY.is_set():  # checked after: one in between is not lost
         stopping.set()
     try:
+        if arguments.command == BUILD_CACHE:  # a stop kills its compile, as a start's
+            return run_build_cache(arguments, stopping)
         asyncio.run(_serve(arguments, stopping))
     except (StartupError, HelperError) as error:
         print(f"chadthrottle-helper: {error}", file=sys.stderr)

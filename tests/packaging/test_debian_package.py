@@ -231,6 +231,19 @@ def _assert_limit_held(measured: dict[str, Any]) -> None:
     ] == [("down", limit, True)]
 
 
+def test_the_first_start_after_the_install_loads_the_programs_postinst_built(
+    fresh_root: dict[str, Any],
+) -> None:
+    """The helper takes its bus name only once its programs are loaded: a first
+    start that compiled them missed dbus-daemon's 25 s activation timeout at
+    load 9 (pkg32, CI). postinst now builds them for the running kernel
+    (`chadthrottle-helper build-cache`), so the first activation, under the
+    unit in the booted root, reads them from the cache."""
+    first = fresh_root["unit_first_start"]
+    assert "datapath attached" in first and "(programs from the cache" in first, first
+    assert "compiling the BPF" not in first, first
+
+
 def test_a_limit_holds_on_a_real_connection(fresh_root: dict[str, Any]) -> None:
     _assert_limit_held(fresh_root["limit"])
 
