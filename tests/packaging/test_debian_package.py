@@ -311,7 +311,12 @@ def test_a_failing_step_says_which_and_shows_the_bus_activated_helpers_log(
     bus's 25 s at a heavy load) fails the same step and is reported the same way."""
     assert root_preparation is not None
     root = root_preparation.result().root
-    run = fresh_debian_root.run_check_script(root, LOG, "fail-after", "2")
+    # its own directory: the main run's last-bus.log is what a failure above needs kept
+    log = LOG.parent / "fail-after-2" / LOG.name
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    log.with_name("last-bus.log").unlink(missing_ok=True)  # only this run's may pass below
+    run = fresh_debian_root.run_check_script(root, log, "fail-after", "2")
     assert run.returncode != 0, run.stderr[-3000:]
     assert re.search(r"FAILED \(exit status \d+\) in step '2\. .*' at line \d+: ", run.stderr), (
         run.stderr[-3000:]
@@ -320,4 +325,4 @@ def test_a_failing_step_says_which_and_shows_the_bus_activated_helpers_log(
     assert re.search(r"(?m)^  bus\| .* INFO chadthrottle\.engine: backends: ", run.stderr), (
         run.stderr[-3000:]
     )
-    assert "chadthrottle.engine: backends: " in LOG.with_name("last-bus.log").read_text()
+    assert "chadthrottle.engine: backends: " in log.with_name("last-bus.log").read_text()
