@@ -53,7 +53,11 @@ from chadthrottle.contract import (
     is_count_unknown,
     limit_problem_words,
 )
-from chadthrottle.helper_errors import HelperClientError
+from chadthrottle.helper_errors import (
+    ACTIVATION_TIMED_OUT,
+    BUILD_CACHE_COMMAND,
+    HelperClientError,
+)
 from chadthrottle.units import (
     RATE_HELP,
     UnitError,
@@ -523,6 +527,11 @@ def _describe(error: HelperClientError) -> str:
             return f"helper not running: {error.message}"
         return (
             "helper not running (start chadthrottle-helper as root, or install the D-Bus service)"
+        )
+    if error.name == ACTIVATION_TIMED_OUT:
+        return (
+            f"{error.message}: the helper's first start on a new kernel compiles its "
+            f"programs; try again shortly, or run {BUILD_CACHE_COMMAND} first"
         )
     if error.error is ErrorName.NOT_AUTHORIZED:
         return f"not authorized: {error.message}"

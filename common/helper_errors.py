@@ -16,6 +16,10 @@ NO_REPLY = "org.freedesktop.DBus.Error.NoReply"  # the call timed out
 SERVICE_UNKNOWN = "org.freedesktop.DBus.Error.ServiceUnknown"  # nobody owns BUS_NAME
 NAME_HAS_NO_OWNER = "org.freedesktop.DBus.Error.NameHasNoOwner"
 DISCONNECTED = "org.freedesktop.DBus.Error.Disconnected"
+# The bus gave up activating the helper (service_start_timeout, 25 s by default): a
+# first start on a new kernel compiles its programs and can outlast it when busy.
+ACTIVATION_TIMED_OUT = "org.freedesktop.DBus.Error.TimedOut"
+BUILD_CACHE_COMMAND = "sudo chadthrottle-helper build-cache"
 UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"  # an older helper without that method
 HELPER_MISSING_NAMES = frozenset({NO_SERVER, SERVICE_UNKNOWN, NAME_HAS_NO_OWNER, DISCONNECTED})
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from chadthrottle.contract import ErrorName
 from chadthrottle.gui.ipc.state import HelperState
+from chadthrottle.helper_errors import ACTIVATION_TIMED_OUT, BUILD_CACHE_COMMAND
 
 INSTALL_COMMAND = "sudo chadthrottle-helper install"
 
@@ -80,6 +81,12 @@ ERROR_TEXT: dict[str, ErrorText] = {
     _FDO + "NoServer": ErrorText("The system bus is not reachable.", HelperState.NOT_RUNNING),
     _FDO + "NoReply": ErrorText("The helper did not answer in time.", HelperState.NOT_RUNNING),
     _FDO + "Timeout": ErrorText("The helper did not answer in time.", HelperState.NOT_RUNNING),
+    ACTIVATION_TIMED_OUT: ErrorText(
+        "The helper took longer to start than the system bus waits: its first start on a "
+        "new kernel compiles its programs, which can take a minute on a busy machine. Try "
+        f"again shortly; if this repeats, run: {BUILD_CACHE_COMMAND}",
+        HelperState.NOT_RUNNING,
+    ),
     _FDO + "Disconnected": ErrorText(
         "The connection to the system bus was lost.", HelperState.NOT_RUNNING
     ),

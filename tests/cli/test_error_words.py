@@ -147,3 +147,15 @@ def test_ctl_prints_the_translated_refusal(
         "--from must be a time HH:MM between 00:00 and 23:59, not '25:00'" in err
         and "start" not in err
     ), err
+
+
+def test_a_timed_out_activation_says_the_first_start_compiles_and_what_to_run() -> None:
+    said = ctl._describe(
+        HelperClientError(
+            "org.freedesktop.DBus.Error.TimedOut",
+            "Failed to activate service 'io.github.chadthrottle.Helper1': timed out "
+            "(service_start_timeout=25000ms)",
+        )
+    )
+    assert said.startswith("Failed to activate service")
+    assert "first start" in said and "sudo chadthrottle-helper build-cache" in said

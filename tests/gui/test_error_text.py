@@ -73,3 +73,11 @@ def test_status_when_connected_denied_or_without_backends() -> None:
     missing = derive_status(Observations(has_polled_ok=True, backends=broken))
     assert missing.state is HelperState.KERNEL_FEATURE_MISSING
     assert "needs BTF" in missing.detail and "no HTB" in missing.detail and missing.can_monitor
+
+
+def test_a_timed_out_activation_says_the_first_start_compiles_and_what_to_run() -> None:
+    """dbus-daemon's own name when the helper outlasts its activation wait
+    (a first start on a new kernel compiles): not "something unexpected"."""
+    text = describe_error("org.freedesktop.DBus.Error.TimedOut")
+    assert "first start" in text.words and "chadthrottle-helper build-cache" in text.words
+    assert text.state is HelperState.NOT_RUNNING
