@@ -45,6 +45,7 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.counter_slots import CounterSlots
 from chadthrottle.helper.kernel.gates import SlotGates
 from chadthrottle.helper.kernel.held_caps import (
+    CLOSER_WAIT_S,
     DeadCapsSweep,
     HeldCapsRecord,
     map_id_of,
@@ -319,6 +320,11 @@ def _write_per_namespace(
         raise
 
 
+# A stop's sweep of passed-on sockets waits at most this long in all for the
+# borrowed sockets' closer to make room (_lift_passed_on): a stop must end.
+PASSED_ON_WAIT_S = 5.0
+
+
 class Datapath:
     """Owns the BPF programs and maps for the lifetime of the helper."""
 
@@ -572,11 +578,19 @@ class Datapath:
         if not capped:
             return []
         lift, failed = self._lift_of(NO_CAPS, capped), []
+        give_up = time.monotonic() + PASSED_ON_WAIT_S
         for tgid, start, _slot in self._processes_of(None, None):
+            cursor = WalkCursor(float("inf"), start=start)
             try:
-                with budgeted(WalkCursor(float("inf"), start=start)):
-                    retag_carrying(self._maps["socket_tags"].fd, tgid, capped, 0, vet=True,
-                                   lift=lift)  # fmt: skip
+                while True:
+                    with budgeted(cursor):
+                        retag_carrying(self._maps["socket_tags"].fd, tgid, capped, 0, vet=True,
+                                       lift=lift)  # fmt: skip
+                    if not cursor.cut or time.monotonic() >= give_up:
+                        break
+                    # no deadline: cut where the borrowed sockets' closer was full (the
+                    # rest kept the caps before, review35b R9); its threads close them
+                    time.sleep(CLOSER_WAIT_S)
             except Exception as error:  # closing must go on
                 log.exception("could not uncap the passed-on sockets of pid %d", tgid)
                 failed.append(error)

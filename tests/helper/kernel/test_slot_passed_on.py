@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from chadthrottle.helper.identity.processes import read_start
-from chadthrottle.helper.kernel import bpf_maps
+from chadthrottle.helper.kernel import bpf_maps, socket_tagging
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.datapath import VET_AGAIN_S, Datapath
 from chadthrottle.helper.kernel.layout import SocketCaps, SockTag
-from chadthrottle.helper.kernel.socket_tagging import UNCAPPED_PACING, UNCLAMPED_WINDOW
+from chadthrottle.helper.kernel.socket_tagging import UNCAPPED_PACING, UNCLAMPED_WINDOW, FdCloser
 
 from tests.helper.kernel.test_process_keys import SLOT
 from tests.support.waiting import eventually
@@ -262,3 +263,72 @@ def test_a_stopped_helper_leaves_no_caps_on_a_passed_socket(
             assert clamp > 125_000, f"B's socket's window still clamped to {clamp} bytes"
     finally:
         datapath.close()  # safe twice
+
+
+# A: makes MANY TCP connections once told (tagged by then) and passes them
+# all to B (who prints its descriptors of them), closing its own.
+MANY = 200  # SCM_MAX_FD is 253
+SENDER_MANY = (
+    "import array, socket, sys\n"
+    "chan = socket.socket(fileno=int(sys.argv[1]))\n"
+    "port = int(sys.stdin.readline())\n"
+    f"conns = [socket.create_connection(('127.0.0.1', port)) for _ in range({MANY})]\n"
+    "chan.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,\n"
+    "              array.array('i', [conn.fileno() for conn in conns]))])\n"
+    "for conn in conns: conn.close()\n"
+    "print('passed', flush=True)\n"
+    "sys.stdin.readline()\n"
+)
+RECEIVER_MANY = (
+    "import array, socket, sys\n"
+    "chan = socket.socket(fileno=int(sys.argv[1]))\n"
+    "fds = array.array('i')\n"
+    f"_, ancillary, _, _ = chan.recvmsg(1, socket.CMSG_LEN({MANY} * fds.itemsize))\n"
+    "fds.frombytes(ancillary[0][2])\n"
+    "print(*fds, flush=True)\n"
+    "sys.stdin.readline()\n"
+)
+
+
+def test_a_stop_lifts_the_caps_of_every_passed_socket_though_the_closer_fills(
+    kernel_ready: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop's sweep borrows each socket; while the closer of borrowed
+    sockets is full, a walk stops at the socket it could not borrow. The
+    stop's sweep (whole, no deadline) took that for done: the rest of that
+    process's sockets kept A's caps (review35b R9; rights32 found it in the
+    SIGKILL sweep, 5,000 sockets past the closer's 256). Here the closer is
+    the product's, bounded at one socket, so that 200 fill it."""
+    monkeypatch.setattr(socket_tagging, "BORROWED_CLOSER", FdCloser(max_threads=1, max_pending=1))
+    caps = SocketCaps(pacing_bps=125_000, window_bps=125_000)
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    datapath = Datapath(cache_dir=kernel_ready)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(MANY)
+        sender, receiver = _as(USER_A, SENDER_MANY, left), _as(USER_B, RECEIVER_MANY, right)
+        try:
+            assert sender.stdin and sender.stdout and receiver.stdout
+            start = read_start(sender.pid)
+            assert start is not None
+            datapath.open()
+            datapath.set_slot_owners({SLOT: USER_A})
+            datapath.set_slot_caps(SLOT, caps)
+            datapath.set_process_slot(sender.pid, SLOT, start)
+            sender.stdin.write(f"{server.getsockname()[1]}\n")
+            sender.stdin.flush()
+            assert sender.stdout.readline().strip() == "passed"
+            fds = [int(fd) for fd in receiver.stdout.readline().split()]
+            assert len(fds) == MANY
+            assert all(_caps_on(receiver.pid, fd)[0] < UNCAPPED_PACING for fd in fds)  # A's
+            datapath.close()  # the helper stops while A's rule holds
+            kept = [fd for fd in fds if _caps_on(receiver.pid, fd)[0] < UNCAPPED_PACING
+                    or _caps_on(receiver.pid, fd)[1] <= caps.window_bps]  # fmt: skip
+            assert not kept, f"{len(kept)} of B's {MANY} sockets still held to A's rule"
+        finally:
+            datapath.close()  # safe twice
+            for process in (sender, receiver):
+                process.kill()
+                process.wait()
+            left.close()
+            right.close()
