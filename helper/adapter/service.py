@@ -86,6 +86,7 @@ from chadthrottle.helper.engine.api import (
     SetQuota,
     Viewer,
 )
+from chadthrottle.helper.engine.listing import shown_to
 from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.engine.snapshot import Looked
 from chadthrottle.helper.errors import (
@@ -615,21 +616,9 @@ class HelperService:
 
     @staticmethod
     def _visible(viewer: Viewer, apps: Sequence[ApplicationInfo]) -> list[ApplicationInfo]:
-        """Everything for a viewer who sees all; else the applications wholly
-        the viewer's own (every process of the viewer's uid; the listing has
-        already cut those several users run down to the viewer's processes
-        and traffic), and those not running on which the viewer has a rule (a
-        rate, a block, a quota or a priority: those are listed with no rate)."""
-        if viewer.sees_all:
-            return list(apps)
-        own = {viewer.uid}
-        return [
-            app for app in apps
-            if (app.uids and set(app.uids) == own)
-            or (not app.pids and viewer.uid in (app.down_limit_owner, app.up_limit_owner)
-                and (app.down_limit_bps or app.up_limit_bps or app.down_blocked or app.up_blocked
-                     or app.down_quota_bytes or app.up_quota_bytes or app.priority != "normal"))
-        ]  # fmt: skip
+        """The rows the viewer may see (listing.shown_to). The snapshot's are
+        made so already; the engine thread's listing is cut here."""
+        return [app for app in apps if shown_to(viewer, app)]
 
     @staticmethod
     def _visible_rules(viewer: Viewer, rules: Sequence[RuleInfo]) -> list[RuleInfo]:

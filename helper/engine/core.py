@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, tzinfo
 
 from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, BackendInfo, Direction
+from chadthrottle.helper.engine.api import Viewer
 from chadthrottle.helper.engine.apply import Apply, ClampedWindows
 from chadthrottle.helper.engine.closing_lock import ClosingLock
 from chadthrottle.helper.engine.crossed import DevicesCrossed, ForwardedClassed
@@ -263,9 +264,10 @@ class EngineCore:
             self._publish()
         self._measure_rtt()
 
-    def _publish(self) -> None:
+    def _publish(self, fresh: Callable[[Viewer], bool] | None = None) -> None:
         """Under the lock, after a tick or a change: the read calls' snapshot
-        (the Engine makes it: engine.py)."""
+        (the Engine makes it: engine.py); fresh: whose listings are made anew
+        (None: everyone's)."""
 
     def note_owners_read(self, began_ns: int) -> None:
         """From the new-owner thread: every process's first socket announced

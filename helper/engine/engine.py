@@ -13,8 +13,10 @@ world. docs/architecture.md has the map.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TypeVar
 
 from chadthrottle.contract import (
     MAX_RATE_BPS,
@@ -46,6 +48,7 @@ from chadthrottle.helper.engine.link_plan import (
 )
 from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.observed import connection_rows, interface_rows, process_rows
+from chadthrottle.helper.engine.rates import AppTraffic
 from chadthrottle.helper.engine.rtt import elsewhere_of
 from chadthrottle.helper.engine.rule_edits import ChangeBatch
 from chadthrottle.helper.engine.rule_listing import RuleListing
@@ -77,6 +80,36 @@ def walks_pending_text(processes: int) -> str:
             "(their descriptors are walked a bounded time each tick)")  # fmt: skip
 
 
+Answer = TypeVar("Answer")
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every viewer's listing reads alike, made once per publish: the
+    traffic, the rules (app id -> owner -> limits) and each user's running
+    applications and processes."""
+
+    traffic: Mapping[str, AppTraffic]
+    rules: Mapping[str, dict[int, dict[Direction, Limit]]]
+    users: Mapping[int, tuple[set[str], set[int]]]
+
+    def apps_of(self, uid: int) -> set[str]:
+        return self.users.get(uid, (set(), set()))[0]
+
+    def pids_of(self, uid: int) -> set[int]:
+        return self.users.get(uid, (set(), set()))[1]
+
+
+def _sees_all(viewer: Viewer) -> bool:
+    """An administrator's change (pause, the link): made anew for those who see all."""
+    return viewer.sees_all
+
+
+def _none(viewer: Viewer) -> bool:
+    """No caller waits: listings follow at the next tick."""
+    return False
+
+
 class Engine(EngineCore):
     """The EngineApi (api.py) over the core: listings, changes and the link,
     each under the engine lock, with the kernel reads that take long outside
@@ -97,23 +130,33 @@ class Engine(EngineCore):
         if kind is Looked.APPLICATIONS:
             self._listed_at = self._clock()  # a float written whole: rtt while looked at
 
-    def _publish(self) -> None:
+    def _publish(self, fresh: Callable[[Viewer], bool] | None = None) -> None:
         """Under the lock, after a tick or a change: the read calls' answers
         made now and swapped in whole. If they cannot be made, reads go to
-        the engine thread (and hear why there) until a publish succeeds."""
+        the engine thread (and hear why there) until a publish succeeds.
+        fresh: after a write call, the viewers whose listings are made anew
+        (the callers' and those who see all); the others keep the last
+        publish's until the next tick (each listing costs its rows: snap32b)."""
         try:
             facts = self._link_facts()
             interfaces = self._shaper.link_interfaces() if facts.shaping else []
             listing = self._rule_listing()
+            last, made = self._snapshot, list[_Shared]()
+
+            def shared() -> _Shared:  # made once, only if a listing is made
+                if not made:
+                    made.append(self._shared())
+                return made[0]
+
             snapshot = Snapshot(
                 rules=tuple(listing.rules()),
                 schedules=tuple(listing.schedules()),
                 paused=self._limits.paused,
                 link_shaping=shaping_info(self._limits, facts, interfaces),
-                applications=MappingProxyType({viewer: tuple(self._listing(viewer))
-                                               for viewer in self._lookers.current(Looked.APPLICATIONS)}),
-                backends=MappingProxyType({viewer: tuple(self._backends_of(viewer))
-                                           for viewer in self._lookers.current(Looked.BACKENDS)}),
+                applications=self._per_viewer(Looked.APPLICATIONS, last.applications if last else None, fresh,
+                                              lambda viewer: tuple(self._listing(viewer, True, shared()))),
+                backends=self._per_viewer(Looked.BACKENDS, last.backends if last else None, fresh,
+                                          lambda viewer: tuple(self._backends_of(viewer, shared()))),
             )  # fmt: skip
         except Exception as error:
             if str(error) != self._publish_error:
@@ -122,6 +165,21 @@ class Engine(EngineCore):
             return
         self._publish_error, self._snapshot = "", snapshot
 
+    def _per_viewer(
+        self,
+        kind: Looked,
+        last: Mapping[Viewer, Answer] | None,
+        fresh: Callable[[Viewer], bool] | None,
+        make: Callable[[Viewer], Answer],
+    ) -> Mapping[Viewer, Answer]:
+        """Each current looker's answer: made now, or the last publish's for a
+        viewer not fresh (one absent there is made now)."""
+        answers: dict[Viewer, Answer] = {}
+        for viewer in self._lookers.current(kind):
+            kept = None if fresh is None or fresh(viewer) or last is None else last.get(viewer)
+            answers[viewer] = make(viewer) if kept is None else kept
+        return MappingProxyType(answers)
+
     def list_applications(self, viewer: Viewer = ADMIN_VIEWER) -> list[ApplicationInfo]:
         """On the engine thread, under the lock: a viewer the snapshot does
         not list yet (published from the next publish on)."""
@@ -129,14 +187,30 @@ class Engine(EngineCore):
             self.looking(Looked.APPLICATIONS, viewer)
             return self._listing(viewer)
 
-    def _listing(self, viewer: Viewer) -> list[ApplicationInfo]:
-        """ListApplications' answer for viewer, made now (the lock held)."""
+    def _shared(self) -> _Shared:
+        """What every viewer's listing reads alike, made once per publish."""
         rules: dict[str, dict[int, dict[Direction, Limit]]] = {}
         for (app_id, owner), limits in self._limits.items():
             rules.setdefault(app_id, {})[owner] = limits
         for app_id, owner in self._applier.gating.lapsing_rules():  # a gate holds on: listed
             rules.setdefault(app_id, {}).setdefault(owner, {})
-        traffic = self._tracking.listed_traffic(self._clock())
+        users: dict[int, tuple[set[str], set[int]]] = {}
+        for app_id, app in self._index.applications().items():
+            for pid, process in app.processes.items():
+                apps, pids = users.setdefault(process.uid, (set(), set()))
+                apps.add(app_id)
+                pids.add(pid)
+        return _Shared(self._tracking.listed_traffic(self._clock()), rules, users)
+
+    def _listing(
+        self, viewer: Viewer, visible_only: bool = False, shared: _Shared | None = None
+    ) -> list[ApplicationInfo]:
+        """ListApplications' answer for viewer, made now (the lock held);
+        visible_only: only the rows the viewer may see (listing.shown_to),
+        made over the viewer's applications and rules alone, else the
+        adapter cuts them."""
+        shared = shared or self._shared()
+        rules, traffic = shared.rules, shared.traffic
         facts, rtt = self._link_facts(), self._rtt
         linked = self._shaper.link_interfaces() if facts.shaping else []
         # other users' sockets are not the viewer's to read
@@ -158,7 +232,8 @@ class Engine(EngineCore):
             )
             return priority_problem(facts, elsewhere, astray, linked, forwarded), rtt_us
 
-        viewer_pids = None if uid is None else self._pids_of(uid)
+        viewer_pids = None if uid is None else shared.pids_of(uid)
+        only = None if uid is None or not visible_only else shared.apps_of(uid) | set(rules)
         reaches = {direction: self._shaper.limit_reach(direction, viewer_pids)
                    for direction in Direction}  # fmt: skip
 
@@ -176,7 +251,7 @@ class Engine(EngineCore):
         return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
                              self._tracking.known, self._problems(viewer_pids), not_met, meter.by_uid,
                              self._rule_listing().held, PAUSED_PROBLEM if self._limits.paused else "", priority_view, reach,
-                             counted_through_ns=self._counted_through_ns)  # fmt: skip
+                             counted_through_ns=self._counted_through_ns, visible_only=visible_only, only=only)  # fmt: skip
 
     def list_rules(self) -> list[RuleInfo]:
         with self._lock:
@@ -226,11 +301,13 @@ class Engine(EngineCore):
             self.looking(Looked.BACKENDS, viewer)
             return self._backends_of(viewer)
 
-    def _backends_of(self, viewer: Viewer) -> list[BackendInfo]:
+    def _backends_of(self, viewer: Viewer, shared: _Shared | None = None) -> list[BackendInfo]:
         active = self._shaper.active_directions()
         if viewer.sees_all:
             return self._backends(active)
-        return self._backends(active, self._pids_of(viewer.uid))
+        return self._backends(
+            active, shared.pids_of(viewer.uid) if shared else self._pids_of(viewer.uid)
+        )
 
     def _pids_of(self, uid: int) -> set[int]:
         """A user's processes: the namespaces a user is told of are theirs
@@ -292,7 +369,10 @@ class Engine(EngineCore):
                             outcomes[position] = alone
             log.debug("applied %d limit changes (%d refused)", len(changes),
                       sum(isinstance(outcome, HelperError) for outcome in outcomes))  # fmt: skip
-            self._publish()  # before the callers' replies: a read after one shows it
+            owners = {change.owner for change in changes}
+            # before the callers' replies: a read after one shows it (their own
+            # listing and the rules; those who see all see every change)
+            self._publish(lambda viewer: viewer.sees_all or viewer.uid in owners)
             return outcomes
 
     def set_limits_paused(self, paused: bool) -> None:
@@ -310,7 +390,7 @@ class Engine(EngineCore):
             if self._limits.paused == paused:
                 return
             self._change(edit, clamped)
-            self._publish()
+            self._publish(_sees_all)
             log.info(
                 "%s all limits (%d applications)",
                 "paused" if paused else "resumed",
@@ -337,7 +417,7 @@ class Engine(EngineCore):
             except Exception:  # undone as _change undoes the table
                 self._estimated = estimated
                 raise
-            self._publish()
+            self._publish(_sees_all)
             log.info(
                 "link capacity: down %d B/s, up %d B/s (0: not shaped), estimate %s",
                 down_bps,
@@ -361,7 +441,7 @@ class Engine(EngineCore):
                     log.error("could not follow the estimated link capacity: %s", error)
                 # a quota the gates saw turn in it turned now, not at the next tick
                 self._restart_rates(self._take_gates_turned())
-                self._publish()  # GetLinkShaping says the capacity followed
+                self._publish(_none)  # GetLinkShaping says the capacity followed
 
     def link_shaping(self) -> LinkShapingInfo:
         with self._lock:

@@ -4,7 +4,7 @@ totals, so short-lived programs do not vanish before anyone sees them)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction
@@ -50,6 +50,30 @@ def _fallback_name(app_id: str) -> str:
     return app_id.split(":", 1)[-1].rsplit("/", 1)[-1]
 
 
+def shown_to(viewer: Viewer, app: ApplicationInfo) -> bool:
+    """Whether a listing row is the viewer's to see: every row for a viewer
+    who sees all; else the applications wholly the viewer's own (every process
+    of the viewer's uid; build_listing has already cut those several users run
+    down to the viewer's processes and traffic), and those not running on
+    which the viewer has a rule (a rate, a block, a quota or a priority:
+    those are listed with no rate). The one rule the adapter and the
+    snapshot's listings (visible_only) both follow."""
+    if viewer.sees_all:
+        return True
+    return bool(
+        (app.uids and set(app.uids) == {viewer.uid})
+        or (not app.pids and viewer.uid in (app.down_limit_owner, app.up_limit_owner)
+            and (app.down_limit_bps or app.up_limit_bps or app.down_blocked or app.up_blocked
+                 or app.down_quota_bytes or app.up_quota_bytes or app.priority != "normal"))
+    )  # fmt: skip
+
+
+def _may_be_shown(viewer: Viewer, uids: frozenset[int], pids: tuple[int, ...], owner: int) -> bool:
+    """Before a row's work: False only for rows shown_to would drop (another
+    user's application, or one not running with no rule of the viewer's)."""
+    return viewer.sees_all or uids == {viewer.uid} or (not pids and owner == viewer.uid)
+
+
 def build_listing(
     running: Mapping[str, Application],
     traffic: Mapping[str, AppTraffic],
@@ -66,6 +90,8 @@ def build_listing(
     reach: ReachView | None = None,
     *,
     counted_through_ns: int = 0,
+    visible_only: bool = False,
+    only: Collection[str] | None = None,
 ) -> list[ApplicationInfo]:
     """rules: app id -> owner -> limits; known: the last identity seen of
     applications that may have exited, so they keep their name and icon;
@@ -81,7 +107,10 @@ def build_listing(
     gaps are about rates. priorities: the priority's problem and the rtt.
     reach: how a rated limit holds in each namespace (not while paused).
     counted_through_ns: the tick's word that its counts follow every
-    announcement before it (EngineCore.note_owners_read)."""
+    announcement before it (EngineCore.note_owners_read). visible_only: only
+    the rows shown_to keeps, the others not made (a user's listing in the
+    snapshot costs its own rows, not every application's: snap32b); only:
+    the application ids to consider (None: all), the viewer's and the rules'."""
     known = known or {}
     shares = shares or {}
     problems = problems or {}
@@ -115,7 +144,9 @@ def build_listing(
         return reach(key, direction) if reach is not None and rated and not paused_problem else ""
 
     listing = []
-    for app_id in sorted(set(traffic) | set(rules)):
+    listed = (set(traffic) | set(rules) if only is None
+              else {app_id for app_id in only if app_id in traffic or app_id in rules})  # fmt: skip
+    for app_id in sorted(listed):
         app = running.get(app_id)
         counters = traffic.get(app_id, AppTraffic())
         uids = app.uids if app else frozenset()
@@ -130,6 +161,8 @@ def build_listing(
         if app is None and shown is None and now - counters.last_active > EXITED_VISIBLE_S:
             continue
         owner, limits = shown if shown is not None else (ADMIN_OWNER, {})
+        if visible_only and not _may_be_shown(viewer, uids, pids, owner):
+            continue
         held = gates((app_id, owner), limits) if gates is not None and shown is not None else {}
         down, up = held.get(Direction.DOWN, NOT_HELD), held.get(Direction.UP, NOT_HELD)
         identity = app.identity if app else known.get(app_id)
@@ -137,47 +170,45 @@ def build_listing(
         priority_problem, rtt_us = (
             priorities(app_id, priority) if priorities is not None else ("", 0)
         )
-        listing.append(
-            ApplicationInfo(
-                id=app_id,
-                name=identity.name if identity else _fallback_name(app_id),
-                icon=identity.icon if identity else "",
-                uids=tuple(sorted(uids)),
-                pids=pids,
-                down_bps=counters.down_bps,
-                up_bps=counters.up_bps,
-                rx_bytes=counters.rx_bytes,
-                tx_bytes=counters.tx_bytes,
-                down_limit_bps=down.rate_bps
-                if gates is not None
-                else _rate(limits, Direction.DOWN),
-                up_limit_bps=up.rate_bps if gates is not None else _rate(limits, Direction.UP),
-                loopback_down_bps=counters.loopback_down_bps,
-                loopback_up_bps=counters.loopback_up_bps,
-                down_measuring=Direction.DOWN in counters.measuring,
-                up_measuring=Direction.UP in counters.measuring,
-                running=app is not None,
-                down_limit_owner=owner,
-                up_limit_owner=owner,
-                down_limit_problem=problem(app_id, Direction.DOWN, limits, down),
-                up_limit_problem=problem(app_id, Direction.UP, limits, up),
-                down_blocked=down.blocked,
-                up_blocked=up.blocked,
-                down_quota_bytes=down.quota_bytes,
-                up_quota_bytes=up.quota_bytes,
-                down_quota_left_bytes=down.quota_left_bytes,
-                up_quota_left_bytes=up.quota_left_bytes,
-                down_quota_period=down.quota_period,
-                up_quota_period=up.quota_period,
-                down_schedule=down.schedule,
-                up_schedule=up.schedule,
-                priority=priority.value,
-                priority_owner=owner,
-                priority_problem=priority_problem,
-                rtt_us=rtt_us,
-                down_limit_reach=reach_of((app_id, owner), limits, down, Direction.DOWN),
-                up_limit_reach=reach_of((app_id, owner), limits, up, Direction.UP),
-                counted_through_ns=counted_through_ns,
-            )
+        row = ApplicationInfo(
+            id=app_id,
+            name=identity.name if identity else _fallback_name(app_id),
+            icon=identity.icon if identity else "",
+            uids=tuple(sorted(uids)),
+            pids=pids,
+            down_bps=counters.down_bps,
+            up_bps=counters.up_bps,
+            rx_bytes=counters.rx_bytes,
+            tx_bytes=counters.tx_bytes,
+            down_limit_bps=down.rate_bps if gates is not None else _rate(limits, Direction.DOWN),
+            up_limit_bps=up.rate_bps if gates is not None else _rate(limits, Direction.UP),
+            loopback_down_bps=counters.loopback_down_bps,
+            loopback_up_bps=counters.loopback_up_bps,
+            down_measuring=Direction.DOWN in counters.measuring,
+            up_measuring=Direction.UP in counters.measuring,
+            running=app is not None,
+            down_limit_owner=owner,
+            up_limit_owner=owner,
+            down_limit_problem=problem(app_id, Direction.DOWN, limits, down),
+            up_limit_problem=problem(app_id, Direction.UP, limits, up),
+            down_blocked=down.blocked,
+            up_blocked=up.blocked,
+            down_quota_bytes=down.quota_bytes,
+            up_quota_bytes=up.quota_bytes,
+            down_quota_left_bytes=down.quota_left_bytes,
+            up_quota_left_bytes=up.quota_left_bytes,
+            down_quota_period=down.quota_period,
+            up_quota_period=up.quota_period,
+            down_schedule=down.schedule,
+            up_schedule=up.schedule,
+            priority=priority.value,
+            priority_owner=owner,
+            priority_problem=priority_problem,
+            rtt_us=rtt_us,
+            down_limit_reach=reach_of((app_id, owner), limits, down, Direction.DOWN),
+            up_limit_reach=reach_of((app_id, owner), limits, up, Direction.UP),
+            counted_through_ns=counted_through_ns,
         )
+        if not visible_only or shown_to(viewer, row):
+            listing.append(row)
     return listing

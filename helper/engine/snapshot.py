@@ -15,7 +15,12 @@ read after its reply shows it (read-your-writes); ticks publish once a second.
 Listings depend on who looks (a user sees their own processes' traffic and
 namespaces), so they are made for the viewers who asked lately (Lookers);
 a viewer not in the snapshot yet is answered on the engine thread as before,
-and from the next publish on from the snapshot.
+and from the next publish on from the snapshot. A user's listing is made over
+their own applications and rules only (listing.shown_to), and a write call
+makes anew only its callers' listings and those of viewers who see all; the
+others keep theirs until the next tick. At 1,000 running applications with
+traffic and 64 viewers a publish took ~1.07 s and 112 MB before snap32b,
+~35 ms and 3.7 MB after (docs/benchmarks/helper-calls.md).
 """
 
 from __future__ import annotations

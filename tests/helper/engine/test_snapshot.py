@@ -9,10 +9,12 @@ from __future__ import annotations
 import threading
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.engine.api import ADMIN_VIEWER, Viewer
+from chadthrottle.helper.adapter.service import HelperService
+from chadthrottle.helper.engine.api import ADMIN_VIEWER, SetLimit, Viewer
 from chadthrottle.helper.engine.snapshot import LOOKED_S, Looked, Lookers
+from chadthrottle.helper.identity.processes import ProcessInfo
 
-from tests.helper.engine.test_engine_plan import World
+from tests.helper.engine.test_engine_plan import Traffic, World
 
 NOBODY = Viewer(65534, sees_all=False)
 
@@ -115,3 +117,77 @@ def test_a_read_does_not_wait_for_the_engine_lock(world: World) -> None:
     finally:
         done.set()
         holder.join(10)
+
+
+def _two_users(world: World) -> dict[int, str]:
+    """uid 1000's curl, uid 1001's wget, ssh run by both, all with traffic;
+    and uid 1001's rule on a program that since exited. pid -> app id."""
+    users = (
+        (10, 1000, "curl"),
+        (11, 1001, "wget"),
+        (12, 1000, "ssh"),
+        (13, 1001, "ssh"),
+        (14, 1001, "gone"),
+    )
+    for pid, uid, name in users:
+        exe = f"/usr/bin/{name}"
+        world.processes[pid] = ProcessInfo(pid, 1, uid, exe, (exe,), name, "/")
+    world.engine.tick()
+    (outcome,) = world.engine.apply_changes(
+        [SetLimit("pid:14", Direction.UP, 1_000_000, 0, owner=1001)]
+    )
+    assert outcome == "exe:/usr/bin/gone"
+    del world.processes[14]
+    for sent in (1_000, 2_000):
+        world.datapath.traffic = [Traffic(pid, sent) for pid in (10, 11, 12, 13)]
+        world.engine.tick()
+    return {pid: f"exe:/usr/bin/{name}" for pid, _, name in users}
+
+
+def test_a_users_listing_in_the_snapshot_holds_only_what_the_user_may_see(world: World) -> None:
+    """Made over the user's own rows, not every application's then cut by
+    the adapter: a looking user costs their rows, not the machine's (snap32b)."""
+    apps = _two_users(world)
+    user = Viewer(1001, sees_all=False)
+    world.engine.looking(Looked.APPLICATIONS, user)
+    world.engine.looking(Looked.APPLICATIONS, ADMIN_VIEWER)
+    world.engine.tick()
+    snapshot = world.engine.published()
+    assert snapshot is not None
+    listed = snapshot.applications[user]
+    others = [app.id for app in listed if set(app.uids) - {1001}]
+    assert others == [], f"other users' applications in uid 1001's snapshot listing: {others}"
+    assert sorted(app.id for app in listed) == sorted([apps[11], apps[12], apps[14]])
+    assert {app.id for app in snapshot.applications[ADMIN_VIEWER]} >= {apps[10], apps[11], apps[12]}
+    # the engine thread's answer, cut by the adapter, lists the same rows
+    thread = HelperService._visible(user, world.engine.list_applications(user))
+    assert sorted(app.id for app in thread) == sorted(app.id for app in listed)
+
+
+def test_a_write_call_makes_anew_only_its_callers_and_the_administrators_listings(
+    world: World,
+) -> None:
+    """A user's change is in their own listing and in those who see all once
+    the call returned; another user's listing is not made again for it (each
+    costs a listing's work under the lock) but at the next tick."""
+    apps = _two_users(world)
+    caller, other = Viewer(1001, sees_all=False), Viewer(1000, sees_all=False)
+    for viewer in (caller, other, ADMIN_VIEWER):
+        world.engine.looking(Looked.APPLICATIONS, viewer)
+    world.engine.tick()
+    before = world.engine.published()
+    assert before is not None
+    (outcome,) = world.engine.apply_changes(
+        [SetLimit(apps[11], Direction.DOWN, 500_000, 0, owner=1001)]
+    )
+    assert outcome == apps[11]
+    after = world.engine.published()
+    assert after is not None and after is not before
+    assert [rule.app_id for rule in after.rules if rule.rate_bps == 500_000] == [apps[11]]
+    for viewer in (caller, ADMIN_VIEWER):
+        limits = {app.id: app.down_limit_bps for app in after.applications[viewer]}
+        assert limits[apps[11]] == 500_000, viewer
+    assert after.applications[other] is before.applications[other]  # kept, not made again
+    world.engine.tick()
+    ticked = world.engine.published()
+    assert ticked is not None and ticked.applications[other] is not before.applications[other]
