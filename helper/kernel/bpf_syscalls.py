@@ -107,14 +107,19 @@ def open_program(prog_id: int) -> int:
     return _bpf(BPF_PROG_GET_FD_BY_ID, attr)
 
 
-def _program_info(prog_fd: int) -> bytes:
-    info = ctypes.create_string_buffer(256)
+def object_info(fd: int, size: int) -> bytes:
+    """The kernel's info struct of a program or map fd (its first size bytes)."""
+    info = ctypes.create_string_buffer(size)
     attr = _attr()
-    ctypes.c_uint32.from_buffer(attr, 0).value = prog_fd
+    ctypes.c_uint32.from_buffer(attr, 0).value = fd
     ctypes.c_uint32.from_buffer(attr, 4).value = len(info)
     ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(info)
     _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
     return info.raw
+
+
+def _program_info(prog_fd: int) -> bytes:
+    return object_info(prog_fd, 256)
 
 
 def program_id(prog_fd: int) -> int:

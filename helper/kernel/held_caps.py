@@ -41,7 +41,8 @@ from pathlib import Path
 
 from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel import bpf_maps
-from chadthrottle.helper.kernel.bpf_syscalls import BPF_OBJ_GET_INFO_BY_FD, attr_buffer, command
+from chadthrottle.helper.kernel.bpf_syscalls import attr_buffer, command, object_info
+from chadthrottle.helper.kernel.kept_record import keep_text
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps, SockTag
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 from chadthrottle.helper.kernel.socket_tagging import (
@@ -202,12 +203,7 @@ class HeldCapsRecord:
         if self._path is None or text == self._saved:
             return
         try:
-            if text:
-                making = self._path.with_suffix(".new")
-                making.write_text(text)
-                os.replace(making, self._path)
-            else:
-                self._path.unlink(missing_ok=True)
+            keep_text(self._path, text)
             self._saved = text
         except OSError as error:
             log.warning("could not keep the held caps in %s: %s", self._path, error)
@@ -222,14 +218,9 @@ class HeldCapsRecord:
 
 def _map_info(map_fd: int) -> tuple[int, int, int, int, str]:
     """(type, id, key size, value size, name) of a map (struct bpf_map_info)."""
-    info = ctypes.create_string_buffer(80)
-    attr = attr_buffer()
-    ctypes.c_uint32.from_buffer(attr, 0).value = map_fd
-    ctypes.c_uint32.from_buffer(attr, 4).value = len(info)
-    ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(info)
-    command(BPF_OBJ_GET_INFO_BY_FD, attr)
-    kind, map_id, key_size, value_size = struct.unpack_from("=IIII", info.raw, 0)
-    name = info.raw[24:40].split(b"\0", 1)[0].decode("ascii", "replace")
+    info = object_info(map_fd, 80)
+    kind, map_id, key_size, value_size = struct.unpack_from("=IIII", info, 0)
+    name = info[24:40].split(b"\0", 1)[0].decode("ascii", "replace")
     return kind, map_id, key_size, value_size, name
 
 

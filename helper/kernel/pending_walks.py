@@ -49,6 +49,7 @@ from pathlib import Path
 
 from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel.accept_queue import WalkSeen
+from chadthrottle.helper.kernel.kept_record import keep_text
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 
@@ -129,12 +130,7 @@ class PendingWalks:
         if self._record is None or text == self._saved:
             return
         try:
-            if text:
-                making = self._record.with_suffix(".new")
-                making.write_text(text)
-                os.replace(making, self._record)
-            else:
-                self._record.unlink(missing_ok=True)
+            keep_text(self._record, text)
             self._saved = text
         except OSError as error:
             log.warning("could not keep the walks' owed caps in %s: %s", self._record, error)
