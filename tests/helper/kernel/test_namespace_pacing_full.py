@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.held_caps import HeldCapsRecord
 from chadthrottle.helper.kernel.layout import SocketCaps
 
 
@@ -40,6 +41,7 @@ def _datapath(room: int) -> Datapath:
     datapath._slot_pacing = {}
     datapath._caps_of_slot = {}
     datapath._caps_had = {}
+    datapath._held = HeldCapsRecord(None)  # no record kept: the maps alone
     datapath._slot_of_tgid = {}
     return datapath
 
