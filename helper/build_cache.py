@@ -7,7 +7,7 @@ dbus-daemon's 25 s activation timeout was seen at load 9), and the client that
 started it got a timeout. The Debian package's postinst runs this, so the
 first start after an install or upgrade loads them from the cache.
 
-It goes the way a start does (Datapath._load_variant: the one-way reading's
+It goes the way a start does (Datapath.load_programs: the one-way reading's
 set, the plain one where the kernel or compiler refuses it, refusals
 remembered) and loads the set to let the verifier judge it, but attaches
 nothing and connects to no bus: the loaded maps and programs are closed (and
@@ -44,20 +44,13 @@ def build_program_cache(cache_dir: Path, stopping: threading.Event | None = None
     """Make what a start loads be in cache_dir; the line that says what was done.
     BackendUnavailable (or StartCancelled once stopping is set) when it cannot."""
     # Imported here, as the engine is: --help must not need pyroute2 or bcc.
-    from chadthrottle.helper.errors import BackendUnavailable
     from chadthrottle.helper.kernel.datapath import Datapath
-    from chadthrottle.helper.kernel.program_build import bpf_source_dir
 
-    source_dir = bpf_source_dir()
     datapath = Datapath(_NOT_ATTACHED, cache_dir, stopping)
     try:
-        try:
-            datapath._load_variant(source_dir, one_way=True)
-            without = ""
-        except BackendUnavailable as error:  # as Datapath.open: the plain set then
-            datapath.close()
-            datapath._load_variant(source_dir, one_way=False)
-            without = f", without the one-way reading ({str(error).splitlines()[0]})"
+        datapath.load_programs()  # as a start loads them, attached nowhere
+        why = datapath.one_way_off
+        without = f", without the one-way reading ({why})" if why else ""
         origin = "already in" if datapath.program_origin == "cache" else "compiled into"
         return f"the BPF programs are {origin} {cache_dir}{without}"
     finally:

@@ -405,18 +405,8 @@ class Datapath:
         machine_lock_held: the caller holds holding_machine_lock() (a benchmark
         that attaches and detaches while no other datapath may run); the
         shared lock would wait for it forever, so it is not taken."""
-        source_dir = bpf_source_dir()
         try:
-            try:
-                program_set = self._load_variant(source_dir, one_way=True)
-                self.one_way_off = ""
-            except BackendUnavailable as error:
-                # chadt_tc_out sits at the verifier's edge with the reading (review32 K8):
-                # another clang or kernel refusing it must not take every limit down
-                self.one_way_off = _why(error)
-                program_set = self._load_variant(source_dir, one_way=False)
-                log.warning("the upload's one-way reading is off (the datapath is loaded "
-                            "without it): %s", error)  # fmt: skip
+            program_set = self.load_programs()
             if not machine_lock_held:
                 self._lock_fd = acquire_shared(stopping=self._stopping)
             self._attach(program_set)
@@ -426,6 +416,24 @@ class Datapath:
         log.info("datapath attached at %s (programs from the %s%s)", self._cgroup_root,
                  "cache" if self.program_origin == "cache" else "compiler",
                  ", without the one-way reading" if self.one_way_off else "")  # fmt: skip
+
+    def load_programs(self) -> ProgramSet:
+        """Load the programs, attached nowhere (from the cache, or built): with
+        the upload's one-way reading, or where the kernel or the compiler refuses
+        them with it, without it (one_way_off says why then). BackendUnavailable
+        when neither set loads. open() and the build-cache command go this way."""
+        source_dir = bpf_source_dir()
+        try:
+            program_set = self._load_variant(source_dir, one_way=True)
+            self.one_way_off = ""
+        except BackendUnavailable as error:
+            # chadt_tc_out sits at the verifier's edge with the reading (review32 K8):
+            # another clang or kernel refusing it must not take every limit down
+            self.one_way_off = _why(error)
+            program_set = self._load_variant(source_dir, one_way=False)
+            log.warning("the upload's one-way reading is off (the datapath is loaded "
+                        "without it): %s", error)  # fmt: skip
+        return program_set
 
     def _load_variant(self, source_dir: Path, one_way: bool) -> ProgramSet:
         """Load the programs with the one-way reading or without (from the cache,

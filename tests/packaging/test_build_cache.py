@@ -32,7 +32,7 @@ def test_build_cache_fills_an_empty_cache_that_the_next_run_reads(tmp_path: Path
     assert first.returncode == 0, first.stderr
     assert "the BPF programs are compiled into" in first.stderr, first.stderr
     assert (cache_dir / "bpf-programs.json").is_file()
-    # the same way a start goes (Datapath._load_variant): what it stored is what it reads
+    # the same way a start goes (Datapath.load_programs): what it stored is what it reads
     second = _build_cache(cache_dir)
     assert second.returncode == 0, second.stderr
     assert "the BPF programs are already in" in second.stderr, second.stderr
