@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -320,9 +321,11 @@ def _write_per_namespace(
         raise
 
 
-# A stop's sweep of passed-on sockets waits at most this long in all for the
-# borrowed sockets' closer to make room (_lift_passed_on): a stop must end.
-PASSED_ON_WAIT_S = 5.0
+# A stop's whole walks (close: the owed caps, the passed-on sockets, a killed
+# helper's sweep), and a start's adoption of the sockets already open, wait
+# at most this long in all for the borrowed sockets' closer to make room
+# (_whole): a stop and a start must end.
+WHOLE_WALKS_WAIT_S = 5.0
 
 
 class Datapath:
@@ -516,26 +519,28 @@ class Datapath:
         helper must not say it stopped cleanly (helper/run_state.py; until
         2026-12-06 logged only, and the run record said "its limits are off")."""
         failed: list[Exception] = []
+        give_up = time.monotonic() + WHOLE_WALKS_WAIT_S  # the closer's waits: a stop ends
         if self._vet_dump is not None:
             self._vet_dump.close()
             self._vet_dump = None
-        for tgid, _start, was, made_by in self._pending_walks.owed() if self._maps else []:
+        for slot in list(self._caps_of_slot) if self._maps else []:
+            try:  # a walk cut where the closer was full: the rest owed (below)
+                self.set_slot_caps(slot, NO_CAPS)
+            except Exception as error:  # closing must go on
+                log.exception("could not uncap the sockets of slot %d", slot)
+                failed.append(error)
+        for tgid, start, was, made_by in self._pending_walks.owed() if self._maps else []:
             try:  # caps a walk still owes (a cleared rule's, an older rate's): lifted whole
-                cap_open_sockets(tgid, NO_CAPS, was, None, made_by)
+                self._whole(start, partial(cap_open_sockets, tgid, NO_CAPS, was, None, made_by),
+                            give_up)  # fmt: skip
             except Exception as error:  # closing must go on
                 log.exception("could not uncap the sockets of pid %d", tgid)
                 failed.append(error)
         if not failed:
             self._pending_walks.forget_owed()
-        for slot in list(self._caps_of_slot) if self._maps else []:
-            try:
-                self.set_slot_caps(slot, NO_CAPS)
-            except Exception as error:  # closing must go on
-                log.exception("could not uncap the sockets of slot %d", slot)
-                failed.append(error)
-        failed += self._lift_passed_on() if self._maps else []
+        failed += self._lift_passed_on(give_up) if self._maps else []
         if self._maps and self._dead_after is not None:  # it ran: its stop lifts them all
-            failed += self._end_dead_sweep(float("inf"))
+            failed += self._end_dead_sweep(float("inf"), give_up)
         if self._dead_sweep is not None:  # a start given up: the next start sweeps them
             self._dead_sweep.close()
             self._dead_sweep = None
@@ -573,7 +578,7 @@ class Datapath:
         if failed:
             raise failed[0]
 
-    def _lift_passed_on(self) -> list[Exception]:
+    def _lift_passed_on(self, give_up: float) -> list[Exception]:
         """At close: the caps on sockets in a table no walk read, lifted. A TCP
         socket keeps the pacing and window clamp set on it, and one passed to
         another process (SCM_RIGHTS) kept a rule's after the helper stopped
@@ -581,24 +586,17 @@ class Datapath:
         from user A's rule, while the window said its limits were off). Every
         process is swept once for sockets whose tag carries a slot that held
         caps (only then), whole: the helper is stopping. Not reached: one in
-        flight in a unix socket's queue, or orphaned (closed, still sending)."""
+        flight in a unix socket's queue, or orphaned (closed, still sending).
+        give_up: the closer's waits end then (_whole; review35b R9)."""
         capped = frozenset(self._caps_had)
         if not capped:
             return []
         lift, failed = self._lift_of(NO_CAPS, capped), []
-        give_up = time.monotonic() + PASSED_ON_WAIT_S
+        tags = self._maps["socket_tags"].fd
         for tgid, start, _slot in self._processes_of(None, None):
-            cursor = WalkCursor(float("inf"), start=start)
             try:
-                while True:
-                    with budgeted(cursor):
-                        retag_carrying(self._maps["socket_tags"].fd, tgid, capped, 0, vet=True,
-                                       lift=lift)  # fmt: skip
-                    if not cursor.cut or time.monotonic() >= give_up:
-                        break
-                    # no deadline: cut where the borrowed sockets' closer was full (the
-                    # rest kept the caps before, review35b R9); its threads close them
-                    time.sleep(CLOSER_WAIT_S)
+                self._whole(start, partial(retag_carrying, tags, tgid, capped, 0, vet=True,
+                                           lift=lift), give_up)  # fmt: skip
             except Exception as error:  # closing must go on
                 log.exception("could not uncap the passed-on sockets of pid %d", tgid)
                 failed.append(error)
@@ -692,7 +690,7 @@ class Datapath:
                 # if that user made it, else none, its old caps lifted (retag_carrying)
                 walk.sweep_after, walk.vet = give_back, True
             return 0
-        return self._walk(tgid, start, app_slot, was, made_by)
+        return self._walk(tgid, start, app_slot, was, made_by, carried)
 
     def walk_pending(self) -> int:
         """Walk the open sockets of processes (un)tagged or capped anew
@@ -773,16 +771,22 @@ class Datapath:
         if not self._dead_after and time.monotonic() < deadline:
             self._end_dead_sweep(deadline)
 
-    def _end_dead_sweep(self, deadline: float) -> list[Exception]:
-        """Go on with a killed predecessor's sweep until deadline (monotonic);
-        once done (or failed: logged, not tried again), said, its maps closed
-        and its record's sections not kept."""
+    def _end_dead_sweep(self, deadline: float, give_up: float = float("inf")) -> list[Exception]:
+        """Go on with a killed predecessor's sweep until deadline (monotonic;
+        give_up: a stop's, its waits for the closer end then); once done (or
+        failed: logged, not tried again), said, its maps closed and its
+        record's sections not kept. Not done: its sections stay kept (a stop
+        that gave up: the next start sweeps again)."""
         sweep = self._dead_sweep
         if sweep is None:
             return []
         failed: list[Exception] = []
         try:
-            if not sweep.go_on(self._maps["socket_tags"].fd, deadline):
+            if not sweep.go_on(self._maps["socket_tags"].fd, deadline, give_up):
+                if sweep.left:
+                    log.warning("stopping: %d processes not swept for a killed helper's caps "
+                                "(the borrowed sockets' closer stayed full): the next start "
+                                "sweeps them", sweep.left)  # fmt: skip
                 return []
             log.info("lifted the caps a killed helper's slots held from %d sockets (%d "
                      "processes swept in %.0f ms)", sweep.lifted, sweep.processes,
@@ -929,22 +933,47 @@ class Datapath:
         self._between_walks = call
 
     def _walk(self, tgid: int, start: int, app_slot: int, was: SocketCaps,
-              made_by: int | None, again: bool = False) -> int:  # fmt: skip
+              made_by: int | None, carried: set[int]) -> int:  # fmt: skip
         """Tag tgid's open sockets with app_slot and its caps (was: theirs
         before); what waits in its listeners' accept queues is noted
-        (accept_queue) for tag_accepted, except on a walk again for those
-        (again: what is pending then only shrinks, so the walks end). How
-        many sockets were tagged."""
-        caps, seen = self._caps_of_slot.get(app_slot, NO_CAPS), None if again else WalkSeen()
-        whole = WalkCursor(float("inf"), start=start)  # not cut: only the process meant
-        with pausing(self._between_walks), budgeted(whole):
-            tagged = tag_open_sockets(self._maps["socket_tags"].fd, tgid, app_slot,
-                                      caps if caps != NO_CAPS or was != NO_CAPS else None, was,
-                                      self._namespace_sockets.get(app_slot), made_by, seen)  # fmt: skip
-        if seen is not None:
+        (accept_queue) for tag_accepted. Cut where the borrowed sockets'
+        closer was full, the rest is walk_pending's, from there (a wait here
+        would hold the engine's lock; untagged, they were not limited while
+        the window said they were), its old slots (carried) draining until
+        then. How many sockets were tagged (by this call)."""
+        caps, seen = self._caps_of_slot.get(app_slot, NO_CAPS), WalkSeen()
+        with pausing(self._between_walks):
+            tagged, cursor = self._whole(start, lambda: tag_open_sockets(
+                self._maps["socket_tags"].fd, tgid, app_slot,
+                caps if caps != NO_CAPS or was != NO_CAPS else None, was,
+                self._namespace_sockets.get(app_slot), made_by, seen))  # fmt: skip
+        if cursor.cut:
+            walk = self._pending_walks.add(tgid, start, app_slot, turn_uid=made_by,
+                                           made_by=made_by, draining=carried)  # fmt: skip
+            walk.was, walk.next_fd, walk.seen = was, cursor.next_fd, seen
+        else:
             self._accept_queues.after_walk(tgid, start, seen, was)
         self._between_walks()
         return tagged
+
+    def _whole(self, start: int, walk: Callable[[], int],
+               give_up: float | None = None) -> tuple[int, WalkCursor]:  # fmt: skip
+        """One process's (start: the one meant) descriptor table walked whole
+        (walk: from the cursor on; how many it wrote). With no deadline, a
+        cut is where the borrowed sockets' closer was full: with give_up (a
+        stop's or a start's, monotonic; the engine's lock not held) walked
+        on from there after CLOSER_WAIT_S until then (its threads close
+        them meanwhile); else returned cut, for the caller to hand the rest
+        to walk_pending. Before, the rest was taken for done: untagged,
+        uncapped, or caps kept at a stop (review35b R9). How many were
+        written in all, and the cursor."""
+        cursor, written = WalkCursor(float("inf"), start=start), 0
+        while True:
+            with budgeted(cursor):
+                written += walk()
+            if not cursor.cut or give_up is None or time.monotonic() >= give_up:
+                return written, cursor
+            time.sleep(CLOSER_WAIT_S)
 
     def tag_accepted(self) -> int:
         """Each tick: walk again (by walk_pending, bounded per call) the
@@ -988,7 +1017,9 @@ class Datapath:
         """Hold the slot's TCP sockets to caps (NO_CAPS: lift them): new ones
         as they connect, the open ones of every process tagged with it now
         (later: by walk_pending, bounded per call; a user may change their
-        rule's rate as often as they like)."""
+        rule's rate as often as they like; else now, and a walk cut where
+        the borrowed sockets' closer was full goes on from there in
+        walk_pending: before, the rest was left uncapped)."""
         was = self._caps_of_slot.get(app_slot, NO_CAPS)
         if was == caps:
             return
@@ -1009,9 +1040,13 @@ class Datapath:
                 self._pending_walks.recap(tgid, self._tagged_start(tgid), app_slot, was, made_by,
                                           made_by)  # fmt: skip
                 continue
-            whole = WalkCursor(float("inf"), start=self._tagged_start(tgid))  # not cut
-            with pausing(self._between_walks), budgeted(whole):
-                cap_open_sockets(tgid, caps, was, self._namespace_sockets.get(app_slot), made_by)
+            start, shares = self._tagged_start(tgid), self._namespace_sockets.get(app_slot)
+            with pausing(self._between_walks):
+                _capped, cursor = self._whole(start, partial(cap_open_sockets, tgid, caps, was,
+                                                             shares, made_by))  # fmt: skip
+            if cursor.cut:
+                self._pending_walks.recap(tgid, start, app_slot, was, made_by, made_by,
+                                          from_fd=cursor.next_fd)  # fmt: skip
             self._between_walks()
 
     def clamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None,
@@ -1107,13 +1142,20 @@ class Datapath:
     def adopt_open_sockets(self, pids: list[int]) -> dict[int, int]:
         """Record an owner on sockets opened before the datapath was attached,
         so their traffic is attributed; the caps a killed predecessor's walks
-        owed wait to be lifted (PendingWalks.resume). Returns {pid: sockets
-        adopted} of the processes that had any."""
+        owed wait to be lifted (PendingWalks.resume). At the start, the
+        engine not running: a walk cut where the borrowed sockets' closer
+        was full goes on from there (_whole, WHOLE_WALKS_WAIT_S in all; the
+        rest was left unadopted before). Returns {pid: sockets adopted} of
+        the processes that had any."""
         resumed = self._pending_walks.resume()
         if resumed:
             log.info("the caps of %d processes a killed helper's walks owed wait to be lifted",
                      resumed)  # fmt: skip
-        adopted = {pid: tag_open_sockets(self._maps["socket_tags"].fd, pid, None) for pid in pids}
+        tags, adopted = self._maps["socket_tags"].fd, {}
+        give_up = time.monotonic() + WHOLE_WALKS_WAIT_S
+        for pid in pids:
+            adopted[pid], _cursor = self._whole(0, partial(tag_open_sockets, tags, pid, None),
+                                                give_up)  # fmt: skip
         return {pid: count for pid, count in adopted.items() if count}
 
     def _tagged_start(self, tgid: int) -> int:

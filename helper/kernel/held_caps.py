@@ -317,10 +317,14 @@ class DeadCapsSweep:
         self._next = 0
         self._next_fd = 0
         self.lifted = 0
+        self.left = 0  # processes given up on, the closer full past a stop's give_up
         self.took_s = 0.0  # the time it took, summed over its calls
 
-    def go_on(self, own_fd: int, deadline: float) -> bool:
-        """Sweep until deadline (monotonic); whether every process was swept."""
+    def go_on(self, own_fd: int, deadline: float, give_up: float = float("inf")) -> bool:
+        """Sweep until deadline (monotonic); whether every process was swept.
+        give_up (a stop's: its deadline is none): a process cut where the
+        borrowed sockets' closer was full is waited for until then, later
+        left (counted in left: not swept), so a stop ends."""
         began = time.monotonic()
         try:
             if self._processes is None:
@@ -335,11 +339,15 @@ class DeadCapsSweep:
                     self.lifted += lift_dead_caps(own_fd, tgid, self.dead)
                 if cursor.cut:  # at the deadline, or the borrowed sockets' closer full
                     self._next_fd = cursor.next_fd
-                    if time.monotonic() < deadline:  # full: its threads close them meanwhile
+                    now = time.monotonic()
+                    if now >= deadline:
+                        continue  # not done (above)
+                    if now < give_up:  # the closer full: its threads close them meanwhile
                         time.sleep(CLOSER_WAIT_S)
-                    continue
+                        continue
+                    self.left += 1  # full past a stop's give_up: the rest of it not swept
                 self._next, self._next_fd = self._next + 1, 0
-            return True
+            return not self.left
         finally:
             self.took_s += time.monotonic() - began
 

@@ -190,15 +190,17 @@ class PendingWalks:
         return walk
 
     def recap(self, tgid: int, start: int, slot: int, was: SocketCaps, turn_uid: int | None,
-              made_by: int | None = None) -> None:  # fmt: skip
-        """The slot's caps changed from was: tgid's sockets are capped anew. A
-        walk under way goes on from where it is (restarted, caps that change
+              made_by: int | None = None, *, from_fd: int = 0) -> None:  # fmt: skip
+        """The slot's caps changed from was: tgid's sockets are capped anew
+        (from_fd: those from that descriptor up; a walk cut where the
+        borrowed sockets' closer was full capped those below). A walk
+        under way goes on from where it is (restarted, caps that change
         every tick would keep a large table's tag from ever ending) and then
         caps the part it did (ended)."""
         walk = self._walks.get(tgid)
         if walk is None:
             walk = self.add(tgid, start, slot, turn_uid, made_by=made_by)
-            walk.capped_only = True
+            walk.capped_only, walk.next_fd = True, from_fd
         elif walk.next_fd or walk.sweep:  # a sweep sets no caps
             walk.recap_done = True
         walk.was = widest(walk.was, was)
