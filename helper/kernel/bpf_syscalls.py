@@ -1,5 +1,6 @@
 """The few bpf(2) commands bcc does not wrap: query, find and detach programs
-attached to a cgroup, so leftovers of a killed helper can be found and removed.
+attached to a cgroup, so leftovers of a killed helper can be found and removed,
+and open a map by id (a killed helper's socket tags, held_caps.py).
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -17,6 +19,7 @@ _SYS_PIDFD_GETFD = 438
 BPF_PROG_ATTACH = 8
 BPF_PROG_DETACH = 9
 BPF_PROG_GET_FD_BY_ID = 13
+BPF_MAP_GET_FD_BY_ID = 14
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_PROG_QUERY = 16
 BPF_ENABLE_STATS = 32
@@ -107,6 +110,14 @@ def open_program(prog_id: int) -> int:
     return _bpf(BPF_PROG_GET_FD_BY_ID, attr)
 
 
+def open_map(map_id: int) -> int:
+    """An fd for a map (the caller closes it): one a program of another
+    process holds, a killed helper's (held_caps.open_dead_tags)."""
+    attr = _attr()
+    ctypes.c_uint32.from_buffer(attr, 0).value = map_id
+    return _bpf(BPF_MAP_GET_FD_BY_ID, attr)
+
+
 def object_info(fd: int, size: int) -> bytes:
     """The kernel's info struct of a program or map fd (its first size bytes)."""
     info = ctypes.create_string_buffer(size)
@@ -116,6 +127,14 @@ def object_info(fd: int, size: int) -> bytes:
     ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(info)
     _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
     return info.raw
+
+
+def map_info(map_fd: int) -> tuple[int, int, int, int, str]:
+    """(type, id, key size, value size, name) of a map (struct bpf_map_info)."""
+    info = object_info(map_fd, 80)
+    kind, map_id, key_size, value_size = struct.unpack_from("=IIII", info, 0)
+    name = info[24:40].split(b"\0", 1)[0].decode("ascii", "replace")
+    return kind, map_id, key_size, value_size, name
 
 
 def _program_info(prog_fd: int) -> bytes:

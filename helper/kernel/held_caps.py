@@ -39,9 +39,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chadthrottle.helper.identity.processes import read_start
+from chadthrottle.helper.identity.processes import all_pids, read_start
 from chadthrottle.helper.kernel import bpf_maps
-from chadthrottle.helper.kernel.bpf_syscalls import attr_buffer, command, object_info
+from chadthrottle.helper.kernel.bpf_syscalls import map_info, open_map
 from chadthrottle.helper.kernel.kept_record import keep_text
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps, SockTag
 from chadthrottle.helper.kernel.ownership import RUN_DIR
@@ -50,18 +50,17 @@ from chadthrottle.helper.kernel.socket_tagging import (
     UNCAPPED_PACING,
     UNKNOWN_RTT_US,
     WalkCursor,
-    _borrowed,
-    _carries_ipv4,
-    _open_inet_sockets,
+    borrowed,
     budgeted,
     cap_socket,
+    carries_ipv4,
+    open_inet_sockets,
     payload_pacing_bps,
     receive_window_bytes,
 )
 
 log = logging.getLogger("chadthrottle.kernel.held_caps")
 
-BPF_MAP_GET_FD_BY_ID = 14
 BPF_MAP_TYPE_SK_STORAGE = 24
 TAGS_MAP_NAME = "socket_tags"
 # The values a slot set kept per cap, the newest: a rule whose rate changed
@@ -216,16 +215,8 @@ class HeldCapsRecord:
             self.save()
 
 
-def _map_info(map_fd: int) -> tuple[int, int, int, int, str]:
-    """(type, id, key size, value size, name) of a map (struct bpf_map_info)."""
-    info = object_info(map_fd, 80)
-    kind, map_id, key_size, value_size = struct.unpack_from("=IIII", info, 0)
-    name = info[24:40].split(b"\0", 1)[0].decode("ascii", "replace")
-    return kind, map_id, key_size, value_size, name
-
-
 def map_id_of(map_fd: int) -> int:
-    return _map_info(map_fd)[1]
+    return map_info(map_fd)[1]
 
 
 def open_dead_tags(map_id: int, own_id: int) -> int | None:
@@ -235,15 +226,13 @@ def open_dead_tags(map_id: int, own_id: int) -> int | None:
     if map_id == own_id:
         log.warning("the held caps record names this helper's own map %d: skipped", map_id)
         return None
-    attr = attr_buffer()
-    ctypes.c_uint32.from_buffer(attr, 0).value = map_id
     try:
-        map_fd = command(BPF_MAP_GET_FD_BY_ID, attr)
+        map_fd = open_map(map_id)
     except OSError as error:
         log.info("the dead helper's socket tags (map %d) are gone (%s): its sockets' caps "
                  "are not known", map_id, error.strerror)  # fmt: skip
         return None
-    kind, _id, key_size, value_size, name = _map_info(map_fd)
+    kind, _id, key_size, value_size, name = map_info(map_fd)
     if (kind, key_size, value_size, name) != (BPF_MAP_TYPE_SK_STORAGE, 4,
                                               ctypes.sizeof(SockTag), TAGS_MAP_NAME):  # fmt: skip
         log.warning("map %d is not a helper's socket tags (type %d, name %r, value %d bytes): "
@@ -263,7 +252,7 @@ def _ours(sock: socket.socket, section: HeldSection, slot: int) -> SocketCaps:
     pacing = int.from_bytes(sock.getsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, 4), "little")
     lift_pacing = 0
     if pacing < UNCAPPED_PACING:
-        mss, ipv4 = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG), _carries_ipv4(sock)
+        mss, ipv4 = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG), carries_ipv4(sock)
         for wire_bps in section.pacing.get(slot, ()):
             if pacing == min(payload_pacing_bps(wire_bps, mss, ipv4), UNCAPPED_PACING - 1):
                 lift_pacing = wire_bps
@@ -285,7 +274,7 @@ def lift_dead_caps(own_fd: int, pid: int, dead: list[tuple[int, HeldSection]]) -
     carries none: the caps still equal to what that slot set lifted, and
     that old tag's slot taken away. How many were lifted."""
     lifted = 0
-    for sock_fd, kind in _open_inet_sockets(pid):
+    for sock_fd, kind in open_inet_sockets(pid):
         if kind != socket.SOCK_STREAM:
             continue
         key, tag = ctypes.c_int(sock_fd), SockTag()
@@ -295,7 +284,7 @@ def lift_dead_caps(own_fd: int, pid: int, dead: list[tuple[int, HeldSection]]) -
             for dead_fd, section in dead:
                 if not bpf_maps.lookup(dead_fd, key, tag) or tag.app_slot not in section.slots():
                     continue
-                with _borrowed(sock_fd) as sock:
+                with borrowed(sock_fd) as sock:
                     lift = _ours(sock, section, tag.app_slot)
                 tag.app_slot = 0  # the dead chadt_sockops would clamp it again
                 bpf_maps.update(dead_fd, key, tag)
@@ -328,8 +317,7 @@ class DeadCapsSweep:
         began = time.monotonic()
         try:
             if self._processes is None:
-                self._processes = [(int(name), read_start(int(name)) or 0)
-                                   for name in os.listdir("/proc") if name.isdigit()]  # fmt: skip
+                self._processes = [(pid, read_start(pid) or 0) for pid in all_pids()]
             while self._next < len(self._processes):
                 if time.monotonic() >= deadline:
                     return False

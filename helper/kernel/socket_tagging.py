@@ -295,7 +295,7 @@ def _made_by(sock_fd: int, uid: int | None) -> bool:
         return False
 
 
-def _open_inet_sockets(pid: int, made_by: int | None = None) -> Iterator[tuple[int, int]]:
+def open_inet_sockets(pid: int, made_by: int | None = None) -> Iterator[tuple[int, int]]:
     """(a duplicate of the socket in this process, its type) for each inet
     socket pid has open (made_by: only those a process of that uid made,
     _made_by); each duplicate goes to BORROWED_CLOSER when the caller
@@ -351,7 +351,7 @@ def tag_open_sockets(
     the sockets and listeners met (accept_queue: what waits to be accepted).
     Returns how many sockets were written."""
     tagged = 0
-    for sock_fd, kind in _open_inet_sockets(pid, made_by):
+    for sock_fd, kind in open_inet_sockets(pid, made_by):
         if _write_tag(map_fd, sock_fd, pid, app_slot):
             tagged += 1
         if seen is not None:
@@ -379,7 +379,7 @@ def retag_carrying(
     clamp set on it, and a passed one under another user's process kept a
     cleared rule's for ever (review34b R1). How many were written."""
     written = 0
-    for sock_fd, kind in _open_inet_sockets(pid, None if vet else made_by):
+    for sock_fd, kind in open_inet_sockets(pid, None if vet else made_by):
         tag, key = SockTag(), ctypes.c_int(sock_fd)
         try:
             if not bpf_maps.lookup(map_fd, key, tag) or tag.app_slot not in carried:
@@ -404,7 +404,7 @@ def cap_open_sockets(
 ) -> int:  # fmt: skip
     """Hold every TCP socket pid has open (made_by: that uid made) to caps; how many were set."""
     return sum(cap_socket(sock_fd, caps, was, by_namespace)
-               for sock_fd, kind in _open_inet_sockets(pid, made_by)
+               for sock_fd, kind in open_inet_sockets(pid, made_by)
                if kind == socket.SOCK_STREAM)  # fmt: skip
 
 
@@ -452,11 +452,11 @@ def clamp_open_windows(pid: int, wire_bps: int, made_by: int | None = None) -> l
     for each, the seconds its sender may still send at the old window's pace
     (old_window_drain_s)."""
     drains = []
-    for sock_fd, kind in _open_inet_sockets(pid, made_by):
+    for sock_fd, kind in open_inet_sockets(pid, made_by):
         if kind != socket.SOCK_STREAM:
             continue
         try:
-            with _borrowed(sock_fd) as sock:
+            with borrowed(sock_fd) as sock:
                 drain_s = _clamp_window(sock, wire_bps)
         except OSError as error:
             log.debug("could not clamp socket fd %d of pid %d: %s", sock_fd, pid, error)
@@ -491,11 +491,11 @@ def old_windows_left(
     process was never clamped: waiting for it kept the limit its full
     WINDOW_DRAIN_MAX_S). None: the kernel's tcp_info does not carry the window."""
     left = False
-    for sock_fd, kind in _open_inet_sockets(pid, made_by):
+    for sock_fd, kind in open_inet_sockets(pid, made_by):
         if kind != socket.SOCK_STREAM:
             continue
         try:
-            with _borrowed(sock_fd) as sock:
+            with borrowed(sock_fd) as sock:
                 info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LONG_BYTES)
                 if not info or info[0] in (_TCP_CLOSE, _TCP_LISTEN):
                     continue
@@ -536,14 +536,14 @@ def sends_unacked(pid: int, marks: Mapping[int, int] | None = None) -> dict[int,
     the uplink's packets for a moment"). None: the kernel's tcp_info does
     not carry the byte counts (before 4.19)."""
     left: dict[int, int] = {}
-    for sock_fd, kind in _open_inet_sockets(pid):
+    for sock_fd, kind in open_inet_sockets(pid):
         if kind != socket.SOCK_STREAM:
             continue
         try:
             inode = os.fstat(sock_fd).st_ino
             if marks is not None and inode not in marks:
                 continue
-            with _borrowed(sock_fd) as sock:
+            with borrowed(sock_fd) as sock:
                 info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LONG_BYTES)
         except OSError:
             continue
@@ -576,7 +576,7 @@ def cap_socket(
         share = by_namespace.get(_netns_cookie(sock_fd))
         caps = replace(caps, pacing_bps=share) if share else caps
     try:
-        with _borrowed(sock_fd) as sock:
+        with borrowed(sock_fd) as sock:
             if caps.pacing_bps or was.pacing_bps:
                 _pace(sock, caps.pacing_bps)
             if caps.window_bps or was.window_bps:
@@ -588,7 +588,7 @@ def cap_socket(
 
 
 @contextlib.contextmanager
-def _borrowed(sock_fd: int) -> Iterator[socket.socket]:
+def borrowed(sock_fd: int) -> Iterator[socket.socket]:
     """A socket object over a duplicate the caller owns (and closes)."""
     sock = socket.socket(fileno=sock_fd)
     try:
@@ -603,7 +603,7 @@ def _pace(sock: socket.socket, wire_bps: int) -> None:
     value = UNCAPPED_PACING
     if wire_bps > 0:
         mss = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
-        value = min(payload_pacing_bps(wire_bps, mss, _carries_ipv4(sock)), UNCAPPED_PACING - 1)
+        value = min(payload_pacing_bps(wire_bps, mss, carries_ipv4(sock)), UNCAPPED_PACING - 1)
     sock.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, struct.pack("=I", value))
 
 
@@ -630,7 +630,7 @@ def _clamp_window(sock: socket.socket, wire_bps: int) -> float | None:
     return old_window_drain_s(*tcp_window_state(info))
 
 
-def _carries_ipv4(sock: socket.socket) -> bool:
+def carries_ipv4(sock: socket.socket) -> bool:
     """IPv4 on the wire: an AF_INET socket, or AF_INET6 with a v4-mapped peer."""
     if sock.family == socket.AF_INET:
         return True
@@ -689,13 +689,13 @@ def sends_rtt_us(pid: int, marks: Mapping[int, int]) -> int:
     clsact graft's losses to be resent may take (kernel_hold.graft_wait_s);
     0 when none is read."""
     rtt_us = 0
-    for sock_fd, kind in _open_inet_sockets(pid):
+    for sock_fd, kind in open_inet_sockets(pid):
         if kind != socket.SOCK_STREAM:
             continue
         try:
             if os.fstat(sock_fd).st_ino not in marks:
                 continue
-            with _borrowed(sock_fd) as sock:
+            with borrowed(sock_fd) as sock:
                 info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
         except OSError:
             continue

@@ -182,12 +182,12 @@ def test_borrowing_stops_while_the_closer_is_full(monkeypatch: pytest.MonkeyPatc
         # With the real closer: the listener, at least. (With the slow one, the
         # test process's other sockets, D-Bus's from earlier tests among them,
         # would fill it before the listener is reached.)
-        assert list(socket_tagging._open_inet_sockets(os.getpid()))
+        assert list(socket_tagging.open_inet_sockets(os.getpid()))
         monkeypatch.setattr(socket_tagging, "BORROWED_CLOSER", closer)
         while closer.has_room():
             closer.close(os.dup(listener.fileno()))
         assert closer.pending() == 3 and closer.threads() == 2
-        assert list(socket_tagging._open_inet_sockets(os.getpid())) == []
+        assert list(socket_tagging.open_inet_sockets(os.getpid())) == []
         release.set()
         assert eventually(lambda: closer.pending() == 0 and closer.has_room(), 5.0, 0.01)
         assert len(closed) == 3 and closer.threads() == 2

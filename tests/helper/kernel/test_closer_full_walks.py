@@ -1,7 +1,7 @@
 """Rule 1 (a limit holds while the window says so) and a stop that ends, when
 the borrowed sockets' closer is full. A walk borrows each socket it looks at
 (pidfd_getfd) and hands the copy to socket_tagging.BORROWED_CLOSER; while the
-closer is full, _open_inet_sockets stops at the socket it could not borrow
+closer is full, open_inet_sockets stops at the socket it could not borrow
 (WalkCursor.cut). The whole walks (no deadline) took that for done: the rest
 of the process's sockets stayed untagged (set_process_slot's tag walk),
 uncapped (set_slot_caps' cap walk) or unadopted (adopt_open_sockets), and a
