@@ -33,6 +33,23 @@ from chadthrottle.client import HelperClient, HelperClientError
 from chadthrottle.contract import Direction, RuleScope
 from chadthrottle.usage_contract import UsageResolution
 
+async def at_once(calls):  # sent together (the helper batches them): each one's ok or error
+    room = asyncio.Semaphore(64)  # a bus connection may wait for 128 replies at most (dbus-daemon)
+
+    async def call(made):
+        async with room:
+            return await made
+
+    answers = []
+    for outcome in await asyncio.gather(*(call(made) for made in calls), return_exceptions=True):
+        if isinstance(outcome, HelperClientError):
+            answers.append({"error": outcome.name})
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            answers.append({"ok": outcome})
+    return answers
+
 async def main():
     async with HelperClient() as client:
         print(json.dumps({"ready": True}), flush=True)
@@ -83,6 +100,10 @@ async def main():
                 elif name == "set":
                     scope = RuleScope(args[3]) if len(args) > 3 else RuleScope.DEFAULT
                     result = await client.set_limit(args[0], Direction(args[1]), args[2], scope=scope)
+                elif name == "set-many":  # [[app id, direction, bytes/s], ...] sent at once
+                    result = await at_once(client.set_limit(a, Direction(d), r) for a, d, r in args[0])
+                elif name == "clear-many":  # [app id, ...] sent at once
+                    result = await at_once(client.clear_limit(a) for a in args[0])
                 else:
                     scope = RuleScope(args[1]) if len(args) > 1 else RuleScope.DEFAULT
                     result = await client.clear_limit(args[0], scope=scope)
