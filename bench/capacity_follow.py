@@ -236,7 +236,7 @@ class Follower(helper_trace.SamplingThread):
                 reading = self._look_one_way()
                 self.samples.append(Sample(now - last, moved, delay, waits, upload_queue=reading))
                 after = before if self.watch else self.estimator.glance(now - last, delay, waits,
-                                                                        upload_queue=reading)  # fmt: skip
+                                                                        upload_queue=reading, passed=moved)  # fmt: skip
                 seconds, kind = now - last, "glance"
             if kind == "tick":
                 links = self._read_links()

@@ -332,6 +332,14 @@ class CapacityEstimator(OneWayRules):
         # since the last tick (a tick reads a glance's interval after the last glance)
         self._here: float | None = None
         self._falls, self._fallen, self._glanced_s = 0, 0.0, 0.0
+        # the download's bytes the glances since the last tick were given (None: one was given
+        # none), its bytes and seconds since its last raise (None: not known) and our download
+        # queue (bytes) at that raise: a fall of our queue is no failure while what passed since
+        # the raise kept up with it and the queue is where it was then (_raise_kept_up)
+        self._glance_bytes: int | None = 0
+        self._raised_bytes: float | None = None
+        self._raised_s = 0.0
+        self._raised_here: float | None = None
         self._base_rtt_s = 0.0  # the last tick's Sample.base_rtt_s (GLANCE_FALL_S says why)
         # the upload's one-way reading (SEEN_MS): since one last arrived, the last two (ms), the
         # seconds between them, the looks in a row at SEEN_MS or more, whether the last was of
@@ -381,7 +389,8 @@ class CapacityEstimator(OneWayRules):
             self._base_rtt_s = sample.base_rtt_s
         looked_s = max(sample.seconds - self._glanced_s, 0.0)  # since the last glance
         self._queue_here_fell(looked_s, sample.local_wait_s)
-        self._glanced_s = 0.0
+        self._count_raised(looked_s, sample.bytes, self._glance_bytes)
+        self._glanced_s, self._glance_bytes = 0.0, 0
         self._note_reading(looked_s, sample.upload_queue)
         self._since_one_way_cut_s += looked_s
         self._cut_seen_s += looked_s
@@ -518,7 +527,8 @@ class CapacityEstimator(OneWayRules):
 
     def glance(self, seconds: float, delay_s: float | None,
                local_wait_s: Mapping[Direction, float] | None = None,
-               upload_queue: UploadQueueReading | None = None) -> dict[Direction, int | None]:  # fmt: skip
+               upload_queue: UploadQueueReading | None = None,
+               passed: Mapping[Direction, int] | None = None) -> dict[Direction, int | None]:  # fmt: skip
         """Between two ticks (`seconds` since the last tick or glance; delay_s and
         local_wait_s as a Sample's): a raise being judged whose failure shows already is
         taken back now, not at the next tick. A probe past the link fills the modem's
@@ -534,11 +544,21 @@ class CapacityEstimator(OneWayRules):
         download raise is judged (judging_down, estimation.py), and with the upload's
         one-way reading (upload_queue: the least since the last look) while an upload raise
         is judged by it (wants_glances): taken back once it reads SEEN_MS at two looks in a
-        row, or at one of SURE_ACKS ACKs, and never by the round trips then."""
+        row, or at one of SURE_ACKS ACKs, and never by the round trips then. passed: the L3
+        bytes through the uplinks since the last tick or glance (as a Sample's); a fall of our
+        download queue while what passed since the raise kept up with it is no failure
+        (_raise_kept_up; None: not known, every fall judged as before)."""
         if not seconds > 0:
             return self.capacities()
         self.decisions = []
         self._glanced_s += seconds
+        self._count_raised(seconds, passed)
+        if self._glance_bytes is not None:
+            self._glance_bytes = (
+                None
+                if passed is None or Direction.DOWN not in passed
+                else self._glance_bytes + passed[Direction.DOWN]
+            )
         self._since_one_way_back_s += seconds
         self._since_one_way_cut_s += seconds
         self._cut_seen_s += seconds
@@ -581,6 +601,14 @@ class CapacityEstimator(OneWayRules):
             # its link; counted again from here
             self._falls, self._fallen = 0, 0.0
             self.decisions.append("glance: our download queue fell, its acknowledgements held")
+        elif fell and not twice and down.recent and (kept := self._raise_kept_up()) is not None:
+            # what passed since the raise kept up with its rate and our queue is where it was
+            # then: the link carried it, and our queue rose and fell back with its senders (a
+            # loss here, their windows' sawtooth), not into the modem's. Counted on: a fall that
+            # goes on is judged again at the next glance, what passed by then with it
+            self.decisions.append(
+                f"glance: our download queue fell, not since the raise, which passed ({kept:.3f})"
+            )
         elif down.recent and (twice or fell):
             # back to BACK_SHARE of where it began. Our queue fell: where it failed is where it
             # began (what passed since the raise is not known yet), PAST_STEP from there next
@@ -636,6 +664,51 @@ class CapacityEstimator(OneWayRules):
         return (bool(self._state[Direction.DOWN].recent) and not self._trying
                 and not (self._probing(Direction.UP) and up.recent))  # fmt: skip
 
+    def _count_raised(self, seconds: float, passed: Mapping[Direction, int] | None,
+                      counted: int | None = 0) -> None:  # fmt: skip
+        """Add a look's download bytes (less `counted`: a tick's bytes span the glances
+        since the last tick, counted at each) to those since the download's last raise."""
+        if self._raised_bytes is None:
+            return
+        if passed is None or Direction.DOWN not in passed or counted is None:
+            self._raised_bytes = None  # a look without bytes: not known until the next raise
+            return
+        self._raised_bytes += max(0, passed[Direction.DOWN] - counted)
+        self._raised_s += seconds
+
+    def _raise_kept_up(self) -> float | None:
+        """What passed since the download's last raise, as a share of its shaping rate,
+        when it kept up with it (TOOK_SHARE, the tick's test of a raise: _not_taken) and our
+        download queue has not fallen since the raise by what a fall must (_fall_needed);
+        None otherwise, or not known. On the bench our download queue fell at GLANCE_FALLS
+        readings in a row with the modem's download queue empty in 12 of 33 take-backs
+        (est32's runs): its senders' sawtooth after the queue had risen since the raise. What
+        passed alone does not tell them apart: a step 2% past the link passes 0.96-0.98 of
+        its rate (TOOK_SHARE's blind spot, the reason for the glance's rule), and one such
+        take-back with 25 ms at the modem had passed 0.961; with the queue since the raise
+        too, 7 of the 12 are no failure and all 21 with a queue at the modem still are
+        (est33)."""
+        down = self._state[Direction.DOWN]
+        if (self._raised_bytes is None or not self._raised_s > 0 or not down.capacity
+                or self._raised_here is None or self._here is None):  # fmt: skip
+            return None
+        kept = self._raised_bytes / self._raised_s / (down.capacity * SHAPE_SHARE)
+        fallen = self._raised_here - self._here
+        if kept < TOOK_SHARE or fallen >= self._fall_needed() * down.capacity * SHAPE_SHARE:
+            return None
+        return kept
+
+    def _fall_needed(self) -> float:
+        """How far (s of the download's shaping rate) our download queue must fall to show a
+        failed raise: GLANCE_FALL_S, and a raise that passes drains our queue too, by its step
+        for one of its senders' round trips (their windows spread over the faster rate): more
+        than GLANCE_FALL_S on a long path (4.5% for 300 ms: 13.5 ms; review9). Past the link the
+        fall goes on beyond that."""
+        down = self._state[Direction.DOWN]
+        began = down.recent[-1][1] if down.recent else down.capacity
+        step = max(0.0, (down.capacity or 0) / began - 1.0) if began else 0.0
+        return GLANCE_FALL_S + step * self._base_rtt_s
+
     def _queue_here_fell(self, seconds: float, waits: Mapping[Direction, float]) -> bool:
         """Note our download queue (bytes: its wait at the shaping rate it was read at, the
         capacity before this reading's decisions); True once it fell GLANCE_FALLS readings in
@@ -656,13 +729,7 @@ class CapacityEstimator(OneWayRules):
             self._falls, self._fallen = self._falls + 1, self._fallen + drop
         else:
             self._falls, self._fallen = 0, 0.0
-        # a raise that passes drains our queue too, by its step for one of its senders' round
-        # trips (their windows spread over the faster rate): more than GLANCE_FALL_S on a long
-        # path (4.5% for 300 ms: 13.5 ms; review9). Past the link the fall goes on beyond that
-        began = down.recent[-1][1] if down.recent else down.capacity
-        step = max(0.0, down.capacity / began - 1.0) if began else 0.0
-        enough = GLANCE_FALL_S + step * self._base_rtt_s
-        return self._falls >= GLANCE_FALLS and self._fallen >= enough * rate
+        return self._falls >= GLANCE_FALLS and self._fallen >= self._fall_needed() * rate
 
     def _raise_steps(self, direction: Direction) -> tuple[float, ...]:
         one_way = direction is Direction.UP and self._one_way()
@@ -1168,6 +1235,8 @@ class CapacityEstimator(OneWayRules):
             # there at glances for a minute (owd29's 01:04 run, 50-59 s)
             raised = state.failed_at
         state.capacity = self._bound(raised, state.ceiling)
+        if state is self._state[Direction.DOWN]:  # what passes from here (_raise_kept_up)
+            self._raised_bytes, self._raised_s, self._raised_here = 0.0, 0.0, self._here
         self.decisions.append(f"raise {_name(state, self._state)} x{step:.3f}")
         state.since_raise_s, state.streak, state.past_failed = 0.0, state.streak + 1, False
 

@@ -102,6 +102,7 @@ class LinkEstimation:
         self._sampler: PathSampler | None = None
         self._last = 0.0
         self._looked = 0.0  # the last tick or glance
+        self._counted: dict[int, LinkCounters] = {}  # the links' counters at the last look
 
     def glancing(self) -> bool:
         """The estimator asks for glances (CapacityEstimator.wants_glances: a download raise
@@ -110,9 +111,10 @@ class LinkEstimation:
         return self._estimator is not None and self._estimator.wants_glances()
 
     def glance(self, engine: EstimatedEngine) -> None:
-        """Between ticks, our queues' waits only (a link dump and the IFBs' qdiscs, no
-        sock_diag dump): a download raise whose bytes leave our queue steadily for the
-        modem's is taken back now (CapacityEstimator.glance)."""
+        """Between ticks, our queues' waits and the links' bytes since the last look (link
+        dumps and the IFBs' qdiscs, no sock_diag dump): a download raise whose bytes leave our
+        queue steadily for the modem's is taken back now, unless what passed since it kept up
+        with its rate (CapacityEstimator.glance)."""
         started = time.monotonic()  # the engine's lock included (a call may hold it)
         shaping = engine.link_shaping()
         if self._estimator is None or self._ipr is None or not shaping.estimate \
@@ -121,14 +123,18 @@ class LinkEstimation:
         now = self._monotonic()
         seconds, self._looked = now - self._looked, now
         waits = shaper_wait_s(self._ipr, self._shaping())
+        before_links, links = self._counted, self._read_links()
+        moved = _moved(before_links, links)
         upload_queue = self._look_one_way()
         before = self._estimator.capacities()
         read = time.monotonic()
         self._hand(
-            engine, before, self._estimator.glance(seconds, None, waits, upload_queue=upload_queue)
+            engine,
+            before,
+            self._estimator.glance(seconds, None, waits, upload_queue=upload_queue, passed=moved),
         )
         if log.isEnabledFor(logging.DEBUG):
-            self._debug("glance", now, seconds, None, None, waits, (started, read), upload_queue)
+            self._debug("glance", now, seconds, moved, None, waits, (started, read), upload_queue)
 
     def tick(self, engine: EstimatedEngine) -> None:
         started = time.monotonic()
@@ -238,7 +244,7 @@ class LinkEstimation:
         self._estimator = CapacityEstimator(start, {direction: ceiling for direction in Direction})
         self._sampler = PathSampler(
             self._read_links, lambda: shaper_wait_s(self._ipr, self._shaping())
-        )
+        )  # its counters are the last look's too (_read_links notes them)
         self._sampler.sample()
         self._read_one_way()  # started now: the floors begin before the first tick reads
         self._last = self._looked = self._monotonic()
@@ -251,11 +257,12 @@ class LinkEstimation:
         double): the capacity is then in the VPN's inner bytes, those it shapes."""
         counters = link_counters(self._ipr)
         wanted = internet_links(self._ipr) & set(counters)
-        return (
+        self._counted = (
             {index: counted for index, counted in counters.items() if index in wanted}
             if wanted
             else counters
         )
+        return self._counted
 
     def _shaping(self) -> dict[Direction, float | None]:
         estimator = self._estimator
@@ -264,3 +271,14 @@ class LinkEstimation:
         return {
             d: None if (c := estimator.capacity(d)) is None else c * SHAPE_SHARE for d in Direction
         }
+
+
+def _moved(before: dict[int, LinkCounters], now: dict[int, LinkCounters]) -> dict[Direction, int]:
+    """The bytes per direction between two reads of the links' counters (as PathSampler.sample
+    counts them: a link in only one read, or whose counter went back, moved nothing)."""
+    moved = {Direction.DOWN: 0, Direction.UP: 0}
+    for index, counted in now.items():
+        if (old := before.get(index)) is not None:
+            moved[Direction.DOWN] += max(0, counted.down - old.down)
+            moved[Direction.UP] += max(0, counted.up - old.up)
+    return moved

@@ -11,6 +11,7 @@ from chadthrottle.contract import Direction, LinkShapingInfo
 from chadthrottle.helper.engine import estimation as module
 from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
 from chadthrottle.helper.engine.estimation import LinkEstimation, nic_ceiling
+from chadthrottle.helper.kernel.path_delay import LinkCounters
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -143,3 +144,37 @@ def test_a_glance_hands_a_download_step_past_the_link_back_to_the_engine(monkeyp
         estimation.glance(engine)
     assert len(engine.handed) == 1 and engine.handed[0][0] is Direction.DOWN
     assert (engine.handed[0][1] or 0) < raised and not estimation.glancing()
+
+
+def test_a_glance_hands_the_estimator_the_bytes_since_the_last_look(monkeypatch: Any) -> None:
+    """A fall of our download queue is judged with what passed since the raise
+    (capacity_estimate._raise_kept_up), so each glance hands over the links' bytes since the
+    last tick or glance: the internet's links only (as a tick's), a link new since the last
+    look moving nothing."""
+    now = {3: LinkCounters(1_000, 100), 7: LinkCounters(5, 5)}
+    monkeypatch.setattr(module, "link_counters", lambda _ipr: dict(now))
+    monkeypatch.setattr(module, "internet_links", lambda _ipr: {3, 4})
+    monkeypatch.setattr(
+        module, "shaper_wait_s", lambda *_: {Direction.DOWN: 0.1, Direction.UP: 0.2}
+    )
+    estimation, engine = started_estimation(0.0)
+    estimator = estimation._estimator
+    assert estimator is not None
+    now.update({3: LinkCounters(2_000, 150), 7: LinkCounters(9, 9)})
+    estimation.tick(engine)
+    handed: list[object] = []
+    before = estimator.capacities()
+
+    def glance(*_: Any, passed: object = None, **__: Any) -> object:
+        handed.append(passed)
+        return before
+
+    monkeypatch.setattr(estimator, "glance", glance)
+    now.update({3: LinkCounters(2_500, 170), 7: LinkCounters(99, 99)})  # 7: not the internet's
+    estimation.glance(engine)
+    now.update({3: LinkCounters(2_600, 171), 4: LinkCounters(7_000, 7_000)})  # 4: new
+    estimation.glance(engine)
+    assert handed == [
+        {Direction.DOWN: 500, Direction.UP: 20},
+        {Direction.DOWN: 100, Direction.UP: 1},
+    ]
