@@ -893,8 +893,9 @@ class CapacityEstimator(OneWayRules):
         what passed it): a rise within BLAME_S of it, the download passing its
         rate, reading less than at it (or after a cut, whatever it reads: the
         round trips 1-3 s late still show the queue grown before it) is that
-        queue seen late, not cut again. quiet: the upload's reading read quiet
-        for this rise (glance()): not the upload's."""
+        queue seen late, not cut again; after a cut only while it shaped the
+        download under what passed then by NEAR_STEP (_cut_drains). quiet: the
+        upload's reading read quiet for this rise (glance()): not the upload's."""
         not_up = quiet or (self._one_way() and self._up_judged() and self._up_high == 0)
         if not_up and not quiet:
             # the upload's reading quiet: the queue is not its raise's (5 of 13 take-backs by
@@ -938,7 +939,8 @@ class CapacityEstimator(OneWayRules):
             if under and drained:
                 self._cut(Direction.DOWN, down, achieved[Direction.DOWN], delay)  # type: ignore[arg-type]
         elif (drained and not under and down is not None and down.since_cut_s < BLAME_S
-              and (delay < self._down_cut_delay or down.since_cut_only_s < BLAME_S)):  # fmt: skip
+              and (delay < self._down_cut_delay or down.since_cut_only_s < BLAME_S)
+              and (down.since_cut_only_s >= BLAME_S or self._cut_drains(down))):  # fmt: skip
             # cut again for it (the round trips' DEEP_RISE_S, 1-3 s late), the download of a
             # link halved went to 0.44-0.63 of it: shaped at 0.59 of it on average 6-10 s into
             # the toy's 48 halvings, 0.75 at 10-20 s (so, 0.78 and 0.87, the modem's queue as
@@ -957,6 +959,15 @@ class CapacityEstimator(OneWayRules):
                 self._since_down_cut_s, self._down_cuts = 0.0, self._down_cuts + 1
             for direction, state in active.items():
                 self._cut(direction, state, achieved[direction], delay)
+
+    @staticmethod
+    def _cut_drains(down: _Direction) -> bool:
+        """The download's last cut shaped it under what passed then (the modem's rate) by
+        NEAR_STEP at least, so the queue beyond drains. A cut held at MAX_CUT_SHARE of the
+        capacity need not be: a link that fell twice within BLAME_S (0.5 -> 0.25 of it) was cut
+        to about its new rate, its queue at the modem stood full, and the drain rule left it so
+        until BLAME_S ran out (review35b's E3: +35-47 ms mean there over 10 s on the toy)."""
+        return (down.capacity or 0) * NEAR_STEP <= down.cut_passed
 
     def _up_link_slowed(self, achieved: Mapping[Direction, float],
                         waits: Mapping[Direction, float]) -> bool:  # fmt: skip
