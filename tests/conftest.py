@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -35,6 +36,18 @@ def system_bus_env(private_bus: PrivateSystemBus, monkeypatch: pytest.MonkeyPatc
 
 
 # --- end of D-Bus and polkit fixtures ---------------------------------------
+
+
+# ---------------------------------------------------------------------------
+# Where a run's time went: each test's lane and start in the JUnit file
+# (scripts/lane_times.py reads them: each lane's sum and span, the gaps).
+# ---------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    lane = getattr(item.config, "workerinput", {}).get("workerid", "main")
+    item.user_properties += [("lane", lane), ("started", f"{time.time():.3f}")]
 
 
 # ---------------------------------------------------------------------------
