@@ -376,18 +376,47 @@ static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, 
  * announced, whether or not the helper saw the old one exit. */
 BPF_TABLE("lru_hash", __u32, __u64, announced_owners, MAX_TRACKED_PROCESSES);
 BPF_RINGBUF_OUTPUT(new_owners, 16);
+/* An announcement the ring buffer (64 KiB: 2,048 of them) had no room for is
+ * kept in unheard_owners until the helper takes it; owner_drops counts them
+ * ([OWNER_DROPS_RING]) and those unheard_owners had no room for either
+ * ([OWNER_DROPS_LOST]): those are not marked announced, so the process's next
+ * socket tries again, and the helper looks for their bytes' owners itself. A
+ * plain hash, not an LRU: an LRU would push out an unheard one silently. */
+#define MAX_UNHEARD_OWNERS 8192
+BPF_HASH(unheard_owners, struct unheard_owner, __u64, MAX_UNHEARD_OWNERS);
+BPF_ARRAY(owner_drops, __u64, 2);
+
+static __always_inline void count_owner_drop(__u32 which)
+{
+    __u64 *drops = owner_drops.lookup(&which);
+    if (drops)
+        __sync_fetch_and_add(drops, 1);
+}
 
 static __always_inline void announce(__u32 tgid, __u64 start, __u64 cgroup_id)
 {
     __u64 *announced = announced_owners.lookup(&tgid);
     if (announced && *announced == start)
         return;
-    announced_owners.update(&tgid, &start);
     struct owner_event event = {};
     event.cgroup_id = cgroup_id;
     event.tgid = tgid;
     event.start = start;
-    new_owners.ringbuf_output(&event, sizeof(event), 0);
+    /* marked once told: two sockets at once on two CPUs may both tell it
+     * (the helper takes a process announced again as it is) */
+    if (new_owners.ringbuf_output(&event, sizeof(event), 0) == 0) {
+        announced_owners.update(&tgid, &start);
+        return;
+    }
+    struct unheard_owner unheard = {};
+    unheard.start = start;
+    unheard.tgid = tgid;
+    int kept = unheard_owners.update(&unheard, &cgroup_id) == 0;
+    if (kept) /* counted after it is kept: a helper that saw the count finds it */
+        announced_owners.update(&tgid, &start);
+    else
+        count_owner_drop(OWNER_DROPS_LOST);
+    count_owner_drop(OWNER_DROPS_RING);
 }
 
 /* When the current process started, in clock ticks after boot: /proc/PID/stat's

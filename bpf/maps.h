@@ -55,6 +55,15 @@ struct owner_event {
     __u64 start; /* the process's start (struct sock_tag's owner_start) */
 };
 
+/* A first socket's announcement the ring buffer had no room for (the helper
+ * held up while processes were made faster than it read): kept here, with
+ * its cgroup id as the value, until the helper takes it (Datapath.poll_new_owners). */
+struct unheard_owner {
+    __u64 start;
+    __u32 tgid;
+    __u32 pad;
+};
+
 /* Monotonic counters; user space computes rates from deltas. Bytes are on
  * the wire at L3: GSO/GRO super-packets are counted as the segments they
  * stand for, each with its own IP and transport header. */

@@ -159,6 +159,11 @@ class EngineCore:
         # that (counted_through_ns, API 9). Ints written whole across threads.
         self._owners_read_ns = 0
         self._counted_through_ns = 0
+        # announcements the kernel could keep nowhere (note_owners_lost), and
+        # how many of them a tick has looked for since: while they differ, the
+        # new-owner thread's word is not taken (note_owners_read)
+        self._owners_lost = 0
+        self._owners_lost_looked_for = 0
         self._crossed = DevicesCrossed()  # the devices each application's bytes crossed lately
         self._forwarded = ForwardedClassed()  # where a container's priority is classed (crossed.py)
         self._listed_at = float("-inf")  # the last ListApplications: rtt only while looked at
@@ -196,8 +201,12 @@ class EngineCore:
     def tick(self) -> None:
         """Once a second: follow processes, interfaces and counters."""
         owners_read_ns = self._owners_read_ns  # before the counters: what they are read after
+        lost = self._owners_lost
         with self._lock:
             samples, now = self._tracking.read_counters(), self._clock()
+            if lost != self._owners_lost_looked_for:  # before refresh(): the exited ones retire now
+                self._tracking.name_unheard(samples)
+                self._owners_lost_looked_for = lost
             gone = self._tracking.refresh()
             ending, living = self._tracking.split(samples, gone)
             for pid in self._tracking.replaced(gone):  # tagged afresh below if wanted
@@ -277,7 +286,17 @@ class EngineCore:
         read after that: the listing says so (counted_through_ns), so that a
         client knows a late helper from a settled one by the helper's word,
         not by its numbers standing still (docs/benchmarks/flakes.md, bare32)."""
-        self._owners_read_ns = max(self._owners_read_ns, began_ns)
+        if self._owners_lost == self._owners_lost_looked_for:
+            self._owners_read_ns = max(self._owners_read_ns, began_ns)
+
+    def note_owners_lost(self, count: int) -> None:
+        """From the new-owner thread: count processes' first sockets were
+        announced where the helper cannot read them (the ring buffer and its
+        overflow map were full: new_owners.py). The next tick looks for their
+        bytes' owners in its counters (Tracking.name_unheard); until it has,
+        no later poll is vouched for (note_owners_read), so counted_through_ns
+        stays before the loss."""
+        self._owners_lost += count
 
     def follow_links(self) -> None:
         """Interfaces came, went or changed (link events): the shapers follow

@@ -147,9 +147,11 @@ class RunningEngine(Engine):
         while not self._stop.is_set():
             try:
                 began_ns = time.monotonic_ns()  # every announcement made before it is read below
-                datapath.poll_new_owners(OWNER_POLL_MS)
+                lost = datapath.poll_new_owners(OWNER_POLL_MS)
                 if self._proc_events is not None:
                     self._proc_events.drain()  # before its buffer fills
+                if lost:  # the kernel kept some nowhere: no word past them until a tick looked
+                    self.note_owners_lost(lost)
                 self.note_owners_read(began_ns)
                 self.keep_leases_between_ticks()  # while a tick runs late
             except EngineClosed:  # a new owner came as close() shut the engine

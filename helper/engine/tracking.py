@@ -276,6 +276,27 @@ class Tracking:
         self.known[identity.app_id] = identity
         return identity
 
+    def name_unheard(self, samples: Sequence[CounterSample]) -> int:
+        """After announcements were lost (the kernel had no room to keep them:
+        core.Engine.note_owners_lost): each owner the counters name that was
+        never announced nor read is taken as announced now, as new_owner()
+        (no cgroup id: an exited one is named by its parent only); how many.
+        Only owners with a start (the programs read one where there is BTF):
+        without one, the pid's running process, which refresh() names."""
+        known = self.meter.owners() | self.announced.keys() | set(self.meter.exited_owners())
+        unheard = {
+            (sample.owner_tgid, sample.owner_start)
+            for sample in samples
+            if sample.owner_tgid and sample.owner_start and self.owner(sample) not in known
+        }
+        for pid, start in unheard:
+            self.new_owner(pid, 0, self.read(pid, start), start)
+        if unheard:
+            log.info(
+                "looked for %d processes whose first socket's announcement was lost", len(unheard)
+            )
+        return len(unheard)
+
     def forget_exited(self, now: float, stored: set[str]) -> None:
         """Drop what is kept about applications whose processes all exited,
         once the listing no longer shows them (or their user has too many such,

@@ -68,7 +68,6 @@ from chadthrottle.helper.kernel.layout import (
     OneWayControl,
     OneWayReading,
     OwnedSlot,
-    OwnerEvent,
     SlotGate,
     SlotPacing,
     SlotPolicer,
@@ -76,8 +75,10 @@ from chadthrottle.helper.kernel.layout import (
     SockTag,
     TrafficCounters,
     TrafficKey,
+    UnheardOwner,
     WindowFirst,
 )
+from chadthrottle.helper.kernel.new_owners import NewOwners
 from chadthrottle.helper.kernel.ownership import (
     OwnershipRecord,
     acquire_shared,
@@ -102,7 +103,6 @@ from chadthrottle.helper.kernel.program_cache import (
     remember_refused,
 )
 from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
-from chadthrottle.helper.kernel.ringbuf import RingBuffer
 from chadthrottle.helper.kernel.socket_diag import StorageDump, network_namespaces
 from chadthrottle.helper.kernel.socket_tagging import (
     WalkCursor,
@@ -141,6 +141,8 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "namespace_pacing": (NamespaceSlot, SlotPacing),
     "namespace_socket_pacing": (NamespaceSlot, ctypes.c_uint32),
     "announced_owners": (ctypes.c_uint32, ctypes.c_uint64),
+    "unheard_owners": (UnheardOwner, ctypes.c_uint64),
+    "owner_drops": (ctypes.c_uint32, ctypes.c_uint64),
     "policers": (ctypes.c_uint32, SlotPolicer),
     "slot_gates": (ctypes.c_uint32, SlotGate),
     "counter_slots": (ctypes.c_uint32, CounterSlot),
@@ -355,7 +357,7 @@ class Datapath:
         self._attached: list[tuple[int, CgroupAttachType]] = []
         self._lock_fd = -1
         self._record: OwnershipRecord | None = None
-        self._new_owners: RingBuffer | None = None
+        self._new_owners: NewOwners | None = None
         self._new_owners_bytes = 0
         self._traffic_buffers: Any = None
         self._slot_of_tgid: dict[int, int] = {}  # what set_process_slot wrote
@@ -1114,20 +1116,16 @@ class Datapath:
         """Call on_new_owner(tgid, cgroup_id, start) from poll_new_owners() for
         each process's first socket (see announce() in datapath.c): a new
         process under a pid handed out again is another owner."""
-
-        def deliver(record: bytes) -> None:
-            event = OwnerEvent.from_buffer_copy(record[: ctypes.sizeof(OwnerEvent)])
-            on_new_owner(event.tgid, event.cgroup_id, event.start)
-
         if self._loaded is None:
             raise KernelError("the datapath is not open")
-        self._new_owners = RingBuffer(
-            self._loaded.map_fds["new_owners"], self._new_owners_bytes, deliver
-        )
+        self._new_owners = NewOwners(
+            self._loaded.map_fds["new_owners"], self._new_owners_bytes, self._maps["unheard_owners"],
+            self._max_entries["unheard_owners"], self._maps["owner_drops"], on_new_owner)  # fmt: skip
 
-    def poll_new_owners(self, timeout_ms: int) -> None:
-        if self._new_owners is not None:
-            self._new_owners.poll(timeout_ms)
+    def poll_new_owners(self, timeout_ms: int) -> int:
+        """Deliver the announcements (new_owners.NewOwners.poll); how many
+        since the last poll the kernel could keep nowhere (0 normally)."""
+        return self._new_owners.poll(timeout_ms) if self._new_owners is not None else 0
 
     def wake_new_owners(self) -> None:
         """End a poll_new_owners waiting in another thread now (a stop)."""

@@ -84,6 +84,23 @@ class OwnerEvent(ctypes.Structure):
     ]
 
 
+class UnheardOwner(ctypes.Structure):
+    """struct unheard_owner: an announcement the ring buffer had no room for
+    (its cgroup id is the map's value)."""
+
+    _fields_ = [
+        ("start", ctypes.c_uint64),
+        ("tgid", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+    ]
+
+
+# owner_drops' entries (bpf/datapath.c announce()): announcements the ring
+# buffer had no room for, and of those the ones unheard_owners had none for either
+OWNER_DROPS_RING = 0
+OWNER_DROPS_LOST = 1
+
+
 class TrafficCounters(ctypes.Structure):
     _fields_ = [
         ("rx_bytes", ctypes.c_uint64),
@@ -329,4 +346,6 @@ def c_constants() -> dict[str, int]:
         "CARRIED_BY_HOOK": CARRIED_BY_HOOK,
         "CARRIED_BY_IFB": CARRIED_BY_IFB,
         "ON_LINK": ON_LINK,
+        "OWNER_DROPS_RING": OWNER_DROPS_RING,
+        "OWNER_DROPS_LOST": OWNER_DROPS_LOST,
     }

@@ -75,18 +75,23 @@ class _OwnerLoop:
     the datapath's poll and the process events' drain, each with the time it
     ran, then the stamp noted."""
 
-    def __init__(self) -> None:
+    def __init__(self, lost: int = 0) -> None:
         self.seen: list[tuple[str, int]] = []
+        self.lost = lost  # what the poll says the kernel could keep nowhere
         self._stop = threading.Event()
         self._proc_events = self
         self._kernel_parts = (self,)
 
-    def poll_new_owners(self, timeout_ms: int) -> None:
+    def poll_new_owners(self, timeout_ms: int) -> int:
         began = time.monotonic_ns()
         while time.monotonic_ns() == began:  # the poll takes time: a stamp after it is later
             pass
         self.seen.append(("poll", began))
         self._stop.set()  # one round
+        return self.lost
+
+    def note_owners_lost(self, count: int) -> None:
+        self.seen.append(("lost", count))
 
     def drain(self) -> None:
         self.seen.append(("drain", time.monotonic_ns()))
@@ -108,3 +113,33 @@ def test_the_owner_thread_vouches_for_when_its_poll_began_once_events_are_read()
     assert [kind for kind, _ in loop.seen] == ["poll", "drain", "noted"], loop.seen
     (_, polled), _, (_, noted) = loop.seen
     assert noted <= polled, "vouched for announcements made after the poll began"
+
+
+def test_the_owner_thread_says_what_the_kernel_lost_before_it_vouches() -> None:
+    """Announcements the kernel kept nowhere (test_owner_drops.py) are told
+    before the poll's word, which the engine then holds back until a tick
+    looked for their bytes' owners; none lost, nothing told."""
+    loop = _OwnerLoop(lost=3)
+    RunningEngine._watch_owners(loop)  # type: ignore[arg-type]
+    assert ("lost", 3) in loop.seen
+    assert [kind for kind, _ in loop.seen] == ["poll", "drain", "lost", "noted"], loop.seen
+    quiet = _OwnerLoop()
+    RunningEngine._watch_owners(quiet)  # type: ignore[arg-type]
+    assert "lost" not in [kind for kind, _ in quiet.seen]
+
+
+def test_a_loss_holds_the_word_back_until_a_tick_looked() -> None:
+    """note_owners_lost: no poll's word is taken until a tick has read the
+    counters (and looked there for the lost owners) after it."""
+    datapath = RecordingDatapath()
+    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    engine.note_owners_read(1_000)
+    engine.tick()
+    engine.note_owners_lost(2)
+    engine.note_owners_read(2_000)
+    engine.tick()  # looks
+    assert engine._counted_through_ns == 1_000, "vouched past a loss no tick had looked for"
+    engine.note_owners_read(3_000)
+    engine.tick()
+    assert engine._counted_through_ns == 3_000

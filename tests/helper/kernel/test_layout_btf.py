@@ -51,6 +51,7 @@ MIRRORS: dict[str, type[ctypes.Structure]] = {
     "one_way_segment_key": layout.OneWaySegmentKey,
     "one_way_segment": layout.OneWaySegment,
     "one_way_reading": layout.OneWayReading,
+    "unheard_owner": layout.UnheardOwner,
 }
 # A value the helper writes field by field, each a __u32 (a dataclass, not ctypes).
 U32_VALUES = {"socket_caps": layout.SocketCaps}
