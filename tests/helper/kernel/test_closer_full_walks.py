@@ -159,6 +159,7 @@ def test_the_start_adopts_every_socket_though_the_closer_fills(
 def test_a_stop_ends_though_the_closer_stays_full_during_a_killed_helpers_sweep(
     kernel_ready: Path,
     instance: str,  # noqa: F811
+    server: socket.socket,  # a socket the sweep borrows, whatever else runs
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The sweep of a killed predecessor's caps (held_caps.DeadCapsSweep),
