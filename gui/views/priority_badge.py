@@ -4,10 +4,15 @@ Normal shows nothing, so a list without priorities looks as before and costs
 one data() call a painted name cell more. A badge is a small rounded pill:
 filled in the priority's colour while in force; outlined, in amber with a
 warning sign, when the helper says it is not in force (never shown as in
-force), and in italics with "…" while asked for and not yet confirmed.
+force), and in italics with "…" while asked for and not yet confirmed. Where
+the whole word does not fit after the whole name (2x on a small screen), the
+word goes on a small line under the name, as a limit cell's quota line does,
+rather than being cut to "Crit".
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from chadthrottle.app_names import name_of_apart
 from chadthrottle.contract import ConnectionInfo
@@ -32,6 +37,16 @@ MARGIN = 6
 
 
 SHORT_LETTERS = 4  # "Crit": High and Low stay whole; one letter read as nothing (gui31b G2)
+UNDER_SCALE = 0.85  # the line under the name: as a limit cell's notes (delegates.NOTE_SCALE)
+
+
+class Badge(NamedTuple):
+    """Where and how a cell shows its priority: a pill after the name, or a
+    line under it (under: then width is the line's)."""
+
+    text: str
+    width: float
+    under: bool = False
 
 
 def badge_text(state: PriorityState, short: bool = False) -> str:
@@ -39,6 +54,22 @@ def badge_text(state: PriorityState, short: bool = False) -> str:
     narrow column (2x on a small screen): "Crit", "⚠ High", "Low…"."""
     text = (state.label[:SHORT_LETTERS] if short else state.label) + ("…" if state.pending else "")
     return f"⚠ {text}" if state.problem else text
+
+
+def badge_font(font: QFont, state: PriorityState) -> QFont:
+    """The pill's font: smaller than the name's; bold in force, italic while asked for."""
+    small = QFont(font)
+    small.setPointSizeF(max(6.0, small.pointSizeF() * 0.8))
+    small.setBold(state.in_force)
+    small.setItalic(state.pending)
+    return small
+
+
+def under_font(font: QFont, state: PriorityState) -> QFont:
+    """The line under the name: as a limit cell's notes, bold in force."""
+    small = badge_font(font, state)
+    small.setPointSizeF(max(6.0, font.pointSizeF() * UNDER_SCALE))
+    return small
 
 
 class NameDelegate(QStyledItemDelegate):
@@ -77,10 +108,7 @@ class NameDelegate(QStyledItemDelegate):
         if not isinstance(state, PriorityState):
             super().paint(painter, option, index)
             return
-        font = QFont(option.font)
-        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
-        font.setBold(state.in_force)
-        font.setItalic(state.pending)
+        font = badge_font(option.font, state)
         metrics = QFontMetricsF(font)
         height = metrics.height() + 4
         rect = option.rect
@@ -88,11 +116,14 @@ class NameDelegate(QStyledItemDelegate):
         if chosen is None:
             super().paint(painter, option, index)
             return
-        text, width = chosen
+        text, width, under = chosen
         style = option.widget.style() if option.widget else QApplication.style()
         style.drawPrimitive(
             QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget
         )
+        if under:
+            self._paint_under(painter, option, index, state, text)
+            return
         name = QStyleOptionViewItem(option)
         name.rect = rect.adjusted(0, 0, -int(width) - MARGIN, 0)
         super().paint(painter, name, index)
@@ -120,31 +151,87 @@ class NameDelegate(QStyledItemDelegate):
         painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
 
+    def _paint_under(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex,
+                     state: PriorityState, text: str) -> None:  # fmt: skip
+        """The name in the cell's upper part, the priority's word on a small line
+        under it, from where the name starts: in the priority's colour (bold in
+        force), amber with its "⚠" while not in force, italic while asked for."""
+        small = under_font(option.font, state)
+        line = QFontMetricsF(small).height()
+        name = QStyleOptionViewItem(option)
+        name.rect = option.rect.adjusted(0, 0, 0, -round(line) - 1)
+        super().paint(painter, name, index)
+        left = self._text_left(option, index)
+        where = QRectF(left, name.rect.bottom() + 1, option.rect.right() - left, line)
+        colour = QColor(COLOURS.get(state.priority, COLOURS["normal"]))
+        if state.problem:
+            colour = QColor(problem_colour(option.palette))
+        elif option.palette.base().color().lightness() < 128:  # a dark theme: lighter
+            colour = colour.lighter(160)
+        painter.save()
+        painter.setFont(small)
+        painter.setPen(colour)
+        painter.drawText(
+            where, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text
+        )
+        painter.restore()
+
+    def shown_badge(self, option: QStyleOptionViewItem, index: AnyIndex) -> Badge | None:
+        """The badge as paint() shows it in this cell (None: none)."""
+        state = index.data(Role.PRIORITY)
+        if not isinstance(state, PriorityState):
+            return None
+        return self.badge_fitted(
+            option, index, state, QFontMetricsF(badge_font(option.font, state))
+        )
+
     def badge_fitted(self, option: QStyleOptionViewItem, index: AnyIndex, state: PriorityState,
-                     metrics: QFontMetricsF) -> tuple[str, float] | None:  # fmt: skip
-        """The badge's text and width in this cell, None for none: the whole word
-        where it fits after the whole name, else the short one there; where neither
-        does, the whole word while the name keeps three rows' height, the short one
-        while it keeps two (the name needs the room more). Until gui31b the short
-        one was taken by the rule of room alone: at 2x on 1366x768 "Relay Chat C"."""
+                     metrics: QFontMetricsF) -> Badge | None:  # fmt: skip
+        """The badge in this cell, None for none: the whole word where it fits
+        after the whole name; else the whole word on a line under the name where
+        the row has the height for both (at 2x on 1366x768 the name column has 164
+        px, "Relay Chat" and its pill need 173: it read "Crit" until gui33, and the
+        sliders beside cannot give the room); else the short one after the name;
+        where none of that fits, the whole word while the name keeps three rows'
+        height, the short one while it keeps two (the name needs the room more).
+        Until gui31b the short one was taken by the rule of room alone: at 2x on
+        1366x768 "Relay Chat C"."""
         rect, height = option.rect, metrics.height() + 4
         forms = [badge_text(state), badge_text(state, short=True)]
         widths = [metrics.horizontalAdvance(forms[0]) + 12,
                   max(height, metrics.horizontalAdvance(forms[1]) + 10)]  # fmt: skip
         name_end = self._name_end(option, index)
-        for text, width in zip(forms, widths, strict=True):
-            if name_end + MARGIN + width + MARGIN / 2 <= rect.right():
-                return text, width
+        if name_end + MARGIN + widths[0] + MARGIN / 2 <= rect.right():
+            return Badge(forms[0], widths[0])
+        small = QFontMetricsF(under_font(option.font, state))
+        name_line = QFontMetricsF(option.font).height()
+        if rect.height() >= name_line + small.height() + 1:
+            width = small.horizontalAdvance(forms[0])
+            if self._text_left(option, index) + width <= rect.right():
+                return Badge(forms[0], width, under=True)
+        if name_end + MARGIN + widths[1] + MARGIN / 2 <= rect.right():
+            return Badge(forms[1], widths[1])
         for text, width, rows in zip(forms, widths, (3, 2), strict=True):
             if rect.width() - width - MARGIN >= rect.height() * rows:
-                return text, width
+                return Badge(text, width)
         return None
+
+    def _text_left(self, option: QStyleOptionViewItem, index: AnyIndex) -> float:
+        """Where the name's text starts (after the icon), in the view."""
+        return self._name_span(option, index)[0]
 
     def _name_end(self, option: QStyleOptionViewItem, index: AnyIndex) -> float:
         """Where the painted name's text ends (icon and margins in), in the view."""
+        return self._name_span(option, index)[1]
+
+    def _name_span(self, option: QStyleOptionViewItem, index: AnyIndex) -> tuple[float, float]:
         laid = QStyleOptionViewItem(option)
         self.initStyleOption(laid, index)
         style = laid.widget.style() if laid.widget else QApplication.style()
         text = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, laid, laid.widget)
-        margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, laid.widget) + 1
-        return text.left() + margin + QFontMetricsF(laid.font).horizontalAdvance(laid.text)
+        left = (
+            text.left()
+            + style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, laid.widget)
+            + 1
+        )
+        return left, left + QFontMetricsF(laid.font).horizontalAdvance(laid.text)

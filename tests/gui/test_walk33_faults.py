@@ -1,0 +1,117 @@
+"""What gui33's walk (a new user's first ten minutes under Xvfb at 1366x768, 2x,
+with the real helper) found, each on real widgets (offscreen)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+
+import pytest
+from chadthrottle.client import HelperClientError
+from chadthrottle.contract import Direction, ErrorName
+from chadthrottle.gui.models.columns import Column, Role
+from chadthrottle.gui.models.priority_view import NO_CAPACITY as NO_LINK_CAPACITY
+from chadthrottle.gui.models.priority_view import LinkSummary, PriorityState
+from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.gui.views.priority_badge import COLOURS, NameDelegate
+from chadthrottle.gui.views.status_line import NONE_ENFORCED
+from chadthrottle.gui.widgets.rate_width import limit_field_width
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QColor
+from PySide6.QtWidgets import QStyleOptionViewItem
+
+from tests.gui.quiet_helper import QuietHelper
+from tests.gui.sample_data import KB, NO_CAPACITY, app, sample_applications
+from tests.gui.scripted_app import scripted_app
+from tests.gui.test_priorities import FIREFOX, PriorityClient
+
+RELAY = "app:org.chadthrottle.demo.Relay"
+# The window's first size at 2x on 1366x768, in Qt's pixels (Xvfb and openbox:
+# the name column 164 px, the limit columns 144 px each, Today hidden).
+FIRST_SIZE_2X = (667, 344)
+
+
+def shown_badge(window: MainWindow, app_id: str):  # type: ignore[no-untyped-def]
+    """The badge as the name cell paints it (None: no badge)."""
+    table = window.table
+    index = table.proxy_index(app_id)
+    option = QStyleOptionViewItem()
+    table.initViewItemOption(option)
+    option.rect = table.visualRect(index)
+    delegate = table.itemDelegateForColumn(Column.NAME)
+    assert isinstance(delegate, NameDelegate)
+    assert isinstance(index.data(Role.PRIORITY), PriorityState)
+    return delegate.shown_badge(option, index)
+
+
+def coloured_columns(window: MainWindow, app_id: str, colour: QColor, lower: bool) -> list[int]:
+    """The x of the name cell's pixels of this colour in its upper or lower half."""
+    table = window.table
+    image = table.viewport().grab(table.visualRect(table.proxy_index(app_id))).toImage()
+    rows = range(image.height() // 2, image.height()) if lower else range(image.height() // 2)
+    return sorted({x for x in range(image.width()) for y in rows
+                   if QColor(image.pixel(x, y)) == colour})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "priority"),
+    [
+        ("Relay Chat", dict(priority="critical", priority_owner=1000)),
+        ("Nimbus Sync", dict(priority="critical", priority_owner=1000)),
+        # not in force (a new user's first priority: no link capacity yet)
+        (
+            "Relay Chat",
+            dict(priority="critical", priority_owner=1000, priority_problem=NO_CAPACITY),
+        ),
+    ],
+)
+def test_the_critical_badge_is_a_whole_word_at_2x(
+    qtbot, window: MainWindow, name, priority
+) -> None:  # type: ignore[no-untyped-def]
+    """At 2x on 1366x768 the window's first size gives the name column 164 px:
+    "Relay Chat" and its Critical pill need about 173, so it read "Crit"
+    (gui31b, gui32; "⚠ Crit" while not in force, "Nimbus Sync" too), and the
+    limit columns beside cannot give the room without losing their sliders.
+    The whole word goes on a small line under the name, as a limit's quota
+    line goes under its value; the sliders stay."""
+    model = window.table.model().sourceModel()
+    model.set_viewer_uid(1000)
+    relay = dataclasses.replace(app(RELAY, name, 45 * KB, 12 * KB), **priority)  # type: ignore[arg-type]
+    model.apply_snapshot([*sample_applications(), relay])
+    window.resize(*FIRST_SIZE_2X)
+    qtbot.waitUntil(lambda: window.table.visualRect(window.table.proxy_index(RELAY)).isValid())
+    qtbot.wait(50)
+    badge = shown_badge(window, RELAY)
+    word = "⚠ Critical" if priority.get("priority_problem") else "Critical"
+    assert badge is not None and badge.text == word, (badge, window.table.columnWidth(Column.NAME))
+    assert badge.under
+    # painted: in the lower half of the cell, as wide as the word (in force: red)
+    if not priority.get("priority_problem"):
+        red = QColor(COLOURS["critical"])
+        lower = coloured_columns(window, RELAY, red, lower=True)
+        assert lower, "no red word under the name"
+        ratio = window.table.viewport().devicePixelRatioF()
+        assert (lower[-1] - lower[0]) / ratio > 0.8 * badge.width, (lower[:1], lower[-1:], badge)
+    # the sliders are still drawn in the limit columns
+    for column in (Column.DOWN_LIMIT, Column.UP_LIMIT):
+        assert (
+            window.table.columnWidth(column)
+            - limit_field_width(window.table.font(), model.units)
+            - 6
+            >= 40
+        )
+
+
+def test_a_roomy_name_column_keeps_the_pill_after_the_name(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """Where the word fits after the name (1x), the pill stays on the name's line."""
+    model = window.table.model().sourceModel()
+    model.set_viewer_uid(1000)
+    relay = dataclasses.replace(
+        app(RELAY, "Relay Chat", 45 * KB, 12 * KB), priority="critical", priority_owner=1000
+    )
+    model.apply_snapshot([*sample_applications(), relay])
+    window.resize(1300, 700)
+    qtbot.wait(50)
+    badge = shown_badge(window, RELAY)
+    assert badge is not None and badge.text == "Critical" and not badge.under
