@@ -273,6 +273,8 @@ class AppController(QObject):
             self.window.show_message(
                 f"Could not {'pause' if paused else 'resume'} the limits: {words}"
             )
+            # the notice's "Resuming…" back to its button
+            self.window.set_limits_paused(self.window.limits_paused)
         if self.tray is not None:  # a refused toggle shows the state in force again
             self.tray.set_limits_paused(self.connection.limits_paused)
 

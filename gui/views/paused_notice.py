@@ -14,6 +14,11 @@ PAUSED_TITLE = "All limits are paused"
 PAUSED_TEXT = (
     "Traffic is not limited. The limits below are kept and are enforced again when you resume."
 )
+RESUME = "Resume limits"
+# Said at the click, until the helper answers (it asks polkit and sets every limit
+# again): under Xvfb at load 9 the notice stayed as it was for 1.1 s after a click
+# (gui33), which read as a click not taken.
+RESUMING = "Resuming…"
 
 
 class PausedNotice(NoticeFrame):
@@ -28,11 +33,25 @@ class PausedNotice(NoticeFrame):
         )
         self.title.setText(PAUSED_TITLE)
         self.text.setText(PAUSED_TEXT)
-        self.resume_button = QPushButton("Resume limits", self)
+        self.resume_button = QPushButton(RESUME, self)
         self.resume_button.setAccessibleName("Resume all limits")
-        self.resume_button.clicked.connect(self.resumeRequested)
+        # As wide as its widest word: no jump of the text beside it at the click.
+        self.resume_button.setMinimumWidth(
+            max(self.resume_button.sizeHint().width(),
+                self.resume_button.fontMetrics().horizontalAdvance(RESUMING) + 24)
+        )  # fmt: skip
+        self.resume_button.clicked.connect(self._on_resume)
         self.add_button(self.resume_button)
         self.hide()
 
+    def _on_resume(self) -> None:
+        """Say at once that the resume is asked; the notice goes at the answer."""
+        self.resume_button.setText(RESUMING)
+        self.resume_button.setEnabled(False)
+        self.resumeRequested.emit()
+
     def set_paused(self, paused: bool) -> None:
+        """The helper's state (also after a refused resume: the button again)."""
         self.setVisible(paused)
+        self.resume_button.setText(RESUME)
+        self.resume_button.setEnabled(True)

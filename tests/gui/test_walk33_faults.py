@@ -14,6 +14,7 @@ from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.models.priority_view import NO_CAPACITY as NO_LINK_CAPACITY
 from chadthrottle.gui.models.priority_view import LinkSummary, PriorityState
 from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.gui.views.paused_notice import RESUME, RESUMING
 from chadthrottle.gui.views.priority_badge import COLOURS, NameDelegate
 from chadthrottle.gui.views.status_line import NONE_ENFORCED
 from chadthrottle.gui.widgets.rate_width import limit_field_width
@@ -115,3 +116,47 @@ def test_a_roomy_name_column_keeps_the_pill_after_the_name(qtbot, window: MainWi
     qtbot.wait(50)
     badge = shown_badge(window, RELAY)
     assert badge is not None and badge.text == "Critical" and not badge.under
+
+
+class SlowResumeHelper(QuietHelper):
+    """Paused; a resume answered only when the test lets it (or refused)."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.paused = True
+        self.refuse = refuse
+        self.answer = threading.Event()
+
+    async def get_limits_paused(self) -> bool:
+        return self.paused
+
+    async def set_limits_paused(self, paused: bool) -> None:
+        while not self.answer.is_set():  # the helper asking polkit, setting every limit
+            await asyncio.sleep(0.01)
+        if self.refuse:
+            raise HelperClientError(ErrorName.NOT_AUTHORIZED, "Not authorized")
+        self.paused = paused
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_resume_says_so_at_the_click(qtbot, tmp_path, refuse: bool) -> None:  # type: ignore[no-untyped-def]
+    """gui33 (Xvfb, the real helper, load 9): the paused notice stayed as it was
+    for 1.1 s after a click on Resume limits, until the helper answered. The
+    button says "Resuming…" (disabled) at the click; the notice goes at the
+    answer; a refusal gives the button back beside its message."""
+    helper = SlowResumeHelper(refuse)
+    with scripted_app(helper, tmp_path, refresh_s=30.0) as controller:
+        controller.start(show_window=True)
+        notice = controller.window.paused_notice
+        qtbot.waitUntil(notice.isVisible, timeout=5000)
+        button = notice.resume_button
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        assert (button.text(), button.isEnabled()) == (RESUMING, False)
+        assert notice.isVisible()  # not claimed resumed before the helper says so
+        helper.answer.set()
+        if refuse:
+            qtbot.waitUntil(lambda: "Could not resume" in controller.window.status_line.message.text(),
+                            timeout=5000)  # fmt: skip
+            assert notice.isVisible() and (button.text(), button.isEnabled()) == (RESUME, True)
+        else:
+            qtbot.waitUntil(lambda: not notice.isVisible(), timeout=5000)
+            assert (button.text(), button.isEnabled()) == (RESUME, True)
