@@ -169,9 +169,12 @@ class PriorityFlow(QObject):
             return  # the poll that tells has not come yet
         self._settling.discard(app_id)
         if state.problem and state.priority != "normal":
-            self._say(
-                f"{self._model.shown_name(app_id)}: {state.label} priority set, not in force: {state.problem}."
-            )
+            name = self._model.shown_name(app_id)
+            # Short where it does not fit (2x on 1366x768): the why, cut, and the link
+            # field beside it cut to "Link capacity: not…" read as two riddles (gui33);
+            # the tooltip, the pane and the link field say why.
+            self._say(f"{name}: {state.label} priority set, not in force: {state.problem}.",
+                      f"{name}: {state.label} priority not in force")  # fmt: skip
 
     def _show_shaping(self, shaping: LinkShapingInfo) -> None:
         self.shaping = shaping
@@ -190,5 +193,5 @@ class PriorityFlow(QObject):
                 self.shaping = None
                 self._window.status_line.set_link(None)  # type: ignore[attr-defined]
 
-    def _say(self, text: str) -> None:
-        self._window.show_message(text)  # type: ignore[attr-defined]
+    def _say(self, text: str, short: str = "") -> None:
+        self._window.show_message(text, 8000, short)  # type: ignore[attr-defined]

@@ -3,6 +3,8 @@ and the link's capacity and shaping (issue 16; click it to change them)."""
 
 from __future__ import annotations
 
+import math
+
 from chadthrottle.contract import BLOCK_LEASE_S, BackendInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import NOT_ENFORCING, PAUSED_FIELD, backend_field
@@ -17,7 +19,7 @@ from chadthrottle.gui.widgets.limit_slider import problem_colour
 from chadthrottle.gui.widgets.qt_bounds import QWIDGETSIZE_MAX
 from chadthrottle.helper_run_state import CLEAN_DETAIL, KILLED_DETAIL, KILLED_PAUSED_DETAIL
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent, QShowEvent
+from PySide6.QtGui import QFontMetricsF, QPainter, QPaintEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
@@ -143,23 +145,37 @@ class StatusLine(QStatusBar):
 
     def _make_way(self) -> None:
         """The giving-way fields hidden while the message would not fit beside them;
-        the link field at its short form too while not even the message's short
-        form would (2x on 1366x768 beside "Link capacity: ≈ ▼ 400 Mbit/s ▲ not in force")."""
+        the limits field at its short form where the fields do not fit whole (beside
+        the message, or at all); the link field at its short form last, while not
+        even the message's short form would fit (2x on 1366x768 beside "Link
+        capacity: ≈ ▼ 400 Mbit/s ▲ not in force"). Until gui33 the limits field took
+        the width of its whole text while it drew its short one (paused at 2x: *No
+        limits enforced* and a gap), and the link field read *Link capacity: not…*
+        beside it."""
         if not self.isVisible():
             return  # not laid out yet: decided when it is (showEvent)
         layout = self.layout()
         spacing = layout.spacing() if layout is not None else 0
         giving = sum(f.sizeHint().width() + spacing for f in self._giving_way)
-        made_way = sum(f.sizeHint().width() + spacing for f in self._giving_way if f.isHidden())
-        if self.link.isVisible():
-            made_way += self.link.sizeHint().width() - self.link.width()  # squeezed before
-        room = self.message.contentsRect().width() - made_way  # with every field at ease
+        # The message's room were every field shown whole (below 0: they do not fit).
+        shown = [f for f in (*self._giving_way, self.limits, self.link) if f.isVisible()]
+        at_ease = self.message.width() - sum(f.sizeHint().width() - f.width() for f in shown)
+        at_ease -= sum(f.sizeHint().width() + spacing for f in self._giving_way if f.isHidden())
         text, metrics = self.message.text(), self.message.fontMetrics()
-        crowded = bool(text) and metrics.horizontalAdvance(text) > room
+        margins = self.message.contentsMargins().left() + self.message.contentsMargins().right()
+        need = metrics.horizontalAdvance(text) + margins if text else 0
+        crowded = bool(text) and need > at_ease
         for field in self._giving_way:
             field.setVisible(not crowded)
-        least = metrics.horizontalAdvance(self.message.short_text or text)
-        squeeze = crowded and least > room + giving
+        room = at_ease + (giving if crowded else 0)
+        short_limits = bool(self.limits.short_text) and need > room
+        if short_limits:
+            room += self.limits.sizeHint().width() - self.limits.minimumSizeHint().width()
+        self.limits.setMaximumWidth(
+            self.limits.minimumSizeHint().width() if short_limits else QWIDGETSIZE_MAX
+        )
+        least = metrics.horizontalAdvance(self.message.short_text or text) + margins if text else 0
+        squeeze = least > room
         self.link.setMaximumWidth(
             self.link.minimumSizeHint().width() if squeeze else QWIDGETSIZE_MAX
         )
@@ -181,6 +197,7 @@ class StatusLine(QStatusBar):
         for field in self._giving_way:
             field.show()
         self.link.setMaximumWidth(QWIDGETSIZE_MAX)
+        self._make_way()  # the limits field's short form may still be needed
 
     def set_backends(self, backends: tuple[BackendInfo, ...]) -> None:
         if backend_notes(backends) != backend_notes(self._backends) and self._link is not None:
@@ -332,6 +349,7 @@ class StatusLine(QStatusBar):
             self.limits.updateGeometry()  # its least width follows
         self.limits.setToolTip(tip)
         self._warn(self.limits, warning)
+        self._make_way()  # its whole text may fit now, or no more
 
     def set_link(self, summary: LinkSummary | None) -> None:
         """The link's capacity and shaping, or nothing (None: not known, or an older helper)."""
@@ -344,6 +362,7 @@ class StatusLine(QStatusBar):
             self.link.least_text = summary.least
             self.link.setToolTip(summary.tooltip)
             self._warn(self.link, summary.warning)
+        self._make_way()
 
     def backend_notes(self) -> list[str]:
         """The backends' notes in plain words (priority_view.backend_notes), for
@@ -377,9 +396,9 @@ class ElidingLabel(QLabel):
         if not self.short_text:
             return hint
         margins = self.contentsMargins()
-        width = (
-            self.fontMetrics().horizontalAdvance(self.short_text) + margins.left() + margins.right()
-        )
+        # rounded up: the advance rounded down cut "No limits enforced" to "…enforc…"
+        advance = math.ceil(QFontMetricsF(self.font()).horizontalAdvance(self.short_text))
+        width = advance + 1 + margins.left() + margins.right()
         return QSize(min(hint.width(), width), hint.height())
 
     def paintEvent(self, _event: QPaintEvent) -> None:

@@ -160,3 +160,46 @@ def test_resume_says_so_at_the_click(qtbot, tmp_path, refuse: bool) -> None:  # 
         else:
             qtbot.waitUntil(lambda: not notice.isVisible(), timeout=5000)
             assert (button.text(), button.isEnabled()) == (RESUME, True)
+
+
+def test_paused_at_2x_the_link_field_is_whole(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """gui33 (Xvfb, 2x): paused, the limits field took the width of its whole
+    text (*No limits are enforced: limits are paused*) while it drew its short
+    one, a gap after it, and the link field beside read *Link capacity: not …*:
+    the call to set it, cut. The limits field now takes its short form's width."""
+    line = window.status_line
+    window.resize(*FIRST_SIZE_2X)
+    line.set_link(LinkSummary(NO_LINK_CAPACITY, "No link capacity is set. Click to set it.", True))
+    window.set_limits_paused(True)
+    qtbot.waitUntil(lambda: line.limits.shown_text() == NONE_ENFORCED, timeout=3000)
+    qtbot.waitUntil(lambda: line.link.shown_text() == NO_LINK_CAPACITY, timeout=3000)
+    assert line.limits.width() <= line.limits.minimumSizeHint().width()
+    window.set_limits_paused(False)  # resumed: the limits field whole again
+    qtbot.waitUntil(lambda: line.limits.shown_text() == line.limits.text(), timeout=3000)
+
+
+def test_a_priority_not_in_force_is_said_short_at_2x(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """gui33 (Xvfb, 2x): *Relay Chat: Critical priority set, not in force: no link
+    ca…* beside *Link capacity: not…*. Said short where it does not fit, the
+    link field whole beside it; the tooltip has it all."""
+    with scripted_app(PriorityClient(), tmp_path) as app:
+        app.model.set_viewer_uid(1000)
+        app.start(show_window=True)
+        app.window.resize(*FIRST_SIZE_2X)
+        said_short(qtbot, app)
+
+
+def said_short(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    line = app.window.status_line
+    qtbot.waitUntil(
+        lambda: line.link.isVisible() and line.link.text() == NO_LINK_CAPACITY, timeout=3000
+    )
+    next(a for a in app.window.row_menu(FIREFOX).findChildren(QAction)
+         if a.objectName() == "priority:critical").trigger()  # fmt: skip
+    whole = f"Firefox: Critical priority set, not in force: {NO_CAPACITY}."
+    qtbot.waitUntil(lambda: line.message.text() == whole, timeout=3000)
+    qtbot.waitUntil(
+        lambda: line.message.shown_text() == "Firefox: Critical priority not in force", timeout=3000
+    )
+    qtbot.waitUntil(lambda: line.link.shown_text() == NO_LINK_CAPACITY, timeout=3000)
+    assert line.message.toolTip() == whole
