@@ -203,3 +203,26 @@ def said_short(qtbot, app) -> None:  # type: ignore[no-untyped-def]
     )
     qtbot.waitUntil(lambda: line.link.shown_text() == NO_LINK_CAPACITY, timeout=3000)
     assert line.message.toolTip() == whole
+
+
+def test_a_priority_is_shown_in_force_at_once_after_the_capacity_is_set(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """gui33 (Xvfb, the real helper): the link dialog said *Done.* 0.07 s after
+    Apply, the Critical badge still read *⚠ Critical* (not in force) for 1.45 s
+    more, until the next poll. A poll is asked at the answer (its refresh is 30
+    s here: only that poll can show it within the wait)."""
+    client = PriorityClient()
+    with scripted_app(client, tmp_path, refresh_s=30.0) as app:
+        app.model.set_viewer_uid(1000)
+        app.start(show_window=True)
+        qtbot.waitUntil(lambda: app.model.app_ids() != [], timeout=5000)
+        with qtbot.waitSignal(app.connection.callFinished, timeout=5000):
+            app.priorities.request_priority(FIREFOX, "critical")
+        qtbot.waitUntil(
+            lambda: app.model.priority_state(FIREFOX).problem == NO_CAPACITY, timeout=3000
+        )
+        dialog = app.priorities.open_dialog()
+        dialog.edits[Direction.DOWN].setText("12.5M")
+        dialog.edits[Direction.UP].setText("5M")
+        dialog.apply.click()
+        qtbot.waitUntil(lambda: dialog.message.text() == "Done.", timeout=3000)
+        qtbot.waitUntil(lambda: app.model.priority_state(FIREFOX).in_force, timeout=2000)
