@@ -330,6 +330,18 @@ def _write_per_namespace(
 WHOLE_WALKS_WAIT_S = 5.0
 
 
+def _given_up(what: str, pids: list[int]) -> KernelError:
+    """Logged and returned: a whole walk left at WHOLE_WALKS_WAIT_S of waits
+    for a full borrowed-sockets closer (its threads held by lingering closes)."""
+    error = KernelError(
+        f"{what} {len(pids)} processes were left (pids {', '.join(map(str, pids[:8]))}"
+        f"{', ...' if len(pids) > 8 else ''}): the borrowed sockets' closer stayed full "
+        f"for {WHOLE_WALKS_WAIT_S:.0f} s"
+    )
+    log.warning("%s", error)
+    return error
+
+
 class Datapath:
     """Owns the BPF programs and maps for the lifetime of the helper."""
 
@@ -531,14 +543,21 @@ class Datapath:
             except Exception as error:  # closing must go on
                 log.exception("could not uncap the sockets of slot %d", slot)
                 failed.append(error)
+        left: list[int] = []  # processes whose owed caps the closer's waits gave up on
         for tgid, start, was, made_by in self._pending_walks.owed() if self._maps else []:
             try:  # caps a walk still owes (a cleared rule's, an older rate's): lifted whole
-                self._whole(start, partial(cap_open_sockets, tgid, NO_CAPS, was, None, made_by),
-                            give_up)  # fmt: skip
+                _lifted, cursor = self._whole(
+                    start, partial(cap_open_sockets, tgid, NO_CAPS, was, None, made_by), give_up
+                )
+                if cursor.cut:
+                    left.append(tgid)
             except Exception as error:  # closing must go on
                 log.exception("could not uncap the sockets of pid %d", tgid)
                 failed.append(error)
-        if not failed:
+        if left:  # kept for the next start (PendingWalks.resume), and no clean stop
+            self._pending_walks.save()
+            failed.append(_given_up("the caps owed on the sockets of", left))
+        elif not failed:
             self._pending_walks.forget_owed()
         failed += self._lift_passed_on(give_up) if self._maps else []
         if self._maps and self._dead_after is not None:  # it ran: its stop lifts them all
@@ -594,14 +613,18 @@ class Datapath:
         if not capped:
             return []
         lift, failed = self._lift_of(NO_CAPS, capped), []
-        tags = self._maps["socket_tags"].fd
+        tags, left = self._maps["socket_tags"].fd, []
         for tgid, start, _slot in self._processes_of(None, None):
             try:
-                self._whole(start, partial(retag_carrying, tags, tgid, capped, 0, vet=True,
-                                           lift=lift), give_up)  # fmt: skip
+                _written, cursor = self._whole(start, partial(
+                    retag_carrying, tags, tgid, capped, 0, vet=True, lift=lift), give_up)  # fmt: skip
+                if cursor.cut:
+                    left.append(tgid)
             except Exception as error:  # closing must go on
                 log.exception("could not uncap the passed-on sockets of pid %d", tgid)
                 failed.append(error)
+        if left:  # the maps go with this helper: no start can find them later
+            failed.append(_given_up("the caps on passed-on sockets of", left))
         self._caps_had.clear()
         return failed
 
@@ -1151,9 +1174,14 @@ class Datapath:
                      resumed)  # fmt: skip
         tags, adopted = self._maps["socket_tags"].fd, {}
         give_up = time.monotonic() + WHOLE_WALKS_WAIT_S
+        left = []
         for pid in pids:
-            adopted[pid], _cursor = self._whole(0, partial(tag_open_sockets, tags, pid, None),
-                                                give_up)  # fmt: skip
+            adopted[pid], cursor = self._whole(0, partial(tag_open_sockets, tags, pid, None),
+                                               give_up)  # fmt: skip
+            if cursor.cut:
+                left.append(pid)
+        if left:  # logged: their bytes count for no one until a walk tags them
+            _given_up("the sockets opened before the start of", left)
         return {pid: count for pid, count in adopted.items() if count}
 
     def _tagged_start(self, tgid: int) -> int:

@@ -21,12 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel import bpf_maps, socket_tagging
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.datapath import WHOLE_WALKS_WAIT_S, Datapath
 from chadthrottle.helper.kernel.held_caps import record_of
 from chadthrottle.helper.kernel.layout import SocketCaps, SockTag
+from chadthrottle.helper.kernel.pending_walks import parse_owed
+from chadthrottle.helper.kernel.pending_walks import record_of as walks_record_of
 from chadthrottle.helper.kernel.socket_tagging import UNCAPPED_PACING, FdCloser
 
 from tests.helper.kernel.test_process_keys import SLOT
@@ -209,3 +212,45 @@ def test_a_stop_ends_though_the_closer_stays_full_during_a_killed_helpers_sweep(
         _end(killed)
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_stop_that_gives_up_on_a_full_closer_says_so_and_keeps_what_it_owes(
+    kernel_ready: Path,
+    instance: str,  # noqa: F811
+    holder: tuple[subprocess.Popen[str], list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The closer held full past WHOLE_WALKS_WAIT_S (its threads in lingering
+    closes) at a stop: the sockets left capped are not a clean stop (close
+    raises: the run record must not say the limits are off), and the caps
+    owed on them stay in the walks' record, for the next start to lift
+    (PendingWalks.resume). Before (review36a R1): close() returned, said
+    nothing, and emptied the record: 199 of 200 kept the caps for good."""
+    process, fds = holder
+    start = read_start(process.pid)
+    assert start is not None
+    datapath = Datapath(cache_dir=kernel_ready, instance=instance)
+    released = threading.Event()
+    try:
+        datapath.open()
+        datapath.set_slot_caps(SLOT, CAPS)
+        datapath.set_process_slot(process.pid, SLOT, start)
+        assert all(_pacing_of(process.pid, fd) < UNCAPPED_PACING for fd in fds)
+
+        def close_once_released(fd: int) -> None:
+            released.wait()
+            os.close(fd)
+
+        stuck = FdCloser(max_threads=1, max_pending=1, close=close_once_released)
+        monkeypatch.setattr(socket_tagging, "BORROWED_CLOSER", stuck)
+        with pytest.raises(KernelError, match="closer stayed full"):
+            datapath.close()
+        released.set()
+        capped = [fd for fd in fds if _pacing_of(process.pid, fd) < UNCAPPED_PACING]
+        assert capped, "the closer did not stay full: nothing was left to keep"
+        owed = walks_record_of(instance)
+        assert owed is not None and owed.exists(), "the caps left on the sockets not kept"
+        assert [tgid for tgid, *_ in parse_owed(owed.read_text())] == [process.pid]
+    finally:
+        released.set()
+        datapath.close()
