@@ -12,7 +12,9 @@ Each call runs in its own task, so a caller waiting on a password prompt holds
 up nobody; engine calls run one at a time on a single worker thread because
 the engine blocks on the kernel (and pyroute2 will not run on the event loop's
 thread), except the reads the engine publishes a snapshot for
-(engine/snapshot.py), answered here on the event loop. Every call gets exactly one reply, also when something breaks, and no
+(engine/snapshot.py), answered here on the event loop, and those worked out
+from it off the engine thread (ListConnections, ListProcesses,
+ListInterfaces: _slow_read). Every call gets exactly one reply, also when something breaks, and no
 traceback ever leaves the process.
 """
 
@@ -269,6 +271,7 @@ class HelperService:
         # call): off the engine thread, one at a time, at most one of a user's
         # waiting for its turn (_slow_read; rights28)
         self._slow_reads = asyncio.Semaphore(1)
+        self._process_reads = asyncio.Semaphore(1)  # ListProcesses', off the engine thread (snap33)
         # (uid, the reads' gate) -> that user's turn at reads of that kind, while
         # it has such reads: a kind's turn is not held by another's (review29)
         self._slow_readers: dict[tuple[int, asyncio.Semaphore], _Turn] = {}
@@ -725,14 +728,27 @@ class HelperService:
     @_handles("ListProcesses")
     async def _list_processes(self, call: _Call, grant: _Grant | None) -> list[Any]:
         app_id, only = await self._app_to_look_into(call)
-        processes = await self._engine_thread.run(self._engine.list_processes, app_id, only)
+        # off the engine thread (snap33): from the snapshot's processes and
+        # counters, one at a time (each goes over the window's samples)
+        processes = await self._slow_read(call, self._engine.list_processes, app_id, only,
+                                          gate=self._process_reads)  # fmt: skip
         return [[encode_process(process) for process in processes]]
 
     async def _app_to_look_into(self, call: _Call) -> tuple[str, int | None]:
         """The resolved application whose processes a caller asks about, and
         whose processes of it to show (None: everyone's); someone else's is
-        answered as one that does not exist."""
+        answered as one that does not exist. An application the snapshot
+        lists as running with a process the viewer may see is taken from it
+        (snap33: resolving on the engine thread waited behind a change's
+        walks); any other id ("pid:N", one not running, someone else's) is
+        resolved on the engine thread as before, so how long the answer
+        takes tells a user nothing of other users' programs (review31)."""
         viewer = await self._viewer(call)
+        only = None if viewer.sees_all else viewer.uid  # of a program others run too: one's own
+        snapshot = self._engine.published()
+        running = snapshot.running.get(call.args[0], ()) if snapshot else ()
+        if any(only is None or process.uid == only for process in running):
+            return call.args[0], only
         try:
             resolved = await self._resolves.submit(call.args[0])
         except NoSuchApplication:
@@ -740,7 +756,6 @@ class HelperService:
         if resolved is None or not (viewer.sees_all or viewer.uid in resolved.owner_uids):
             # The same answer whether it does not exist or is someone else's.
             raise NoSuchApplication(f"no application of yours is called {call.args[0]!r}")
-        only = None if viewer.sees_all else viewer.uid  # of a program others run too: one's own
         return resolved.app_id, only
 
     @_handles("GetUsage")

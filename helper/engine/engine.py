@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from chadthrottle.contract import (
+    ADMIN_OWNER,
     MAX_RATE_BPS,
     MIN_RATE_BPS,
     PAUSED_PROBLEM,
@@ -52,10 +53,11 @@ from chadthrottle.helper.engine.rates import AppTraffic
 from chadthrottle.helper.engine.rtt import elsewhere_of
 from chadthrottle.helper.engine.rule_edits import ChangeBatch
 from chadthrottle.helper.engine.rule_listing import RuleListing
-from chadthrottle.helper.engine.snapshot import Looked, Snapshot
+from chadthrottle.helper.engine.snapshot import MOST_LOOKERS, Looked, RunningProcess, Snapshot
 from chadthrottle.helper.engine.tracking import Tracking
 from chadthrottle.helper.errors import HelperError
 from chadthrottle.helper.kernel.internet_route import off_link
+from chadthrottle.helper.kernel.layout import CounterSample, owner_key
 from chadthrottle.priority import Priority
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
@@ -86,12 +88,14 @@ Answer = TypeVar("Answer")
 @dataclass(frozen=True)
 class _Shared:
     """What every viewer's listing reads alike, made once per publish: the
-    traffic, the rules (app id -> owner -> limits) and each user's running
-    applications and processes."""
+    traffic, the rules (app id -> owner -> limits), each user's running
+    applications and processes, and each application's processes (the
+    snapshot's, for ListConnections and ListProcesses)."""
 
     traffic: Mapping[str, AppTraffic]
     rules: Mapping[str, dict[int, dict[Direction, Limit]]]
     users: Mapping[int, tuple[set[str], set[int]]]
+    running: Mapping[str, tuple[RunningProcess, ...]]
 
     def apps_of(self, uid: int) -> set[str]:
         return self.users.get(uid, (set(), set()))[0]
@@ -100,9 +104,15 @@ class _Shared:
         return self.users.get(uid, (set(), set()))[1]
 
 
-def _sees_all(viewer: Viewer) -> bool:
-    """An administrator's change (pause, the link): made anew for those who see all."""
-    return viewer.sees_all
+def _first_callers(shared: _Shared) -> list[Viewer]:
+    """Viewers whose listings a publish makes though they did not ask lately,
+    so that their first call answers from the snapshot and waits for no
+    walk (snap33): root, and each user running an application (not seeing
+    all; as many as MOST_LOOKERS, the lowest uids first). A viewer not among
+    them (a user running nothing, one whom polkit lets see all) is answered
+    on the engine thread once, as before."""
+    users = sorted(uid for uid in shared.users if uid != ADMIN_VIEWER.uid)[:MOST_LOOKERS]
+    return [ADMIN_VIEWER, *(Viewer(uid, sees_all=False) for uid in users)]
 
 
 def _none(viewer: Viewer) -> bool:
@@ -141,22 +151,21 @@ class Engine(EngineCore):
             facts = self._link_facts()
             interfaces = self._shaper.link_interfaces() if facts.shaping else []
             listing = self._rule_listing()
-            last, made = self._snapshot, list[_Shared]()
-
-            def shared() -> _Shared:  # made once, only if a listing is made
-                if not made:
-                    made.append(self._shared())
-                return made[0]
-
+            last, shared = self._snapshot, self._shared()
+            viewers = _first_callers(shared)
+            meter = self._tracking.meter
             snapshot = Snapshot(
                 rules=tuple(listing.rules()),
                 schedules=tuple(listing.schedules()),
                 paused=self._limits.paused,
                 link_shaping=shaping_info(self._limits, facts, interfaces),
-                applications=self._per_viewer(Looked.APPLICATIONS, last.applications if last else None, fresh,
-                                              lambda viewer: tuple(self._listing(viewer, True, shared()))),
-                backends=self._per_viewer(Looked.BACKENDS, last.backends if last else None, fresh,
-                                          lambda viewer: tuple(self._backends_of(viewer, shared()))),
+                applications=self._per_viewer(Looked.APPLICATIONS, viewers, last.applications if last else None,
+                                              fresh, lambda viewer: tuple(self._listing(viewer, True, shared))),
+                backends=self._per_viewer(Looked.BACKENDS, viewers, last.backends if last else None, fresh,
+                                          lambda viewer: tuple(self._backends_of(viewer, shared))),
+                running=shared.running,
+                rates=meter.view(),
+                interfaces=meter.interfaces,  # made anew each tick, never changed after
             )  # fmt: skip
         except Exception as error:
             if str(error) != self._publish_error:
@@ -168,14 +177,16 @@ class Engine(EngineCore):
     def _per_viewer(
         self,
         kind: Looked,
+        first_callers: Sequence[Viewer],
         last: Mapping[Viewer, Answer] | None,
         fresh: Callable[[Viewer], bool] | None,
         make: Callable[[Viewer], Answer],
     ) -> Mapping[Viewer, Answer]:
-        """Each current looker's answer: made now, or the last publish's for a
-        viewer not fresh (one absent there is made now)."""
+        """Each current looker's answer, and each likely first caller's
+        (_first_callers): made now, or the last publish's for a viewer not
+        fresh (one absent there is made now)."""
         answers: dict[Viewer, Answer] = {}
-        for viewer in self._lookers.current(kind):
+        for viewer in dict.fromkeys([*self._lookers.current(kind), *first_callers]):
             kept = None if fresh is None or fresh(viewer) or last is None else last.get(viewer)
             answers[viewer] = make(viewer) if kept is None else kept
         return MappingProxyType(answers)
@@ -195,12 +206,19 @@ class Engine(EngineCore):
         for app_id, owner in self._applier.gating.lapsing_rules():  # a gate holds on: listed
             rules.setdefault(app_id, {}).setdefault(owner, {})
         users: dict[int, tuple[set[str], set[int]]] = {}
+        running: dict[str, tuple[RunningProcess, ...]] = {}
+        start_of = self._index.start_of
         for app_id, app in self._index.applications().items():
             for pid, process in app.processes.items():
                 apps, pids = users.setdefault(process.uid, (set(), set()))
                 apps.add(app_id)
                 pids.add(pid)
-        return _Shared(self._tracking.listed_traffic(self._clock()), rules, users)
+            running[app_id] = tuple(
+                RunningProcess(pid, process.uid, process.comm, owner_key(pid, start_of(pid) or 0))
+                for pid, process in app.processes.items()
+            )
+        return _Shared(self._tracking.listed_traffic(self._clock()), rules, users,
+                       MappingProxyType(running))  # fmt: skip
 
     def _listing(
         self, viewer: Viewer, visible_only: bool = False, shared: _Shared | None = None
@@ -266,34 +284,54 @@ class Engine(EngineCore):
         return RuleListing(self._limits, self._applier.gating, gates, self._local_now())
 
     def list_connections(self, app_id: str, uid: int | None = None) -> list[ConnectionInfo]:
-        """The application's connections; with uid, only those of that user's processes."""
-        with self._lock:
-            app = self._index.application(app_id)
-            pids = (
-                [pid for pid, process in app.processes.items() if uid is None or process.uid == uid]
-                if app
-                else []
-            )
+        """The application's connections; with uid, only those of that user's
+        processes. Its processes as of the last publish (snap33: a tick's walks
+        hold the lock), else read under the lock."""
+        snapshot = self.published()
+        if snapshot is not None:
+            pids = [p.pid for p in snapshot.running.get(app_id, ()) if uid is None or p.uid == uid]
+        else:
+            with self._lock:
+                app = self._index.application(app_id)
+                pids = [pid for pid, process in (app.processes.items() if app else ())
+                        if uid is None or process.uid == uid]  # fmt: skip
         return connection_rows(pids)  # reads /proc and the sockets: unlocked
 
     def list_processes(self, app_id: str, uid: int | None = None) -> list[ProcessTraffic]:
         """The application's running processes with their own rates; with uid,
-        only that user's (worked out on demand: docs/accounting.md)."""
-        with self._lock:
-            app = self._index.application(app_id)
-            names = {
-                pid: process.comm
-                for pid, process in (app.processes.items() if app else ())
-                if uid is None or process.uid == uid
-            }
-            owners = {self._tracking.owner_of_pid(pid): pid for pid in names}
-            by_owner = self._tracking.meter.process_traffic(app_id, owners)
+        only that user's (worked out on demand: docs/accounting.md). From the
+        last publish's processes and counters, without the lock (snap33),
+        else under it."""
+        snapshot = self.published()
+        if snapshot is None or snapshot.rates is None:
+            with self._lock:
+                app = self._index.application(app_id)
+                names = {pid: process.comm for pid, process in (app.processes.items() if app else ())
+                         if uid is None or process.uid == uid}  # fmt: skip
+                owners = {self._tracking.owner_of_pid(pid): pid for pid in names}
+                by_owner = self._tracking.meter.process_traffic(app_id, owners)
+        else:
+            processes = [p for p in snapshot.running.get(app_id, ()) if uid is None or p.uid == uid]
+            names = {p.pid: p.comm for p in processes}
+            owners = {p.owner: p.pid for p in processes}
+            starts = {p.pid: p.owner >> 32 for p in processes}
+
+            def owner_of(sample: CounterSample) -> int:  # as Tracking.owner, for these pids
+                tgid = sample.owner_tgid
+                return owner_key(tgid, sample.owner_start or starts.get(tgid, 0))
+
+            by_owner = snapshot.rates.process_traffic(app_id, owners, owner_of)
         traffic = {owners[owner]: counted for owner, counted in by_owner.items()}
         return process_rows(names, traffic)
 
     def list_interfaces(self) -> list[InterfaceInfo]:
-        with self._lock:
-            interfaces = dict(self._tracking.meter.interfaces)
+        """Every interface's traffic of the last publish (snap33), else under the lock."""
+        snapshot = self.published()
+        if snapshot is not None:
+            interfaces = dict(snapshot.interfaces)
+        else:
+            with self._lock:
+                interfaces = dict(self._tracking.meter.interfaces)
         return interface_rows(interfaces, self._namespaces)  # enters namespaces: unlocked
 
     def list_backends(self, viewer: Viewer = ADMIN_VIEWER) -> list[BackendInfo]:
@@ -371,8 +409,11 @@ class Engine(EngineCore):
                       sum(isinstance(outcome, HelperError) for outcome in outcomes))  # fmt: skip
             owners = {change.owner for change in changes}
             # before the callers' replies: a read after one shows it (their own
-            # listing and the rules; those who see all see every change)
-            self._publish(lambda viewer: viewer.sees_all or viewer.uid in owners)
+            # listing and the rules; those who see all see every change). An
+            # administrator's rule outranks users' rules: every listing anew
+            # (its caller may be one whom polkit lets see all only on asking).
+            self._publish(None if ADMIN_OWNER in owners
+                          else lambda viewer: viewer.sees_all or viewer.uid in owners)  # fmt: skip
             return outcomes
 
     def set_limits_paused(self, paused: bool) -> None:
@@ -390,7 +431,7 @@ class Engine(EngineCore):
             if self._limits.paused == paused:
                 return
             self._change(edit, clamped)
-            self._publish(_sees_all)
+            self._publish()  # every listing says paused (or not): its caller's too
             log.info(
                 "%s all limits (%d applications)",
                 "paused" if paused else "resumed",
@@ -417,7 +458,7 @@ class Engine(EngineCore):
             except Exception:  # undone as _change undoes the table
                 self._estimated = estimated
                 raise
-            self._publish(_sees_all)
+            self._publish()  # every listing's link problems: its caller's too
             log.info(
                 "link capacity: down %d B/s, up %d B/s (0: not shaped), estimate %s",
                 down_bps,

@@ -277,43 +277,17 @@ class RateMeter:
         return None if exited is None else (exited[0], exited[1])
 
     def process_traffic(self, app_id: str, owners: Collection[int]) -> dict[int, AppTraffic]:
-        """Each of these processes' totals and rates over the window its
-        application's rates use, from the same samples, so the application's
-        rate is its living processes' summed (plus what processes that exited
-        in the window moved). The window starts at the tick the application's
-        rates are measured from (none at its first tick, as for the
-        application); a process with no counter there counts from zero: its
-        counters are new. owners: the processes' owner_keys (a new process
-        under an old pid has its own counters, and its own rate from zero)."""
-        wanted = set(owners)
-        result = {owner: AppTraffic() for owner in wanted}
-        if not self._samples:
-            return result
-        now, latest = self._samples[-1]
-        for sample in latest:
-            if (owner := self._owner(sample)) in wanted:
-                _add(result[owner], sample)
-        app = self.apps.get(app_id)
-        if app is None:
-            return result
-        for owner in wanted:
-            result[owner].measuring = app.measuring
-        for direction in Direction:
-            since = app.since(direction)
-            start = next(((t, oldest) for t, oldest in self._samples if t == since), None)
-            restarted = self._start_samples.get((app_id, direction))
-            if start is None and restarted is not None and restarted[0] == since:
-                start = restarted
-            if start is None or now <= start[0] or direction in app.measuring:
-                continue
-            then, oldest = start
-            before = {owner: AppTraffic() for owner in wanted}
-            for sample in oldest:
-                if (owner := self._owner(sample)) in wanted:
-                    _add(before[owner], sample)
-            for owner, traffic in result.items():
-                _set_rates(traffic, before[owner], now - then, (direction,))
-        return result
+        """Each of these processes' totals and rates (RatesView.process_traffic)."""
+        return self.view().process_traffic(app_id, owners, self._owner)
+
+    def view(self) -> RatesView:
+        """What per-process rates are worked out from, as of now, for a reader
+        without the engine lock (the read calls' snapshot, snapshot.py): the
+        window's samples (each tick's list is never changed once kept), the
+        restarts' samples and each application's traffic (a dict made anew
+        each tick; a later restart() may mark a direction of one measuring,
+        which then reads as measuring: its rate is not known)."""
+        return RatesView(tuple(self._samples), dict(self._start_samples), dict(self.apps))
 
     def restart(self, changed: Collection[tuple[str, Direction]], samples: Iterable[CounterSample],
                 now: float) -> None:  # fmt: skip
@@ -450,6 +424,57 @@ class RateMeter:
             else:
                 traffic.down_bps = rate
         history.append((now, dict(sent_bytes)))
+
+
+@dataclass(frozen=True)
+class RatesView:
+    """A RateMeter's inputs to per-process rates at one moment (RateMeter.view)."""
+
+    samples: tuple[tuple[float, list[CounterSample]], ...]
+    start_samples: dict[tuple[str, Direction], tuple[float, list[CounterSample]]]
+    apps: dict[str, AppTraffic]
+
+    def process_traffic(self, app_id: str, owners: Collection[int],
+                        owner_of: Callable[[CounterSample], int]) -> dict[int, AppTraffic]:  # fmt: skip
+        """Each of these processes' totals and rates over the window its
+        application's rates use, from the same samples, so the application's
+        rate is its living processes' summed (plus what processes that exited
+        in the window moved). The window starts at the tick the application's
+        rates are measured from (none at its first tick, as for the
+        application); a process with no counter there counts from zero: its
+        counters are new. owners: the processes' owner_keys (a new process
+        under an old pid has its own counters, and its own rate from zero);
+        owner_of: a sample's owner_key, as the meter tells them."""
+        wanted = set(owners)
+        result = {owner: AppTraffic() for owner in wanted}
+        if not self.samples:
+            return result
+        now, latest = self.samples[-1]
+        for sample in latest:
+            if (owner := owner_of(sample)) in wanted:
+                _add(result[owner], sample)
+        app = self.apps.get(app_id)
+        if app is None:
+            return result
+        measuring = app.measuring
+        for owner in wanted:
+            result[owner].measuring = measuring
+        for direction in Direction:
+            since = app.since(direction)
+            start = next(((t, oldest) for t, oldest in self.samples if t == since), None)
+            restarted = self.start_samples.get((app_id, direction))
+            if start is None and restarted is not None and restarted[0] == since:
+                start = restarted
+            if start is None or now <= start[0] or direction in measuring:
+                continue
+            then, oldest = start
+            before = {owner: AppTraffic() for owner in wanted}
+            for sample in oldest:
+                if (owner := owner_of(sample)) in wanted:
+                    _add(before[owner], sample)
+            for owner, traffic in result.items():
+                _set_rates(traffic, before[owner], now - then, (direction,))
+        return result
 
 
 def _set_rates(traffic: AppTraffic, old: AppTraffic, elapsed: float,

@@ -17,6 +17,7 @@ from chadthrottle.helper.identity.processes import ProcessInfo
 from tests.helper.engine.test_engine_plan import Traffic, World
 
 NOBODY = Viewer(65534, sees_all=False)
+CURL = "exe:/usr/bin/curl"
 
 
 def _limits(world: World, viewer: Viewer = ADMIN_VIEWER) -> dict[str, tuple[int, int]]:
@@ -64,18 +65,29 @@ def test_a_published_snapshot_is_never_changed_only_replaced(world: World) -> No
     assert [r.app_id for r in after.rules] == [curl]
 
 
-def test_a_viewers_listing_is_made_while_they_look(world: World) -> None:
-    world.spawn(10)
+def test_a_viewers_listing_is_made_while_they_look_and_a_likely_first_callers_before(
+    world: World,
+) -> None:
+    """Root's listing and that of each user running an application are made
+    though they did not ask: their first call answers from the snapshot and
+    waits for no walk (snap33; before, it went to the engine thread). A
+    viewer running nothing is listed from its first look on."""
+    world.spawn(10)  # uid 1000's curl
     world.engine.tick()
     snapshot = world.engine.published()
-    assert snapshot is not None and not snapshot.applications  # nobody looked: no listing made
+    assert snapshot is not None
+    first = {ADMIN_VIEWER, Viewer(1000, sees_all=False)}
+    assert set(snapshot.applications) == first and set(snapshot.backends) == first
+    assert [
+        a.id for a in snapshot.applications[Viewer(1000, sees_all=False)]
+    ] == []  # no traffic yet
     world.engine.list_applications(NOBODY)  # a first look, answered on the engine thread
     world.engine.list_backends(NOBODY)
     world.engine.tick()
     snapshot = world.engine.published()
     assert snapshot is not None
-    assert list(snapshot.applications) == [NOBODY] and list(snapshot.backends) == [NOBODY]
-    assert world.backends_viewers[-1] == set()  # nobody's processes: none (uid 1000's curl)
+    assert set(snapshot.applications) == first | {NOBODY} == set(snapshot.backends)
+    assert set() in world.backends_viewers  # nobody's processes: none (uid 1000's curl)
 
 
 def test_lookers_are_forgotten_after_they_stop_asking() -> None:
@@ -191,3 +203,80 @@ def test_a_write_call_makes_anew_only_its_callers_and_the_administrators_listing
     world.engine.tick()
     ticked = world.engine.published()
     assert ticked is not None and ticked.applications[other] is not before.applications[other]
+
+
+def test_the_detail_reads_do_not_wait_for_the_engine_lock(world: World) -> None:
+    """ListProcesses, ListConnections and ListInterfaces work from the last
+    publish, off the lock (snap33): they answer while another thread holds
+    it (a tick's walks). Before, each took the lock (ListProcesses on the
+    engine thread too)."""
+    world.spawn(10)
+    world.datapath.traffic = [Traffic(10, 1_000)]
+    world.engine.tick()
+    held, done = threading.Event(), threading.Event()
+    answers: dict[str, object] = {}
+
+    def hold() -> None:
+        with world.engine._lock:
+            held.set()
+            done.wait(10)
+
+    def read() -> None:
+        answers["processes"] = [p.pid for p in world.engine.list_processes(CURL)]
+        answers["connections"] = world.engine.list_connections(CURL, 4242)  # no process of 4242's
+        answers["interfaces"] = [(i.ifindex, i.rx_bytes) for i in world.engine.list_interfaces()]
+
+    holder, reader = threading.Thread(target=hold), threading.Thread(target=read)
+    holder.start()
+    try:
+        assert held.wait(10)
+        reader.start()
+        reader.join(5)
+        assert not reader.is_alive(), "a detail read waited for the engine lock"
+    finally:
+        done.set()
+        holder.join(10)
+        reader.join(10)
+    assert answers == {"processes": [10], "connections": [], "interfaces": [(2, 1_000)]}
+
+
+def test_process_rows_from_the_snapshot_are_the_engines_under_its_lock(world: World) -> None:
+    """The snapshot's processes and rates' inputs give ListProcesses the same
+    rows as the engine's own state under its lock: rates over the window,
+    a restarted direction measuring, a user's processes alone."""
+    world.spawn(10)
+    world.spawn(11)
+    world.processes[12] = ProcessInfo(12, 1, 1001, "/usr/bin/curl", ("/usr/bin/curl",), "curl", "/")
+    for sent in (1_000, 5_000, 9_000):
+        world.datapath.traffic = [Traffic(pid, sent, sent // 2) for pid in (10, 11, 12)]
+        world.engine.tick()
+    world.engine.set_limit(CURL, Direction.UP, 1_000_000, 0)  # the upload restarts: measuring
+
+    def rows(uid: int | None) -> list[tuple[object, ...]]:
+        return [(p.pid, p.down_bps, p.up_bps, p.rx_bytes, p.up_measuring)
+                for p in world.engine.list_processes(CURL, uid)]  # fmt: skip
+
+    published = {uid: rows(uid) for uid in (None, 1001)}
+    assert published[None][0][1] > 0 and published[None][0][4]  # a rate, and the upload measuring
+    assert [row[0] for row in published[1001]] == [12]
+    engine = world.engine
+    engine.published = lambda: None  # type: ignore[method-assign]
+    assert {uid: rows(uid) for uid in (None, 1001)} == published
+
+
+def test_an_administrators_change_is_in_every_listing_once_it_returned(world: World) -> None:
+    """An administrator's rule outranks users' rules, and its caller may be
+    one whom polkit lets see all only on asking: every listing is made anew
+    (before snap33 a user's kept the last tick's until the next)."""
+    apps = _two_users(world)
+    user = Viewer(1000, sees_all=False)
+    world.engine.looking(Looked.APPLICATIONS, user)
+    world.engine.tick()
+    (outcome,) = world.engine.apply_changes([SetLimit(apps[10], Direction.DOWN, 400_000, 0)])
+    assert outcome == apps[10]
+    assert _limits(world, user)[apps[10]] == (400_000, 0)
+    world.engine.set_limits_paused(True)
+    snapshot = world.engine.published()
+    assert snapshot is not None
+    (row,) = [app for app in snapshot.applications[user] if app.id == apps[10]]
+    assert row.down_limit_problem, "the user's listing does not say limits are paused"
