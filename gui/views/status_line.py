@@ -18,7 +18,7 @@ from chadthrottle.gui.models.priority_view import (
 from chadthrottle.gui.widgets.limit_slider import problem_colour
 from chadthrottle.gui.widgets.qt_bounds import QWIDGETSIZE_MAX
 from chadthrottle.helper_run_state import CLEAN_DETAIL, KILLED_DETAIL, KILLED_PAUSED_DETAIL
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetricsF, QPainter, QPaintEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -131,6 +131,9 @@ class StatusLine(QStatusBar):
         self._gated: tuple[str, ...] = ()  # the ways a block or quota holds (LimitTally.gated)
         # What makes way for a long message (show_text): the least read fields.
         self._giving_way = (self.backend, self.helper)
+        # The message takes what the fields leave: it is resized whenever they are laid
+        # out again (one shown or hidden, a text changed), and then the room is known.
+        self.message.installEventFilter(self)
 
     def show_text(self, text: str, timeout_ms: int = 8000, short: str = "") -> None:
         """A transient message. Where it does not fit (2x on 1366x768: "Backup
@@ -183,6 +186,14 @@ class StatusLine(QStatusBar):
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._make_way()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The fields laid out again: decide again with the widths they have now (a
+        decision made as the link field was hidden, helper stopped, read the widths
+        from before and kept the limits field short beside an empty line: gui33)."""
+        if watched is self.message and event.type() == QEvent.Type.Resize:
+            self._make_way()
+        return super().eventFilter(watched, event)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

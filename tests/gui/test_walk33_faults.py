@@ -10,6 +10,7 @@ import threading
 import pytest
 from chadthrottle.client import HelperClientError
 from chadthrottle.contract import Direction, ErrorName
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.models.priority_view import NO_CAPACITY as NO_LINK_CAPACITY
 from chadthrottle.gui.models.priority_view import LinkSummary, PriorityState
@@ -174,8 +175,12 @@ def test_paused_at_2x_the_link_field_is_whole(qtbot, window: MainWindow) -> None
     qtbot.waitUntil(lambda: line.limits.shown_text() == NONE_ENFORCED, timeout=3000)
     qtbot.waitUntil(lambda: line.link.shown_text() == NO_LINK_CAPACITY, timeout=3000)
     assert line.limits.width() <= line.limits.minimumSizeHint().width()
-    window.set_limits_paused(False)  # resumed: the limits field whole again
-    qtbot.waitUntil(lambda: line.limits.shown_text() == line.limits.text(), timeout=3000)
+    # the helper stopped: no link field, room for the whole text (under Xvfb the
+    # field stayed short beside an empty line: decided with the widths from before)
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper stopped."))
+    line.set_link(None)
+    qtbot.wait(300)  # laid out again (no resize of the window follows it)
+    assert line.limits.shown_text() == line.limits.text(), line.limits.shown_text()
 
 
 def test_a_priority_not_in_force_is_said_short_at_2x(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
