@@ -11,6 +11,7 @@ import threading
 from chadthrottle.contract import Direction
 from chadthrottle.helper.adapter.service import HelperService
 from chadthrottle.helper.engine.api import ADMIN_VIEWER, SetLimit, Viewer
+from chadthrottle.helper.engine.engine import FIRST_CALLERS, FIRST_UID
 from chadthrottle.helper.engine.snapshot import LOOKED_S, Looked, Lookers
 from chadthrottle.helper.identity.processes import ProcessInfo
 
@@ -280,3 +281,21 @@ def test_an_administrators_change_is_in_every_listing_once_it_returned(world: Wo
     assert snapshot is not None
     (row,) = [app for app in snapshot.applications[user] if app.id == apps[10]]
     assert row.down_limit_problem, "the user's listing does not say limits are paused"
+
+
+def test_the_first_callers_made_before_they_ask_are_root_and_a_few_login_users(
+    world: World,
+) -> None:
+    """Each costs its listing every tick: root and at most FIRST_CALLERS
+    users from FIRST_UID up (at 1,000 applications of 50 users, making all
+    50 tripled a publish); a system user's first call goes to the engine
+    thread once."""
+    uids = [100, *range(FIRST_UID, FIRST_UID + FIRST_CALLERS + 2)]
+    for pid, uid in enumerate(uids, start=10):
+        exe = f"/usr/bin/app{uid}"
+        world.processes[pid] = ProcessInfo(pid, 1, uid, exe, (exe,), "app", "/")
+    world.engine.tick()
+    snapshot = world.engine.published()
+    assert snapshot is not None
+    made = [ADMIN_VIEWER, *(Viewer(uid, sees_all=False) for uid in uids[1 : FIRST_CALLERS + 1])]
+    assert list(snapshot.applications) == made
