@@ -19,6 +19,7 @@ from chadthrottle.gui.views.paused_notice import RESUME, RESUMING
 from chadthrottle.gui.views.priority_badge import COLOURS, NameDelegate
 from chadthrottle.gui.views.status_line import NONE_ENFORCED
 from chadthrottle.gui.widgets.rate_width import limit_field_width
+from chadthrottle.helper_run_state import LastStop
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import QStyleOptionViewItem
@@ -231,3 +232,26 @@ def test_a_priority_is_shown_in_force_at_once_after_the_capacity_is_set(qtbot, t
         dialog.apply.click()
         qtbot.waitUntil(lambda: dialog.message.text() == "Done.", timeout=3000)
         qtbot.waitUntil(lambda: app.model.priority_state(FIREFOX).in_force, timeout=2000)
+
+
+@pytest.mark.parametrize("away", ["stopped", "paused"])
+def test_the_rates_line_names_no_limit_that_nothing_holds(
+    qtbot, window: MainWindow, away: str
+) -> None:  # type: ignore[no-untyped-def]
+    """gui33 (Xvfb, the real helper stopped): *Harbor Browser: down 1.30 MB/s (limit
+    1.00 MB/s, avg 1.95 MB/s)*, the mean counting the unheld seconds since the stop,
+    read as a limit failing; the note under it says the limit is set and not enforced.
+    As gui30's fix for a used-up quota's rate (test_walk30_faults)."""
+    assert window.select_application(FIREFOX)  # its download limited to 5 MB/s
+    window.detail.refresh()
+    assert "(limit 5.00 MB/s" in window.detail.summary.text()
+    if away == "stopped":
+        window.set_status(
+            HelperStatus(HelperState.NOT_RUNNING, "The helper stopped.", last_stop=LastStop.STOPPED)
+        )
+    else:
+        window.set_limits_paused(True)
+    window.detail.refresh()
+    line = window.detail.summary.text()
+    assert "limit 5.00 MB/s" not in line and "avg" not in line, line
+    assert "Not enforced" in window.detail.limit_notes.text()

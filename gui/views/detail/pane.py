@@ -367,11 +367,15 @@ class DetailPane(QWidget):
         # A used-up quota's rate that nothing holds now (the helper away, limits
         # paused) is no limit: the line read "(limit 100 KB/s, avg …)" of it
         # while the note under it said it holds nothing until the helper runs (gui30).
+        # Nor a limit nothing holds now (the helper stopped, limits paused): the mean
+        # beside it counted the unheld seconds since, "(limit 1.00 MB/s, avg 1.95 MB/s)"
+        # read as a limit failing (gui33); the note under the line says it is set.
         down_limit, up_limit = (
             0
-            if states[d].quota_spent
+            if (states[d].quota_spent
             and (states[d].quota_helper_off or states[d].quota_paused)
-            and own[d] != self._model.effective_limit(info.id, d)
+            and own[d] != self._model.effective_limit(info.id, d))
+            or (states[d].problem and not states[d].not_met and not states[d].pending)
             else self._model.effective_limit(info.id, d)
             for d in Direction
         )
