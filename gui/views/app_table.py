@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 # menu closed with the pointer elsewhere, a field that lost the focus).
 HOLD_CHECK_MS = 250
 _FIRST_LIMIT_COLUMN, _LAST_LIMIT_COLUMN = min(LIMIT_COLUMNS), max(LIMIT_COLUMNS)
+# A limit control's events that say the pointer is over it (the rows hold).
+_REACHING = (QEvent.Type.Enter, QEvent.Type.MouseMove, QEvent.Type.MouseButtonPress)
 LIMIT_SLIDER_LEAST = 44  # a limit column's slider part (and spacing) at its narrowest
 # ... and what it gets before the name grows past its wanted width: a knob (15 px)
 # with twice its width of travel (delegates and LimitControl: 10 px of spacing).
@@ -653,6 +655,13 @@ class AppTable(QTreeView):
         self._release_unless_held()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is not self.viewport() and isinstance(watched, QWidget):
+            kind = event.type()  # a limit control's (_open_editor)
+            if kind == QEvent.Type.MouseButtonPress:
+                self._shown_under = None  # a press reaches for it, moved or not
+            if kind in _REACHING and not self._proxy.frozen and self._pointer_moved():
+                self._hold_order()
+            return super().eventFilter(watched, event)
         if watched is self.viewport():
             kind = event.type()
             if kind == QEvent.Type.Enter and self._pointer_moved():
@@ -785,6 +794,14 @@ class AppTable(QTreeView):
             return
         self.openPersistentEditor(index)
         self._open.append(persistent)
+        # The pointer reaching a row's limit control holds the rows too: it can come
+        # there without a move over the rows themselves (the viewport's events), the
+        # list shown under it (gui33, XTest: a drag on Harbor Browser's slider, then
+        # Media Server moved under the resting pointer and took the limit typed next).
+        widget = self.indexWidget(index)
+        if isinstance(widget, LimitControl):
+            for part in (widget, widget.slider, widget.field):
+                part.installEventFilter(self)
 
     def _on_rows_removed(self, parent: QModelIndex, _first: int, _last: int) -> None:
         if not parent.isValid() and self._expanded_ids:  # a vanished or filtered-out one is closed

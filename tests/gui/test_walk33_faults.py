@@ -20,9 +20,9 @@ from chadthrottle.gui.views.priority_badge import COLOURS, NameDelegate
 from chadthrottle.gui.views.status_line import NONE_ENFORCED
 from chadthrottle.gui.widgets.rate_width import limit_field_width
 from chadthrottle.helper_run_state import LastStop
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QColor
-from PySide6.QtWidgets import QStyleOptionViewItem
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QAction, QColor, QEnterEvent
+from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
 
 from tests.gui.quiet_helper import QuietHelper
 from tests.gui.sample_data import KB, NO_CAPACITY, app, sample_applications
@@ -255,3 +255,40 @@ def test_the_rates_line_names_no_limit_that_nothing_holds(
     line = window.detail.summary.text()
     assert "limit 5.00 MB/s" not in line and "avg" not in line, line
     assert "Not enforced" in window.detail.limit_notes.text()
+
+
+@pytest.mark.parametrize("reach", ["enter", "press"])
+def test_the_pointer_on_a_limit_control_holds_the_rows(
+    qtbot, window: MainWindow, reach: str
+) -> None:  # type: ignore[no-untyped-def]
+    """gui33 (Xvfb, XTest): the list shown under the pointer, the pointer went
+    straight onto Harbor Browser's slider (no move over the rows themselves, the
+    only events that held them) and dragged it; resting there, the rows re-sorted
+    0.8 s later and Media Server's field took the 300K typed next. The pointer
+    reaching a row's limit control holds the rows as the rows do."""
+    table = window.table
+    steam = "app:com.valvesoftware.Steam"
+    control = window.limit_control(steam, "down")
+    assert control is not None
+    qtbot.wait(50)
+    table._release_unless_held()
+    assert not table._proxy.frozen
+    table._shown_under = QPoint(-1, -1)
+    slider = control.slider
+    if reach == "enter":
+        where = QPointF(slider.rect().center())
+        QApplication.sendEvent(
+            slider, QEnterEvent(where, where, QPointF(slider.mapToGlobal(slider.rect().center())))
+        )
+    else:
+        qtbot.mousePress(slider, Qt.MouseButton.LeftButton, pos=slider.rect().center())
+        qtbot.mouseRelease(slider, Qt.MouseButton.LeftButton, pos=slider.rect().center())
+    assert table._proxy.frozen
+    first = table.model().index(0, 0).data(Role.APP_ID)
+    busier = [
+        dataclasses.replace(a, down_bps=50e6 if a.id == steam else a.down_bps)
+        for a in sample_applications()
+    ]
+    window._model.apply_snapshot(busier)
+    qtbot.wait(100)
+    assert table.model().index(0, 0).data(Role.APP_ID) == first  # held, Steam not moved up
