@@ -291,10 +291,11 @@ class Engine(EngineCore):
     def list_connections(self, app_id: str, uid: int | None = None) -> list[ConnectionInfo]:
         """The application's connections; with uid, only those of that user's
         processes. Its processes as of the last publish (snap33: a tick's walks
-        hold the lock), else read under the lock."""
-        snapshot = self.published()
-        if snapshot is not None:
-            pids = [p.pid for p in snapshot.running.get(app_id, ()) if uid is None or p.uid == uid]
+        hold the lock), else (one started since, or not running) read under
+        the lock."""
+        running = self._published_processes(app_id)
+        if running is not None:
+            pids = [p.pid for p in running if uid is None or p.uid == uid]
         else:
             with self._lock:
                 app = self._index.application(app_id)
@@ -306,9 +307,10 @@ class Engine(EngineCore):
         """The application's running processes with their own rates; with uid,
         only that user's (worked out on demand: docs/accounting.md). From the
         last publish's processes and counters, without the lock (snap33),
-        else under it."""
+        else (an application started since, or not running) under it."""
         snapshot = self.published()
-        if snapshot is None or snapshot.rates is None:
+        running = self._published_processes(app_id)
+        if snapshot is None or snapshot.rates is None or running is None:
             with self._lock:
                 app = self._index.application(app_id)
                 names = {pid: process.comm for pid, process in (app.processes.items() if app else ())
@@ -316,7 +318,7 @@ class Engine(EngineCore):
                 owners = {self._tracking.owner_of_pid(pid): pid for pid in names}
                 by_owner = self._tracking.meter.process_traffic(app_id, owners)
         else:
-            processes = [p for p in snapshot.running.get(app_id, ()) if uid is None or p.uid == uid]
+            processes = [p for p in running if uid is None or p.uid == uid]
             names = {p.pid: p.comm for p in processes}
             owners = {p.owner: p.pid for p in processes}
             starts = {p.pid: p.owner >> 32 for p in processes}
@@ -328,6 +330,12 @@ class Engine(EngineCore):
             by_owner = snapshot.rates.process_traffic(app_id, owners, owner_of)
         traffic = {owners[owner]: counted for owner, counted in by_owner.items()}
         return process_rows(names, traffic)
+
+    def _published_processes(self, app_id: str) -> tuple[RunningProcess, ...] | None:
+        """The application's processes as of the last publish; None when it
+        was not running then (its caller reads the engine's own, locked)."""
+        snapshot = self.published()
+        return None if snapshot is None else snapshot.running.get(app_id)
 
     def list_interfaces(self) -> list[InterfaceInfo]:
         """Every interface's traffic of the last publish (snap33), else under the lock."""

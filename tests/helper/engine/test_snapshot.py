@@ -299,3 +299,16 @@ def test_the_first_callers_made_before_they_ask_are_root_and_a_few_login_users(
     assert snapshot is not None
     made = [ADMIN_VIEWER, *(Viewer(uid, sees_all=False) for uid in uids[1 : FIRST_CALLERS + 1])]
     assert list(snapshot.applications) == made
+
+
+def test_an_application_started_since_the_publish_has_its_processes_read_under_the_lock(
+    world: World,
+) -> None:
+    """An id the adapter resolved on the engine thread (not in the snapshot:
+    started since its publish) lists its processes as the engine knows them,
+    not the snapshot's none."""
+    world.spawn(10)
+    world.engine.tick()
+    world.spawn(20, exe="/usr/bin/wget")
+    resolved = world.engine.resolve_application("exe:/usr/bin/wget")  # the lookup reads it
+    assert [p.pid for p in world.engine.list_processes(resolved.app_id)] == [20]
