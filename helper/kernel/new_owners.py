@@ -63,7 +63,7 @@ class NewOwners:
         counts = self._counts()
         ring, lost = counts[0] - self._seen[0], counts[1] - self._seen[1]
         self._seen = counts
-        if not ring:
+        if not ring and not lost:  # a loss is counted before its ring drop: told either way
             self._end_episode()
             return 0
         taken = self._take_unheard()
