@@ -63,7 +63,11 @@ from tests.support.flood import (
     setpriv_argv,
 )
 from tests.support.netns import NetnsPair, app_scope, netns_pair, nsenter_argv, start_stream
+from tests.support.waiting import eventually
 
+# This process's id: a spawned process (root's calls, _start_legit) imports
+# this module anew and would draw another session tag, so it is handed this one
+# (it drew its own until flake33: every root SetLimit was NoSuchApplication).
 APP_ID = own_names.app_id("FloodBench")
 APP_RATE_BPS = 1024 * 1024
 
@@ -123,8 +127,8 @@ print(json.dumps({"seconds": time.monotonic() - start, "failed": failed}), flush
 """
 
 
-def _legit(address: str, rate_per_s: float, seconds: float, start_at: float, results: Any,
-           bus_probes: bool = False) -> None:  # fmt: skip
+def _legit(address: str, app_id: str, rate_per_s: float, seconds: float, start_at: float,
+           results: Any, bus_probes: bool = False) -> None:  # fmt: skip
     """Root's calls: ListApplications and SetLimit on the real application, in
     turn; bus_probes: also Peer.Ping to the helper (answered on its event loop:
     no authorization, no engine) and GetId to dbus-daemon, to tell where a
@@ -133,7 +137,7 @@ def _legit(address: str, rate_per_s: float, seconds: float, start_at: float, res
 
     def set_limit(client: HelperClient) -> Any:
         return client.set_limit(
-            APP_ID, Direction.UP, APP_RATE_BPS + 1000 * (next(changes) % 50), interactive=False
+            app_id, Direction.UP, APP_RATE_BPS + 1000 * (next(changes) % 50), interactive=False
         )
 
     def probe(destination: str, path: str, interface: str, member: str) -> Any:
@@ -163,7 +167,7 @@ def _start_legit(
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     process = context.Process(
-        target=_legit, args=(address, rate_per_s, seconds, start_at, results, bus_probes)
+        target=_legit, args=(address, APP_ID, rate_per_s, seconds, start_at, results, bus_probes)
     )
     process.start()
     return process, results
@@ -240,12 +244,16 @@ def _quiet_phase(arguments: argparse.Namespace, address: str, pid: int) -> None:
     print(f"  helper CPU: {cpu:.0f}% of one core   {_machine_busy(machine_before)}")
 
 
-def _list_count(address: str) -> int:
-    async def run() -> int:
+def _listed(address: str) -> set[str]:
+    async def run() -> set[str]:
         async with HelperClient(address, timeout_s=60) as client:
-            return len(await client.list_applications())
+            return {app.id for app in await client.list_applications()}
 
     return asyncio.run(run())
+
+
+def _list_count(address: str) -> int:
+    return len(_listed(address))
 
 
 def _limit(address: str) -> None:
@@ -461,7 +469,9 @@ def main() -> int:
         scope = stack.enter_context(app_scope(cgroup2_mount(), APP_ID.removeprefix("app:")))
         stream = start_stream(pair, 5900, "up", app_cgroup=scope, seconds=900)
         stack.callback(stream.stop)
-        time.sleep(2.0)  # past start-up work, the stream seen by a tick
+        if not eventually(lambda: APP_ID in _listed(bus.address), 30):
+            print(f"helper_flood: {APP_ID} (the stream's) never listed", file=sys.stderr)
+            return 1
         _limit(bus.address)
         print(
             f"helper owns {BUS_NAME}; RSS {rss_mib(pid):.1f} MiB; {_list_count(bus.address)} applications listed"
