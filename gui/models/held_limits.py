@@ -14,7 +14,6 @@ import math
 from collections.abc import Iterable
 
 from chadthrottle.contract import ApplicationInfo, Direction, RuleInfo
-from chadthrottle.gui.ipc.state import LEFT_IN_FORCE
 from chadthrottle.gui.models.history import NO_LIMITS
 from chadthrottle.gui.models.limit_truth import LimitState, limit_state
 
@@ -26,8 +25,7 @@ def held_bps(state: LimitState) -> float:
     limit (LEFT_IN_FORCE) and a block the kernel keeps until a lease lapses."""
     if not state.held:
         return math.nan
-    holding = not state.problem or state.not_met or state.held_on or state.problem == LEFT_IN_FORCE
-    if not holding:
+    if not state.holding:
         return math.nan
     return 0.0 if state.blocked else float(state.rate_bps)
 

@@ -109,6 +109,13 @@ class LimitState:
         return self.rate_bps > 0 or self.blocked
 
     @property
+    def holding(self) -> bool:
+        """What is set holds now: no problem, enforced and not met, a killed
+        helper's rate limit the kernel keeps (LEFT_IN_FORCE) or a block the
+        kernel's gate keeps until a lease lapses (held_on)."""
+        return not self.problem or self.not_met or self.held_on or self.problem == LEFT_IN_FORCE
+
+    @property
     def held_on(self) -> bool:
         """Blocked by what the kernel's gate held before a write it refused (an
         unblock, a quota lifted or its new period), until that lease lapses

@@ -257,6 +257,23 @@ def test_the_rates_line_names_no_limit_that_nothing_holds(
     assert "Not enforced" in window.detail.limit_notes.text()
 
 
+def test_the_rates_line_names_a_killed_helpers_limit_the_kernel_keeps(
+    qtbot, window: MainWindow
+) -> None:  # type: ignore[no-untyped-def]
+    """A helper killed, not stopped: the kernel keeps its rate limits as last set
+    (LEFT_IN_FORCE, the note says "Left in force"), so the line still names the
+    limit it holds, unlike a stop's or a pause's (review36b: c4d90f7e dropped it)."""
+    assert window.select_application(FIREFOX)  # its download limited to 5 MB/s
+    window.set_status(
+        HelperStatus(
+            HelperState.NOT_RUNNING, "The helper stopped unexpectedly.", last_stop=LastStop.KILLED
+        )
+    )
+    window.detail.refresh()
+    assert "Left in force" in window.detail.limit_notes.text()
+    assert "(limit 5.00 MB/s" in window.detail.summary.text(), window.detail.summary.text()
+
+
 @pytest.mark.parametrize("reach", ["enter", "press"])
 def test_the_pointer_on_a_limit_control_holds_the_rows(
     qtbot, window: MainWindow, reach: str

@@ -370,12 +370,16 @@ class DetailPane(QWidget):
         # Nor a limit nothing holds now (the helper stopped, limits paused): the mean
         # beside it counted the unheld seconds since, "(limit 1.00 MB/s, avg 1.95 MB/s)"
         # read as a limit failing (gui33); the note under the line says it is set.
+        # A killed helper's limit the kernel keeps and a block its gate holds until a
+        # lease lapses do hold (LimitState.holding): named (review36b).
         down_limit, up_limit = (
             0
-            if (states[d].quota_spent
-            and (states[d].quota_helper_off or states[d].quota_paused)
-            and own[d] != self._model.effective_limit(info.id, d))
-            or (states[d].problem and not states[d].not_met and not states[d].pending)
+            if (
+                states[d].quota_spent
+                and (states[d].quota_helper_off or states[d].quota_paused)
+                and own[d] != self._model.effective_limit(info.id, d)
+            )
+            or not (states[d].holding or states[d].pending)
             else self._model.effective_limit(info.id, d)
             for d in Direction
         )
