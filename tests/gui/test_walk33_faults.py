@@ -180,8 +180,8 @@ def test_paused_at_2x_the_link_field_is_whole(qtbot, window: MainWindow) -> None
     # field stayed short beside an empty line: decided with the widths from before)
     window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper stopped."))
     line.set_link(None)
-    qtbot.wait(300)  # laid out again (no resize of the window follows it)
-    assert line.limits.shown_text() == line.limits.text(), line.limits.shown_text()
+    # laid out again (no resize of the window follows it)
+    qtbot.waitUntil(lambda: line.limits.shown_text() == line.limits.text(), timeout=3000)
 
 
 def test_a_priority_not_in_force_is_said_short_at_2x(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
