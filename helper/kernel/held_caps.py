@@ -134,9 +134,9 @@ def parse_held(text: str) -> list[HeldSection]:
 
 class HeldCapsRecord:
     """This helper's section (own) and the predecessors' not swept yet
-    (inherited), kept in the record: written whole under another name and
-    renamed into place, so a helper killed mid-write leaves the old or the
-    new record, never a part."""
+    (inherited), kept in the record, replaced whole (kept_record.keep_text:
+    in place while a page holds it), so a helper killed mid-write leaves the
+    old or the new record (but for a rare torn write: keep_text says when)."""
 
     def __init__(self, path: Path | None) -> None:
         self._path = path

@@ -7,9 +7,16 @@ at every rate change, so the write must not wait for the disk.
 
 A record of one page or less is rewritten in place: one pwrite at offset 0,
 padded with blanks (which both parsers skip) to the file's length, so nothing
-of a longer old text is left. The kernel's buffered write checks for a fatal
-signal only before each page (generic_perform_write), so a SIGKILL leaves the
-page old or new. A longer record is written aside and renamed into place.
+of a longer old text is left. The kernel's buffered write looks for a fatal
+signal only between pages (generic_perform_write), so a SIGKILL practically
+leaves the page old or new; not always: a copy from the helper's buffer that
+faults midway (its page reclaimed) is taken short into a page already cached,
+and the signal then ends the write there: the new text's start, the old's
+end. What still parses of it is taken (a number half old, half new names a
+map, a cap or a pid and start that is there only by chance: an owed pid is
+walked only with its start), what does not is refused (parse_held then takes
+nothing: a dead helper's caps stay). A longer record is written aside and
+renamed into place.
 Until flake33 (2026-12-07) every record was: on a /run on ext4 (this machine,
 CI) a rename over the old file waits for the journal and writeback, and under
 others' disk writes took 72 ms at p99 and up to 1.2 s, while a write in place
@@ -22,7 +29,7 @@ import mmap
 import os
 from pathlib import Path
 
-# One page: the most a write keeps whole against a SIGKILL (see above).
+# One page: the most one write keeps whole against a SIGKILL, but for a short copy (above).
 IN_PLACE_MAX = mmap.PAGESIZE
 
 
