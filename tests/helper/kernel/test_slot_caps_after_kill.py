@@ -190,8 +190,15 @@ def test_a_passed_sockets_caps_are_lifted_at_the_start_after_a_sigkill(
         restarted.set_slot_caps(SLOT, CAPS, later=True)
         restarted.set_process_slot(sender.pid, SLOT, start, later=True)
         began = time.monotonic()
+        # the sweep goes on past B's process (every process, within each call's
+        # budget) and its record's part goes once it is done: waited for too
         assert eventually(
-            lambda: restarted.walk_pending() == 0 and _lifted(_caps_on(receiver.pid, one)), 10.0
+            lambda: (
+                restarted.walk_pending() == 0
+                and _lifted(_caps_on(receiver.pid, one))
+                and restarted._dead_sweep is None
+            ),
+            10.0,
         ), f"B's socket still held to A's rule after the restart: {_caps_on(receiver.pid, one)}"
         print(f"lifted {time.monotonic() - began:.3f} s after the restore")
         receiver.stdin.write("send\n")  # a packet: the dead helper's chadt_sockops runs
