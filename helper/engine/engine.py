@@ -308,8 +308,8 @@ class Engine(EngineCore):
         only that user's (worked out on demand: docs/accounting.md). From the
         last publish's processes and counters, without the lock (snap33),
         else (an application started since, or not running) under it."""
-        snapshot = self.published()
-        running = self._published_processes(app_id)
+        snapshot = self.published()  # once: its processes with its own rates
+        running = None if snapshot is None else snapshot.running.get(app_id)
         if snapshot is None or snapshot.rates is None or running is None:
             with self._lock:
                 app = self._index.application(app_id)

@@ -312,3 +312,34 @@ def test_an_application_started_since_the_publish_has_its_processes_read_under_t
     world.spawn(20, exe="/usr/bin/wget")
     resolved = world.engine.resolve_application("exe:/usr/bin/wget")  # the lookup reads it
     assert [p.pid for p in world.engine.list_processes(resolved.app_id)] == [20]
+
+
+def test_process_rows_are_worked_out_from_one_snapshot_across_a_swap(world: World) -> None:
+    """ListProcesses reads the published snapshot once: a publish swapping in
+    between (a tick on the engine thread while the read runs on its own) must
+    not pair one snapshot's processes with the other's rates (a process new in
+    the later one read 0 B/s though that snapshot had its rate; review36b)."""
+    world.spawn(10)
+    for sent in (1_000, 5_000):
+        world.datapath.traffic = [Traffic(10, sent, sent // 2)]
+        world.engine.tick()
+    engine = world.engine
+    before = engine.published()
+    world.spawn(13)
+    for sent in (9_000, 13_000, 17_000):
+        world.datapath.traffic = [Traffic(pid, sent, sent // 2) for pid in (10, 13)]
+        engine.tick()
+    after = engine.published()
+    assert before is not None and after is not None and before is not after
+
+    def rows() -> list[tuple[object, ...]]:
+        return [(p.pid, p.down_bps, p.up_bps) for p in engine.list_processes(CURL)]
+
+    engine.published = lambda: before  # type: ignore[method-assign]
+    of_before = rows()
+    engine.published = lambda: after  # type: ignore[method-assign]
+    of_after = rows()
+    assert [row[0] for row in of_after] == [10, 13] and of_after[1][1] > 0
+    seen = iter([before, after, after, after])
+    engine.published = lambda: next(seen)  # type: ignore[method-assign]
+    assert rows() in (of_before, of_after)
