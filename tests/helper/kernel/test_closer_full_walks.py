@@ -96,6 +96,17 @@ def _pacing_of(pid: int, fd: int) -> int:
         os.close(pidfd)
 
 
+def _start_of(process: subprocess.Popen[str]) -> int:
+    start = read_start(process.pid)
+    assert start is not None, f"pid {process.pid} gone"
+    return start
+
+
+def _assert_capped(pid: int, fds: list[int]) -> None:
+    uncapped = [fd for fd in fds if _pacing_of(pid, fd) >= UNCAPPED_PACING]
+    assert not uncapped, f"{len(uncapped)} of {MANY} sockets not held to the rule's caps"
+
+
 def _walked(datapath: Datapath) -> None:
     """walk_pending until no walk waits (what the engine's ticks do)."""
     assert eventually(lambda: datapath.walk_pending() == 0, CALLS_S, interval_s=0.0), (
@@ -110,16 +121,14 @@ def test_a_tag_walk_cut_by_a_full_closer_tags_every_socket(
 ) -> None:
     """set_process_slot's walk (not later): the rest goes to walk_pending."""
     process, fds = holder
-    start = read_start(process.pid)
-    assert start is not None
+    start = _start_of(process)
     datapath.set_slot_caps(SLOT, CAPS)
     _full_closer(monkeypatch)
     datapath.set_process_slot(process.pid, SLOT, start)
     _walked(datapath)
     untagged = [fd for fd in fds if _tag_of(datapath, process.pid, fd) != SLOT]
     assert not untagged, f"{len(untagged)} of {MANY} sockets not tagged with the rule's slot"
-    uncapped = [fd for fd in fds if _pacing_of(process.pid, fd) >= UNCAPPED_PACING]
-    assert not uncapped, f"{len(uncapped)} of {MANY} sockets not held to the rule's caps"
+    _assert_capped(process.pid, fds)
 
 
 def test_a_cap_walk_cut_by_a_full_closer_caps_every_socket(
@@ -129,15 +138,13 @@ def test_a_cap_walk_cut_by_a_full_closer_caps_every_socket(
 ) -> None:
     """set_slot_caps' walk (not later) of a process tagged already."""
     process, fds = holder
-    start = read_start(process.pid)
-    assert start is not None
+    start = _start_of(process)
     datapath.set_process_slot(process.pid, SLOT, start)  # tagged, no caps (the closer empty)
     assert all(_tag_of(datapath, process.pid, fd) == SLOT for fd in fds)
     _full_closer(monkeypatch)
     datapath.set_slot_caps(SLOT, CAPS)
     _walked(datapath)
-    uncapped = [fd for fd in fds if _pacing_of(process.pid, fd) >= UNCAPPED_PACING]
-    assert not uncapped, f"{len(uncapped)} of {MANY} sockets not held to the rule's caps"
+    _assert_capped(process.pid, fds)
 
 
 def test_the_start_adopts_every_socket_though_the_closer_fills(
@@ -227,8 +234,7 @@ def test_a_stop_that_gives_up_on_a_full_closer_says_so_and_keeps_what_it_owes(
     (PendingWalks.resume). Before (review36a R1): close() returned, said
     nothing, and emptied the record: 199 of 200 kept the caps for good."""
     process, fds = holder
-    start = read_start(process.pid)
-    assert start is not None
+    start = _start_of(process)
     datapath = Datapath(cache_dir=kernel_ready, instance=instance)
     released = threading.Event()
     try:

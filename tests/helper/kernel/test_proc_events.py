@@ -237,20 +237,27 @@ def _an_event_on_each_cpu() -> None:
         os.waitpid(child, 0)
 
 
+def _forked_child_exited() -> tuple[int, int]:
+    """A child forked that waits until its start is read, then exits without
+    exec (reaped): its pid and start (0 if it could not be read)."""
+    release, hold = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(hold)
+        os.read(release, 1)
+        os._exit(0)
+    os.close(release)
+    start = read_start(child) or 0
+    os.write(hold, b"x")
+    os.close(hold)
+    os.waitpid(child, 0)
+    return child, start
+
+
 def _forked_and_exited(events: proc_events.ProcEvents) -> tuple[int, int]:
     """A child forked that exits without exec, its fork and exit read: its pid and start."""
     for _ in range(5):  # another process's storm may fill the socket before they are read
-        release, hold = os.pipe()
-        child = os.fork()
-        if child == 0:
-            os.close(hold)
-            os.read(release, 1)
-            os._exit(0)
-        os.close(release)
-        start = read_start(child) or 0
-        os.write(hold, b"x")
-        os.close(hold)
-        os.waitpid(child, 0)
+        child, start = _forked_child_exited()
         events.drain()
         if events.same_program_parent(child, start) == os.getpid():
             return child, start
@@ -325,16 +332,7 @@ def test_a_child_is_matched_to_its_fork_when_the_reader_waited_between_its_clock
     make the events' stamps boot time (acct34: such a wait made every fork of
     that drain early by it, 14.7 ms and more under load; the child unnamed)."""
     with _opened() as events:
-        read, write = os.pipe()
-        child = os.fork()
-        if child == 0:
-            os.close(write)
-            os.read(read, 1)
-            os._exit(0)
-        os.close(read)
-        start = read_start(child)
+        child, start = _forked_child_exited()
         assert start
-        os.close(write)
-        os.waitpid(child, 0)
         monkeypatch.setattr(proc_events, "time", _HeldBetweenReads())
         assert events.same_program_parent(child, start) == os.getpid(), "its fork not matched"
