@@ -13,7 +13,7 @@ world. docs/architecture.md has the map.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TypeVar
@@ -120,6 +120,10 @@ def _first_callers(shared: _Shared) -> list[Viewer]:
     return [ADMIN_VIEWER, *(Viewer(uid, sees_all=False) for uid in users)]
 
 
+# What every row of a viewer's listing says alike (Engine._listing_basis).
+_Basis = tuple[tuple[tuple[str, str], ...], bool, int]
+
+
 def _none(viewer: Viewer) -> bool:
     """No caller waits: listings follow at the next tick."""
     return False
@@ -130,6 +134,9 @@ class Engine(EngineCore):
     each under the engine lock, with the kernel reads that take long outside
     it; the read calls' answers published after each tick and change
     (snapshot.py), for the adapter to answer without the lock."""
+
+    # each listed viewer's _listing_basis as of the last publish (snap34)
+    _listing_bases: Mapping[Viewer, _Basis] = MappingProxyType({})
 
     def published(self) -> Snapshot | None:
         """The read calls' answers as of the last tick or change, without
@@ -145,19 +152,25 @@ class Engine(EngineCore):
         if kind is Looked.APPLICATIONS:
             self._listed_at = self._clock()  # a float written whole: rtt while looked at
 
-    def _publish(self, fresh: Callable[[Viewer], bool] | None = None) -> None:
+    def _publish(
+        self, fresh: Callable[[Viewer], bool] | None = None, changed: Collection[str] | None = None
+    ) -> None:
         """Under the lock, after a tick or a change: the read calls' answers
         made now and swapped in whole. If they cannot be made, reads go to
         the engine thread (and hear why there) until a publish succeeds.
         fresh: after a write call, the viewers whose listings are made anew
         (the callers' and those who see all); the others keep the last
-        publish's until the next tick (each listing costs its rows: snap32b)."""
+        publish's until the next tick (each listing costs its rows: snap32b).
+        changed: the applications whose rules the write call changed: a fresh
+        viewer's listing has their rows made anew and keeps the others of the
+        last publish (_patched_listing), not every row (snap34)."""
         try:
             facts = self._link_facts()
             interfaces = self._shaper.link_interfaces() if facts.shaping else []
             listing = self._rule_listing()
             last, shared = self._snapshot, self._shared()
             viewers = _first_callers(shared)
+            bases = dict(self._listing_bases) if last is not None else {}
             meter = self._tracking.meter
             snapshot = Snapshot(
                 rules=tuple(listing.rules()),
@@ -165,7 +178,7 @@ class Engine(EngineCore):
                 paused=self._limits.paused,
                 link_shaping=shaping_info(self._limits, facts, interfaces),
                 applications=self._per_viewer(Looked.APPLICATIONS, viewers, last.applications if last else None,
-                                              fresh, lambda viewer: tuple(self._listing(viewer, True, shared))),
+                                              fresh, lambda viewer: self._patched_listing(viewer, shared, changed, bases)),
                 backends=self._per_viewer(Looked.BACKENDS, viewers, last.backends if last else None, fresh,
                                           lambda viewer: tuple(self._backends_of(viewer, shared))),
                 running=shared.running,
@@ -177,7 +190,41 @@ class Engine(EngineCore):
                 log.warning("read calls answered on the engine thread: no snapshot (%s)", error)
             self._publish_error, self._snapshot = str(error), None
             return
+        self._listing_bases = {viewer: bases[viewer] for viewer in snapshot.applications}
         self._publish_error, self._snapshot = "", snapshot
+
+    def _patched_listing(
+        self,
+        viewer: Viewer,
+        shared: _Shared,
+        changed: Collection[str] | None,
+        bases: dict[Viewer, _Basis],
+    ) -> tuple[ApplicationInfo, ...]:
+        """A viewer's listing for a publish: after a write call (changed: its
+        applications), the last publish's with the changed applications'
+        rows made anew, as a whole listing would make them; else (a tick, or
+        what every row says changed: the problems, the pause, the counts'
+        word) made whole. Until snap34 each write made its caller's and
+        root's whole: every row's gates, reach and problems, a cost that grew
+        with the rules (a user's SetLimit at 256 rules ~0.1-0.5 s, most of
+        it listings). Rows not changed are as of the last publish, as a
+        viewer not fresh keeps all of theirs until the next tick."""
+        basis = bases[viewer] = self._listing_basis(viewer, shared)
+        snapshot = self._snapshot
+        before = None if changed is None or snapshot is None else snapshot.applications.get(viewer)
+        if changed is None or before is None or self._listing_bases.get(viewer) != basis:
+            return tuple(self._listing(viewer, True, shared))
+        rows = {row.id: row for row in before if row.id not in changed}
+        rows.update((row.id, row) for row in self._listing(viewer, True, shared, changed))
+        return tuple(rows[app_id] for app_id in sorted(rows))
+
+    def _listing_basis(self, viewer: Viewer, shared: _Shared) -> _Basis:
+        """What every row of a viewer's listing says alike: a row kept from
+        the last publish is not kept where it changed."""
+        viewer_pids = None if viewer.sees_all else shared.pids_of(viewer.uid)
+        problems = self._problems(viewer_pids)
+        return (tuple(sorted((d.value, text) for d, text in problems.items())),
+                self._limits.paused, self._counted_through_ns)  # fmt: skip
 
     def _per_viewer(
         self,
@@ -226,12 +273,16 @@ class Engine(EngineCore):
                        MappingProxyType(running))  # fmt: skip
 
     def _listing(
-        self, viewer: Viewer, visible_only: bool = False, shared: _Shared | None = None
+        self,
+        viewer: Viewer,
+        visible_only: bool = False,
+        shared: _Shared | None = None,
+        of: Collection[str] | None = None,
     ) -> list[ApplicationInfo]:
         """ListApplications' answer for viewer, made now (the lock held);
         visible_only: only the rows the viewer may see (listing.shown_to),
         made over the viewer's applications and rules alone, else the
-        adapter cuts them."""
+        adapter cuts them; of: only these applications' rows (None: all)."""
         shared = shared or self._shared()
         rules, traffic = shared.rules, shared.traffic
         facts, rtt = self._link_facts(), self._rtt
@@ -257,8 +308,9 @@ class Engine(EngineCore):
 
         viewer_pids = None if uid is None else shared.pids_of(uid)
         only = None if uid is None or not visible_only else shared.apps_of(uid) | set(rules)
-        reaches = {direction: self._shaper.limit_reach(direction, viewer_pids)
-                   for direction in Direction}  # fmt: skip
+        if of is not None:
+            only = set(of) if only is None else only & set(of)
+        reaches: dict[Direction, dict[int, str]] = {}  # read at the first rated row (every slot's)
 
         waiting = pending_walks_by_slot(self._datapath.pending_walks(), viewer_pids)
 
@@ -266,6 +318,8 @@ class Engine(EngineCore):
             slot = self._applier.slots.slot_of(key)
             if slot is None:
                 return ""
+            if direction not in reaches:
+                reaches[direction] = self._shaper.limit_reach(direction, viewer_pids)
             said = [reaches[direction].get(slot, ""), walks_pending_text(waiting.get(slot, 0))]
             return "; ".join(text for text in said if text)
 
@@ -386,6 +440,7 @@ class Engine(EngineCore):
         and tried again alone, so each caller learns about its own change only."""
         with self._lock:
             outcomes: list[ChangeOutcome] = []
+            changed: set[str] = set()  # the applications whose rules the changes edit
             edits: list[tuple[int, Callable[[LimitTable], None]]] = []
             checks = ChangeBatch(self._limits, self._zone, lambda: self._local_now().date(),
                                  lambda owner: self._applier.held_cleared(owner, self._limits))  # fmt: skip
@@ -394,6 +449,7 @@ class Engine(EngineCore):
                     resolved = self._resolve_id(change.app_id)
                     edits.append((len(outcomes), checks.edit_for(change, resolved)))
                     outcomes.append(resolved)
+                    changed.add(resolved)
                 except HelperError as error:
                     outcomes.append(error)
             if not edits:
@@ -425,8 +481,12 @@ class Engine(EngineCore):
             # listing and the rules; those who see all see every change). An
             # administrator's rule outranks users' rules: every listing anew
             # (its caller may be one whom polkit lets see all only on asking).
-            self._publish(None if ADMIN_OWNER in owners
-                          else lambda viewer: viewer.sees_all or viewer.uid in owners)  # fmt: skip
+            # Their rows alone made anew (snap34): a write's cost follows what it changed.
+            if ADMIN_OWNER in owners:
+                self._publish()
+            else:
+                self._publish(lambda viewer: viewer.sees_all or viewer.uid in owners,
+                              changed)  # fmt: skip
             return outcomes
 
     def set_limits_paused(self, paused: bool) -> None:

@@ -46,7 +46,7 @@ def test_a_user_is_told_of_the_namespaces_of_their_own_processes_alone(world: Wo
     assert world.shaper.reach_viewers[-1] is None  # root sees every namespace
     world.shaper.reach_viewers.clear()
     world.engine.list_applications(Viewer(1001, sees_all=False))
-    assert world.shaper.reach_viewers == [{30}, {30}]  # one per direction
+    assert world.shaper.reach_viewers == [{30}]  # one per rated direction (snap34)
     world.engine.list_applications(Viewer(1000, sees_all=False))
     assert world.shaper.reach_viewers[-1] == {10, 20}
     # why limits are not shaped somewhere (*_limit_problem, ListBackends' notes): the same rule

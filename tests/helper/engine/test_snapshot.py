@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import threading
 
-from chadthrottle.contract import Direction
+import pytest
+from chadthrottle.contract import MAX_RULES_PER_USER, Direction
 from chadthrottle.helper.adapter.service import HelperService
 from chadthrottle.helper.engine.api import ADMIN_VIEWER, SetLimit, Viewer
 from chadthrottle.helper.engine.engine import FIRST_CALLERS, FIRST_UID
+from chadthrottle.helper.engine.rule_listing import RuleListing
 from chadthrottle.helper.engine.snapshot import LOOKED_S, Looked, Lookers
 from chadthrottle.helper.identity.processes import ProcessInfo
 
@@ -343,3 +345,40 @@ def test_process_rows_are_worked_out_from_one_snapshot_across_a_swap(world: Worl
     seen = iter([before, after, after, after])
     engine.published = lambda: next(seen)  # type: ignore[method-assign]
     assert rows() in (of_before, of_after)
+
+
+def test_a_users_write_makes_only_its_applications_rows_anew(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 256 rules of one user, one more SetLimit makes the rows of the
+    application it changed, in its caller's listing and root's, not every
+    row of both (snap34: every row's gates, reach and problems per write,
+    a user's SetLimit at 256 rules ~0.1-0.5 s in the real helper); the
+    listings it publishes are those a whole listing would make now."""
+    user = 65534
+    for n in range(MAX_RULES_PER_USER + 1):
+        exe = f"/opt/app{n}"
+        world.processes[100 + n] = ProcessInfo(100 + n, 1, user, exe, (exe,), f"app{n}", "/")
+    world.engine.tick()
+    for n in range(MAX_RULES_PER_USER - 1):
+        (done,) = world.engine.apply_changes(
+            [SetLimit(f"pid:{100 + n}", Direction.UP, 50_000, 0, user)]
+        )
+        assert isinstance(done, str), done
+    made: list[tuple[str, int]] = []
+    held = RuleListing.held
+
+    def counted(self: RuleListing, key: tuple[str, int], limits: object) -> object:
+        made.append(key)
+        return held(self, key, limits)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RuleListing, "held", counted)
+    last = f"pid:{100 + MAX_RULES_PER_USER - 1}"
+    (app_id,) = world.engine.apply_changes([SetLimit(last, Direction.UP, 60_000, 0, user)])
+    assert made and {key[0] for key in made} == {app_id}, f"{len(made)} rows' gates read"
+    snapshot = world.engine.published()
+    assert snapshot is not None
+    for viewer in (ADMIN_VIEWER, Viewer(user, sees_all=False)):
+        whole = tuple(world.engine._listing(viewer, True))
+        assert snapshot.applications[viewer] == whole
+        assert next(a.up_limit_bps for a in whole if a.id == app_id) == 60_000
