@@ -266,7 +266,7 @@ class Engine(EngineCore):
                 apps.add(app_id)
                 pids.add(pid)
             running[app_id] = tuple(
-                RunningProcess(pid, process.uid, process.comm, owner_key(pid, start_of(pid) or 0))
+                RunningProcess(pid, process.uid, process.comm, start_of(pid) or 0)
                 for pid, process in app.processes.items()
             )
         return _Shared(self._tracking.listed_traffic(self._clock()), rules, users,
@@ -374,8 +374,8 @@ class Engine(EngineCore):
         else:
             processes = [p for p in running if uid is None or p.uid == uid]
             names = {p.pid: p.comm for p in processes}
-            owners = {p.owner: p.pid for p in processes}
-            starts = {p.pid: p.owner >> 32 for p in processes}
+            owners = {owner_key(p.pid, p.start): p.pid for p in processes}
+            starts = {p.pid: p.start for p in processes}
 
             def owner_of(sample: CounterSample) -> int:  # as Tracking.owner, for these pids
                 tgid = sample.owner_tgid

@@ -72,7 +72,7 @@ class RunningProcess(NamedTuple):
     pid: int
     uid: int
     comm: str
-    owner: int  # its socket owner key (layout.owner_key: the pid and its start)
+    start: int  # its start (owner_start; 0: not read), its owner key with the pid
 
 
 def _empty() -> Mapping[str, tuple[RunningProcess, ...]]:

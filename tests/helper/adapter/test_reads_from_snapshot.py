@@ -71,7 +71,7 @@ def test_detail_reads_of_a_running_application_wait_for_no_engine_thread(
             engine.snapshot = Snapshot(
                 rules=(), schedules=(), paused=False, link_shaping=LinkShapingInfo(),
                 applications=MappingProxyType({}), backends=MappingProxyType({}),
-                running=MappingProxyType({SNAPSHOT_APP: (RunningProcess(7, 0, "snap", 7),)}),
+                running=MappingProxyType({SNAPSHOT_APP: (RunningProcess(7, 0, "snap", 0),)}),
             )  # fmt: skip
             engine.calls.clear()
             slow = asyncio.ensure_future(client.set_limit(SLOW_APP, Direction.DOWN, 5000))
