@@ -8,12 +8,15 @@ files `gui.app` and so on, so every `chadthrottle.*` import would be another,
 unchecked module. Here each file is handed to mypy with its installed module
 name, read from package-dir (one source of truth), so imports resolve to the
 files in this tree. Options come from pyproject.toml's [tool.mypy]; the cache
-is .mypy_cache at the repository root. Prints mypy's messages; exit status 1
-when there are any.
+is .mypy_cache at the repository root, one run at a time: mypy keeps it in an
+SQLite file, and a second run writing it at once fails with "database is
+locked" after SQLite's 5 s wait (CI's two test lanes each started one). Prints
+mypy's messages; exit status 1 when there are any.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import tomllib
@@ -47,11 +50,15 @@ def check() -> list[str]:
     """mypy's messages (errors and their notes), paths relative to the repository."""
     options = Options()
     parse_config_file(options, lambda: None, str(PYPROJECT), sys.stdout, sys.stderr)
-    options.cache_dir = str(REPO_ROOT / ".mypy_cache")
-    try:
-        return build.build(sources(), options).errors
-    except CompileError as error:  # a syntax error stops mypy before checking
-        return error.messages
+    cache = REPO_ROOT / ".mypy_cache"
+    options.cache_dir = str(cache)
+    cache.mkdir(exist_ok=True)
+    with open(cache / "typecheck.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the next run waits, then reads a warm cache
+        try:
+            return build.build(sources(), options).errors
+        except CompileError as error:  # a syntax error stops mypy before checking
+            return error.messages
 
 
 def main() -> int:

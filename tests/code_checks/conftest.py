@@ -3,6 +3,7 @@ runs the code checks last (tests/support/code_checks.py says why)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.option.collectonly:
+        return
+    # Each xdist lane collects every test: one lane starts mypy. If the file runs
+    # in another lane, its test starts a run then, which waits for this one's
+    # cache (scripts/typecheck.py runs one at a time).
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
         return
     if any(item.path == MODULE and "mypy" in item.name for item in session.items):
         code_checks.start(lowly=any(item.path != MODULE for item in session.items))
