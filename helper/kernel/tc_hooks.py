@@ -8,6 +8,16 @@ limit each).
 
 The qdisc that carries the hooks is a clsact, which has both; the shaper adds
 one where the uplink has none and removes it with its last filter there. A
+clsact is ChadThrottle's when a shaper's journal records adding it (the entry
+is written before the add): then every shaper that hooks on it, another
+helper's too, removes it with the last filter there, whichever leaves last
+(clsact_of_a_shaper). Before, the helper that added it left it for another
+helper's filter on its other hook and forgot it, and that helper never removed
+a clsact it had not added: an empty clsact stayed (clsact34, on the machine's
+eth0 after two test helpers limited applications of the root namespace). A
+clsact no journal records is somebody else's and stays. (The kernel check is
+only that a clsact is there: one recorded, removed by someone and added again
+is taken for ours, as for a single helper.) A
 device with an `ingress` qdisc (somebody else's, or one a helper before
 2026-12-03 added) has an ingress hook but no egress one: downloads use it,
 uploads on that uplink cannot be caught (hook_point says so).
@@ -23,9 +33,12 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.kernel import catch_all, interfaces
 from chadthrottle.helper.kernel.htb import HtbHierarchy, tc_call
+from chadthrottle.helper.kernel.ownership import recorded_entries
 from chadthrottle.helper.kernel.tc_ownership import (
     FILTER_HANDLE,
     FILTER_PRIORITY,
+    HOOK_KINDS,
+    JOURNAL_KIND,
     HookEntry,
     our_filter,
     our_ifb,
@@ -88,6 +101,21 @@ def hook_point(ipr: IPRoute, uplink: int, direction: Direction) -> tuple[int, bo
     raise NoHookPoint(
         "an ingress qdisc ChadThrottle did not create is on it, which has no egress hook (a clsact "
         "would have); it is left untouched"
+    )
+
+
+def clsact_of_a_shaper(netns: int, uplink: int, uplink_name: str) -> bool:
+    """Whether a ChadThrottle shaper, any helper's, live or killed, recorded
+    adding the clsact on this uplink of this namespace (netns: its cookie):
+    a hook put on it then removes it with the last filter there too."""
+    return any(
+        entry.get("netns") == netns
+        and str(entry.get("key", "")).split(":")[0] in HOOK_KINDS
+        and entry.get("uplink") == uplink
+        and entry.get("uplink_name") == uplink_name
+        and entry.get("created_qdisc") is True
+        and entry.get("parent") in CLSACT_PARENTS.values()
+        for entry in recorded_entries(JOURNAL_KIND)
     )
 
 

@@ -10,7 +10,9 @@ reused while the machine runs):
                   nobody else can have chosen, marked with an ifalias right
                   after creation
   hook:<uplink>   the cls_bpf filter on the uplink's ingress, and whether the
-                  shaper added the qdisc (clsact, or ingress before 2026-12-03)
+                  shaper added the qdisc (clsact, or ingress before 2026-12-03),
+                  or hooked on a clsact another shaper's journal records adding
+                  (tc_hooks.clsact_of_a_shaper): it goes with the last filter
   upifb:<uplink>, uphook:<uplink>
                   the same for uploads: the upload IFB, and the filter on the
                   uplink's clsact egress
@@ -61,6 +63,7 @@ _KEYS = {
     Direction.DOWN: ("ifb", "hook"),
     Direction.UP: ("upifb", "uphook"),
 }  # journal key kinds: IFB, filter
+HOOK_KINDS = {hook_kind for _, hook_kind in _KEYS.values()}
 FILTER_PRIORITY = 0xC7AD
 FILTER_HANDLE = 1
 TC_PROGRAM_PREFIX = f"{PROGRAM_NAME_PREFIX}tc_"  # chadt_tc_in, chadt_tc_in_l3, chadt_tc_out

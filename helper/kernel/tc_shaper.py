@@ -640,9 +640,12 @@ class TcShaper:
         other = self._hooks[Direction.UP if direction is Direction.DOWN else Direction.DOWN].get(
             uplink_index
         )
-        # The other direction's hook added the clsact: it goes with the last of ours.
+        # The other direction's hook added the clsact, or another helper's shaper
+        # did: it goes with the last filter there, ours or theirs (tc_hooks.py).
         created_qdisc = add_qdisc or (other is not None and other.created_qdisc
                                       and other.parent != tc_hooks.INGRESS_PARENT)  # fmt: skip
+        if not created_qdisc and parent != tc_hooks.INGRESS_PARENT:
+            created_qdisc = tc_hooks.clsact_of_a_shaper(self._netns_cookie, uplink_index, name)
         shared = next(
             iter(self._hooks[direction].values()), None
         )  # the namespace's IFB, if it has one yet
