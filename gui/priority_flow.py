@@ -49,6 +49,8 @@ class PriorityFlow(QObject):
         self._settling: set[str] = (
             set()
         )  # priorities set: say once confirmed if they are not in force
+        # (application, its message) while "… priority set, not in force" may still show
+        self._not_in_force_said: tuple[str, str, str] | None = None
         window.priorityRequested.connect(self.request_priority)  # type: ignore[attr-defined]
         window.status_line.linkRequested.connect(self.open_dialog)  # type: ignore[attr-defined]
         window.header.linkRequested.connect(self.open_dialog)  # type: ignore[attr-defined]  # the ☰ menu's entry
@@ -107,7 +109,7 @@ class PriorityFlow(QObject):
         self._again = self._asking
         if not self._asking:
             self._asking = True
-            self._connection.call(SHAPING_KEY, lambda client: client.get_link_shaping())  # type: ignore[attr-defined]
+            self._connection.call(SHAPING_KEY, lambda client: client.get_link_shaping(), reads=True)  # type: ignore[attr-defined]
 
     # --- answers -------------------------------------------------------------------------
 
@@ -116,6 +118,7 @@ class PriorityFlow(QObject):
             self._show_shaping(self.shaping)
         for app_id in list(self._settling):
             self._say_if_not_in_force(app_id)
+        self._unsay_once_in_force()
         if self._polls % SHAPING_EVERY_N_POLLS == 0 and not self._model.priority_unavailable:
             self._fetch_shaping()
         self._polls += 1
@@ -177,8 +180,23 @@ class PriorityFlow(QObject):
             # Short where it does not fit (2x on 1366x768): the why, cut, and the link
             # field beside it cut to "Link capacity: not…" read as two riddles (gui33);
             # the tooltip, the pane and the link field say why.
-            self._say(f"{name}: {state.label} priority set, not in force: {state.problem}.",
-                      f"{name}: {state.label} priority not in force")  # fmt: skip
+            text = f"{name}: {state.label} priority set, not in force: {state.problem}."
+            self._say(text, f"{name}: {state.label} priority not in force")
+            self._not_in_force_said = (app_id, state.label, text)
+
+    def _unsay_once_in_force(self) -> None:
+        """The "not in force" message goes once the priority it named is in force
+        (or is another now): under Xvfb at 2x, the capacity set, *Nimbus Sync:
+        Critical priority not in force* stood for its 8 s beside the row's
+        *Critical* in force (gui34)."""
+        if self._not_in_force_said is None:
+            return
+        app_id, label, text = self._not_in_force_said
+        state = self._model.priority_state(app_id)
+        if state.problem and state.label == label and not state.pending:
+            return
+        self._not_in_force_said = None
+        self._window.status_line.end_text(text)  # type: ignore[attr-defined]
 
     def _show_shaping(self, shaping: LinkShapingInfo) -> None:
         self.shaping = shaping

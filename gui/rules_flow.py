@@ -316,7 +316,7 @@ class RulesFlow(QObject):
             )
 
     def _fetch_schedules(self) -> None:
-        self._connection.call(SCHEDULES_KEY, lambda client: client.list_schedules())
+        self._connection.call(SCHEDULES_KEY, lambda client: client.list_schedules(), reads=True)
 
     def _change(self, call: Callable[[HelperClientLike], Awaitable[object]]) -> None:
         self._connection.call(CHANGE_KEY, call)

@@ -139,9 +139,12 @@ class HelperConnection(QObject):
         log.info("%s all limits", "pausing" if paused else "resuming")
         self._worker.request_pause(paused)
 
-    def call(self, key: str, call: Callable[[HelperClientLike], Awaitable[object]]) -> None:
-        """Run call(client) off the GUI thread; the outcome comes as callFinished(key, ...)."""
-        self._worker.request_call(key, call)
+    def call(
+        self, key: str, call: Callable[[HelperClientLike], Awaitable[object]], reads: bool = False
+    ) -> None:
+        """Run call(client) off the GUI thread; the outcome comes as callFinished(key, ...).
+        A change (not ``reads``) that succeeds has the backends read at the next poll."""
+        self._worker.request_call(key, call, reads)
 
     def _on_call_done(self, key: str, result: object, error_name: str, message: str) -> None:
         self.callFinished.emit(

@@ -231,13 +231,15 @@ class HelperWorker:
             return
         asyncio.run_coroutine_threadsafe(self._set_paused(paused), self._loop)
 
-    def request_call(self, key: str, call: Callable[[HelperClientLike], Awaitable[object]]) -> None:
+    def request_call(
+        self, key: str, call: Callable[[HelperClientLike], Awaitable[object]], reads: bool = False
+    ) -> None:
         """Queue one call on the helper client (the rules dialog's schedules,
         blocks and quotas); its result comes as callDone under ``key``."""
         if not self._thread.is_alive():
             self._signals.callDone.emit(key, None, BUS_UNAVAILABLE, "not connected")
             return
-        asyncio.run_coroutine_threadsafe(self._call(key, call), self._loop)
+        asyncio.run_coroutine_threadsafe(self._call(key, call, reads), self._loop)
 
     def request_usage(
         self, key: str, app_id: str, since: int, until: int, resolution: UsageResolution
@@ -495,6 +497,9 @@ class HelperWorker:
                 resolved = await client.clear_limit(app_id, which)
             else:
                 resolved = await client.set_limit(app_id, Direction(direction), rate_bps, 0)
+            # "Enforcing ▼" stood ~10 s beside a new upload limit in force (gui34): the
+            # backends' directions are read at the next poll, not the 10th
+            self._backends_due = True
             self._emit(self._signals.limitDone, request_id, str(resolved))
         except asyncio.CancelledError:
             raise
@@ -503,10 +508,14 @@ class HelperWorker:
             log.info("limit request %d for %s failed: %s: %s", request_id, app_id, name, exc)
             self._emit(self._signals.limitFailed, request_id, name, str(exc))
 
-    async def _call(self, key: str, call: Callable[[HelperClientLike], Awaitable[object]]) -> None:
+    async def _call(
+        self, key: str, call: Callable[[HelperClientLike], Awaitable[object]], reads: bool = False
+    ) -> None:
         try:
             client = await self._ensure_client()
             result = await asyncio.wait_for(call(client), CALL_TIMEOUT_S)
+            # which directions a backend holds may change with it: read at the next poll
+            self._backends_due = self._backends_due or not reads
         except asyncio.CancelledError:
             raise
         except Exception as exc:

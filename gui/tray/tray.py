@@ -139,6 +139,35 @@ def menu_name(
     return shown.replace("&", "&&")
 
 
+def entry_rooms(
+    metrics: QFontMetrics, entries: dict[str, tuple[str, str]], label_room: int
+) -> dict[str, int]:
+    """The pixels each entry's name may take beside its marker (entries: id ->
+    (name, marker)): its share of label_room, or, where another entry's name and
+    marker already make the menu wider, up to that width. The menu is no wider
+    for it, and a name is not cut where its line has room: at 2x on 1366x768
+    "Parcel Upd… (download blocked)" stood under the longer "Relay Chat
+    (protection not in force)" (gui33, gui34)."""
+    least = metrics.averageCharWidth() * MENU_NAME_LEAST_CHARS
+    most = metrics.averageCharWidth() * MENU_NAME_CHARS
+    own = {
+        app_id: max(least, label_room - metrics.horizontalAdvance(said))
+        for app_id, (_name, said) in entries.items()
+    }
+    widest = max(
+        (
+            min(metrics.horizontalAdvance(name), own[app_id], most)
+            + metrics.horizontalAdvance(said)
+            for app_id, (name, said) in entries.items()
+        ),
+        default=0,
+    )
+    return {
+        app_id: max(own[app_id], widest - metrics.horizontalAdvance(said))
+        for app_id, (_name, said) in entries.items()
+    }
+
+
 def action_name(app_id: str, direction: Direction, label: str) -> str:
     """objectName of a quick-limit action (tests/gui/tray_actions.py finds actions by it)."""
     return f"quick:{app_id}:{direction.value}:{label}"
@@ -286,16 +315,23 @@ class TrayController(QObject):
         if not applications:
             empty = self.menu.addAction(EMPTY_TEXT.get(self._status.state, "").rstrip("."))
             empty.setEnabled(False)
-        for info in applications:
-            # Said in words: a bare " *" after the name told a new user nothing.
-            said = marker(
+        # Said in words: a bare " *" after the name told a new user nothing.
+        markers = {
+            info.id: marker(
                 limit_word(tuple(self._model.limit_state(info.id, d) for d in Direction)),
                 protection_word(self._model.priority_state(info.id)),
             )
-            least = metrics.averageCharWidth() * MENU_NAME_LEAST_CHARS
+            for info in applications
+        }
+        rooms = entry_rooms(
+            metrics,
+            {info.id: (self._model.shown_name(info.id), markers[info.id]) for info in applications},
+            label_room,
+        )
+        for info in applications:
+            said = markers[info.id]
             whole = self._model.shown_name(info.id)  # "name (id)" beside another of its name
-            room = max(least, label_room - metrics.horizontalAdvance(said))
-            name = menu_name(whole, metrics, room, info.id, self._model.tell(info.id))
+            name = menu_name(whole, metrics, rooms[info.id], info.id, self._model.tell(info.id))
             submenu = self.menu.addMenu(f"{name}{said}\t{rates[info.id]}".rstrip("\t"))
             submenu.setObjectName(f"quick:{info.id}")
             if name.replace("&&", "&") != whole:  # cut: the whole name on pointing

@@ -201,6 +201,12 @@ class StatusLine(QStatusBar):
         # called if the bar is deleted first (a window shown and deleted at once).
         QTimer.singleShot(0, self, self._make_way)
 
+    def end_text(self, text: str) -> None:
+        """End the message if it is still this one (a message no longer true)."""
+        if self.message.text() == text:
+            self._message_timer.stop()
+            self._end_message()
+
     def _end_message(self) -> None:
         self.message.short_text = ""
         self.message.clear()
