@@ -153,7 +153,8 @@ upload is judged by that reading instead of the round trips:
   reading (_defer_rise): the upload's queue there cuts the upload alone, a
   quiet one leaves the rise to the download;
 - a download climbing back under KNOWN_SHARE of its rate before its last cut
-  (KNOWN_S) holds the upload's turns as a climb past where it failed does
+  (KNOWN_S; what it held lately, if more: a take-back may come first) holds the
+  upload's turns as a climb past where it failed does
   (a halved download link come back was followed in 8-29 s on the toy, its
   climb cut into bursts by a turn every ONE_WAY_TURN_S);
 - so does a download that climbed in a row to where it last failed, its near
@@ -1419,6 +1420,13 @@ class CapacityEstimator(OneWayRules):
             state.failed_at = None
         if direction is Direction.DOWN:  # what passed, passed the modem: back up to it at once
             self._down_cut_delay = delay_s  # its queue drains from there (_rise)
+            # or what it held lately (HELD_S), if more: a probe that failed as the link halved
+            # is taken back first and the cut begins from there (14.06 Mbit/s where it held
+            # 19.5), so its climb back passed KNOWN_SHARE of that at 0.6 of its old link and an
+            # upload turn came between every three raises: back from halved in 14 s on the
+            # bench (est34's b_d1), 36 of the toy's 48 within 10 s (so, 45)
+            if state.held is not None:
+                before = max(before, state.held)
             if state.known is None or state.since_known_s > KNOWN_S or before > state.known:
                 state.known = before  # its link passed that lately (climbing, _probe)
             state.since_known_s = 0.0

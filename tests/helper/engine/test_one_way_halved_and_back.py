@@ -71,12 +71,14 @@ def test_a_download_link_back_from_halved_is_followed_sooner() -> None:
     the turns as a climb past where it failed does: 4-17 s, 19 within 10. The cut's queue seen
     late in the round trips no longer cut again (the second cut took it to 0.44 of the halved
     link), and a rise read quiet one way no longer takes the upload's raise back: 3-15 s, 36
-    within 10 (est32; without the first 20 within 10, up to 24 s; without the second 34). Not
-    the floor's 10 s: a turn still comes between its take-back and its climb (the test says
-    what holds)."""
+    within 10 (est32; without the first 20 within 10, up to 24 s; without the second 34). Its
+    rate before the cut taken as what it held lately too (a probe failed as the link halved was
+    taken back first, and the cut began from there: test_capacity_known_held.py): 3-15 s, 45
+    within 10 (est34). Not the floor's 10 s: a turn still comes at the link's return, the
+    download at its halved link (the test says what holds)."""
     back = sorted(
         _halved_and_back(lag, settle_s, DOWN)[2] or 99
         for lag in (1, 2, 3)
         for settle_s in range(14, 60, 3)
     )
-    assert back[-1] <= 15 and sum(s <= 10 for s in back) >= 35, back
+    assert back[-1] <= 15 and sum(s <= 10 for s in back) >= 43, back
