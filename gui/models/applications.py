@@ -110,10 +110,13 @@ def _limit_hint(units: UnitSystem) -> str:
 RATE_COLUMNS: dict[int, Direction] = {Column.DOWN: Direction.DOWN, Column.UP: Direction.UP}
 
 
-def total_text(rate_bps: float | None, units: UnitSystem) -> str:
+def total_text(rate_bps: float | None, units: UnitSystem, live: bool = True) -> str:
     """A total as the header, the overall row and the tray say it: "…" while
-    not known (ApplicationsModel.totals)."""
-    return MEASURING if rate_bps is None else format_rate(rate_bps, units)
+    not known (ApplicationsModel.totals), "—" where nothing measures it (the
+    helper away, as a row's rate reads then)."""
+    if rate_bps is None:
+        return MEASURING if live else NO_VALUE
+    return format_rate(rate_bps, units)
 
 
 def measuring_tooltip(direction: Direction, stale: bool = False) -> str:

@@ -116,7 +116,9 @@ class HeaderBar(QWidget):
         """None: not known this poll (a rate in it being measured): "…"."""
         if units is not self._totals_units:
             self._fit_totals(units)
-        text = f"▼ {total_text(down_bps, units)}{TOTALS_GAP}▲ {total_text(up_bps, units)}"
+        text = (
+            f"▼ {total_text(down_bps, units, live)}{TOTALS_GAP}▲ {total_text(up_bps, units, live)}"
+        )
         self.totals.setText(text if live else f"<span style='color: gray'>{text}</span>")
 
     def _fit_totals(self, units: UnitSystem) -> None:

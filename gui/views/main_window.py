@@ -592,6 +592,9 @@ class MainWindow(QMainWindow):
             # known skips, as a row's own does (it drew a notch to a partial sum)
             self.table.overall.add_sample(down, up)
         live = self._status.can_monitor
+        if not live and not self._model.app_ids():
+            # no rate ever heard (a first start without the helper): not "0 B/s" (gui34)
+            down = up = None
         self.header.set_totals(down, up, self._model.units, live)
         self.table.overall.show_totals(down, up, self._model.units, live)
         self.status_line.set_limits(

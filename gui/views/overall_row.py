@@ -171,9 +171,9 @@ class OverallHeader(QHeaderView):
         if column is Column.NAME:
             return OVERALL_NAME
         if column is Column.DOWN:
-            return total_text(self.totals[0], self.units)
+            return total_text(self.totals[0], self.units, self.live)
         if column is Column.UP:
-            return total_text(self.totals[1], self.units)
+            return total_text(self.totals[1], self.units, self.live)
         if column is Column.USAGE:
             return (
                 self.usage_placeholder

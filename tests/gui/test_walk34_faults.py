@@ -166,3 +166,30 @@ def test_the_enforcing_field_follows_a_new_limit_at_once(qtbot, tmp_path) -> Non
         running.window.limitRequested.emit(FIREFOX, "up", 1_000_000)
         qtbot.waitUntil(lambda: client.held == {"down", "up"}, timeout=3000)
         qtbot.waitUntil(lambda: field.text() == "Enforcing ▼ ▲", timeout=2500)
+
+
+def test_no_total_is_said_before_any_rate_was_heard(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """gui34's walk (Xvfb, 2x): the window started before its helper (not
+    installed, or not running yet) read *▼ 0 B/s ▲ 0 B/s* at the top and in the
+    *All applications* row, rates nothing had measured; and with the helper
+    stopped just after a limit changed, *▼ … ▲ …* (being measured, in a second)
+    where nothing measures them. Both read "—", as a row's rate does then."""
+    from chadthrottle.gui.models.columns import Column as C
+
+    from tests.gui.bare_window import bare_window
+
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    window.set_status(HelperStatus(HelperState.NOT_INSTALLED, "not installed"))
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: "▼ — " in window.header.totals.text(), timeout=2000)
+    assert "0 B/s" not in window.header.totals.text()
+    assert window.table.overall.overall_text(C.DOWN) == "—"
+    window.set_status(CONNECTED)
+    measuring = dataclasses.replace(app(FIREFOX, "Firefox", 2 * MB, 10 * KB), down_measuring=True)
+    model.apply_snapshot([measuring])
+    qtbot.waitUntil(lambda: "▼ …" in window.header.totals.text(), timeout=2000)
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, "gone"))
+    qtbot.waitUntil(lambda: "▼ —" in window.header.totals.text(), timeout=2000)
+    assert window.table.overall.overall_text(C.DOWN) == "—"
