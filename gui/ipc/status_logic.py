@@ -94,6 +94,12 @@ def last_stop_seen(seen: Observations, found: LastStop) -> LastStop:
     return found
 
 
+WATCH_REFUSED = (
+    "Watching traffic was refused for your account. Your administrator's polkit rules "
+    "decide who may watch traffic and set limits: ask them, or press Ask again."
+)
+
+
 def derive_status(seen: Observations) -> HelperStatus:
     """The one place that decides the helper state shown everywhere."""
     if seen.poll_error_name is not None:
@@ -115,6 +121,10 @@ def derive_status(seen: Observations) -> HelperStatus:
             return HelperStatus(HelperState.NOT_RUNNING, STOPPED, last_stop=seen.last_stop)
         if state is HelperState.KERNEL_FEATURE_MISSING:
             return HelperStatus(state, text.words, can_monitor=True, can_limit=False)
+        if state is HelperState.NOT_AUTHORIZED:
+            # the poll refused: watching (it read "You are not allowed to do this.", of a
+            # window the user had only opened: gui34)
+            return HelperStatus(state, WATCH_REFUSED)
         # RUNNING (its process lives: stopping, or starting) is kept: the alert waits for how it ends
         return HelperStatus(
             state, text.words, last_stop=seen.last_stop if gone else LastStop.UNKNOWN

@@ -193,3 +193,25 @@ def test_no_total_is_said_before_any_rate_was_heard(qtbot) -> None:  # type: ign
     window.set_status(HelperStatus(HelperState.NOT_RUNNING, "gone"))
     qtbot.waitUntil(lambda: "▼ —" in window.header.totals.text(), timeout=2000)
     assert window.table.overall.overall_text(C.DOWN) == "—"
+
+
+def test_a_refused_watch_says_what_was_refused(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """gui34's walk (Xvfb, the window run as a user polkit does not authorize,
+    the real helper and polkitd): the banner read *Not authorized: You are not
+    allowed to do this.* over an empty list, of a window the user had only
+    opened. It says that watching traffic was refused, and what to do."""
+    from chadthrottle.contract import ErrorName
+
+    with scripted_app(
+        ScriptedClient(fail_with=ErrorName.NOT_AUTHORIZED.value), tmp_path
+    ) as running:
+        running.start(show_window=True)
+        banner = running.window.banner
+        qtbot.waitUntil(lambda: banner.isVisible() and bool(banner.text.text()), timeout=5000)
+        qtbot.waitUntil(
+            lambda: running.window.status.state is HelperState.NOT_AUTHORIZED, timeout=5000
+        )
+        said = banner.text.text()
+        assert "do this" not in said, said
+        assert said.startswith("Watching traffic was refused"), said
+        assert "Ask again" in said and banner.retry_button.text() == "Ask again"
