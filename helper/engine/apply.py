@@ -14,9 +14,10 @@ writes a gate. Not thread-safe by itself: the engine calls it under its lock.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from chadthrottle.contract import Direction
@@ -28,6 +29,7 @@ from chadthrottle.helper.engine.plan import (
     FAIR_IDLE_S,
     FAIR_OWNER,
     LiveRules,
+    Reach,
     download_window_bps,
     fair_shares,
     live_rules,
@@ -52,6 +54,16 @@ class ClampedWindows:
     made_by: int | None = None  # a user's rule: only that user's sockets were clamped
 
 
+@dataclass
+class _Plan:
+    """One apply's reading of a table (Apply.one_plan): its live rules (None:
+    not read yet) and each rule's reached processes, read once."""
+
+    table: LimitTable
+    live: LiveRules | None = None
+    reached: dict[RuleKey, list[int]] = field(default_factory=dict)
+
+
 class Apply:
     def __init__(self, datapath: DatapathPort, shaper: ShaperPort, index: ApplicationIndex,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
@@ -68,6 +80,7 @@ class Apply:
         self.gating = Gating(clock)  # blocks and quotas
         self._clamped_for: dict[int, int] = {}  # pid -> uid, of the last shrink_windows_first
         self._activity = ActivityWatch(FAIR_IDLE_S)  # which applications use the link (note_active)
+        self._plan: _Plan | None = None  # within one_plan
 
     def linked(self) -> dict[Direction, int]:
         """The link capacity each direction's shaper was given."""
@@ -111,14 +124,49 @@ class Apply:
         return self.hold.old_windows_left(pid, clamped.window_bps, idle_ms, clamped.made_by,
                                           deadline)  # fmt: skip
 
+    @contextlib.contextmanager
+    def one_plan(self, table: LimitTable) -> Iterator[None]:
+        """Within it, live() and reached() of table are read once and kept:
+        the classes, caps, gates and tags of one apply read the same rules,
+        processes and tags (nothing between them changes the index, the
+        table's rules or a tag: tags() reads them before it tags), where each
+        read them anew: five passes over every rule and its processes per
+        write call, however little it changed (snap35). Not over
+        release_unused: the tags it follows change what is live."""
+        self._plan = _Plan(table)
+        try:
+            yield
+        finally:
+            self._plan = None
+
+    def _planned(self, table: LimitTable) -> _Plan | None:
+        plan = self._plan
+        return plan if plan is not None and plan.table is table else None
+
     def reached(self, table: LimitTable, key: RuleKey) -> list[int]:
-        return reached_pids(self._index, table, key)
+        """The running processes key reaches in table (plan.reached_pids);
+        not to be changed by the caller (kept within one_plan)."""
+        plan = self._planned(table)
+        if plan is None:
+            return reached_pids(self._index, table, key)
+        if key not in plan.reached:
+            plan.reached[key] = reached_pids(self._index, table, key)
+        return plan.reached[key]
+
+    def _reach(self, table: LimitTable) -> Reach:
+        return lambda key: self.reached(table, key)
 
     def live(self, table: LimitTable) -> LiveRules:
         """The rules that get slots, classes and tags now (plan.live_rules)."""
+        plan = self._planned(table)
+        if plan is not None and plan.live is not None:
+            return plan.live
         tagged_slots = self.hold.tagged_slots()
         tagged = [key for key in self.slots.rules() if self.slots.slot_of(key) in tagged_slots]
-        return live_rules(self._index, table, tagged, bool(self.hold.linked()))
+        live = live_rules(self._index, table, tagged, bool(self.hold.linked()), self._reach(table))
+        if plan is not None:
+            plan.live = live
+        return live
 
     def note_active(self, moved: dict[str, int], now: float) -> None:
         """Each application's bytes moved (not loopback) since the helper
@@ -131,7 +179,7 @@ class Apply:
         (plan.fair_shares); none without a link: nothing changes then."""
         if not self.hold.linked() or table.paused:
             return {}
-        return fair_shares(self._index, table, live, self._activity.active_at)
+        return fair_shares(self._index, table, live, self._activity.active_at, self._reach(table))
 
     def downloads_queue(self) -> bool:
         """Whether the download backend queues (tc) rather than drops (the policer)."""
@@ -139,8 +187,12 @@ class Apply:
 
     def link(self, capacities: dict[Direction, int]) -> None:
         self.hold.link(capacities)
+        if self._plan is not None:
+            self._plan.live = None  # a priority alone is live only under a link (live_rules)
 
-    def classes(self, table: LimitTable) -> None:
+    def classes(self, table: LimitTable, restat: bool = True) -> None:
+        """restat: the shaper reads every limited process's network namespace
+        again (a tick), else only the new ones' (a write call)."""
         live = self.live(table)
         # fair shares' processes are not limited ones: the link tree is in the helper's namespace only
         fair = self.fair(table, live)
@@ -148,11 +200,12 @@ class Apply:
             live, self.slots.acquire, self.gating, self.hold.linked().keys(), fair
         )
         limited: dict[int, int] = {}  # pid -> slot
+        tagged = self.hold.pids_by_slot()  # once: per rule it was a pass over every tagged pid
         for key, _limits in live:  # running, and tagged since the last refresh (note_new_owner)
             slot = self.slots.acquire(key)
-            for pid in {*self.reached(table, key), *self.hold.pids_tagged(slot)}:
+            for pid in {*self.reached(table, key), *tagged.get(slot, ())}:
                 limited[pid] = slot
-        self.hold.classes(wanted, limited)
+        self.hold.classes(wanted, limited, restat)
 
     def caps(self, table: LimitTable) -> None:
         live = self.live(table)
@@ -177,7 +230,9 @@ class Apply:
 
     def tags(self, table: LimitTable) -> None:
         live = self.live(table)
-        wanted_pids, scopes = wanted_tags(self._index, table, live, self.slots.acquire)
+        wanted_pids, scopes = wanted_tags(
+            self._index, table, live, self.slots.acquire, self._reach(table)
+        )
         for key, pids in self.fair(table, live).items():  # no app scope: a rule's processes only
             wanted_pids.update((pid, self.slots.acquire(key)) for pid in pids)
         alive = {pid for pids in self._index.pids_by_app().values() for pid in pids}

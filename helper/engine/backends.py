@@ -164,7 +164,9 @@ class Enforcer(Protocol):
 class NamespaceFollower(Protocol):
     """An enforcer that works in the network namespaces of the processes it is given."""
 
-    def shape_namespaces_of(self, slots: Mapping[int, int]) -> None: ...  # pid -> its slot
+    def shape_namespaces_of(
+        self, slots: Mapping[int, int], restat: bool = True
+    ) -> None: ...  # pid -> its slot; restat: every process's namespace read again
 
 
 @runtime_checkable
@@ -346,13 +348,14 @@ class BackendRouter:
         _, enforcer = self._by_direction[Direction.UP]
         return enforcer.carrying_gaps() if isinstance(enforcer, LinkShaper) else []
 
-    def shape_namespaces_of(self, slots: Mapping[int, int]) -> None:
+    def shape_namespaces_of(self, slots: Mapping[int, int], restat: bool = True) -> None:
         """The processes limits reach, and their slots: an enforcer that shapes
-        per network namespace (NamespaceShapers) shapes where they are."""
+        per network namespace (NamespaceShapers) shapes where they are
+        (restat: read every process's namespace again, else the new ones')."""
         self._limited = dict(slots)
         for enforcer in self._enforcers().values():
             if isinstance(enforcer, NamespaceFollower):
-                enforcer.shape_namespaces_of(slots)
+                enforcer.shape_namespaces_of(slots, restat)
 
     def limit_reach(
         self, direction: Direction, viewer_pids: Collection[int] | None = None

@@ -230,16 +230,18 @@ class EngineCore:
             # kept its then-rate's class and window clamp one more tick, while
             # the listing said it was whole again. A spent quota's gate still
             # opens only a tick after the classes gave its then-rate (Gating).
-            self._apply_gates()  # a new quota period, a quota spent; the leases renewed
-            try:
-                self._apply_link()
-                self._apply_classes()
-            except HelperError as error:  # e.g. an interface came back with a foreign qdisc
-                if self._apply_error != str(error):
-                    log.error("could not keep the limits in place: %s", error)
-                self._apply_error = str(error)
-            self._applier.caps(self._limits)
-            self._applier.tags(self._limits)  # new processes of limited apps, whatever classes did
+            with self._applier.one_plan(self._limits):  # one reading of the rules' processes
+                self._apply_gates()  # a new quota period, a quota spent; the leases renewed
+                try:
+                    self._apply_link()
+                    self._apply_classes()
+                except HelperError as error:  # e.g. an interface came back with a foreign qdisc
+                    if self._apply_error != str(error):
+                        log.error("could not keep the limits in place: %s", error)
+                    self._apply_error = str(error)
+                self._applier.caps(self._limits)
+                # new processes of limited apps, whatever classes did
+                self._applier.tags(self._limits)
             self._applier.release_unused(self._limits)
             self._expire_user_rules(now)
             self._tracking.count(living, now)
@@ -352,9 +354,10 @@ class EngineCore:
             slot = self._applier.reserve(pid, key) if key is not None else None
             if slot is not None:  # its rule is live now: its classes first, then its tag
                 try:
-                    self._apply_classes()
-                    self._applier.caps(self._limits)
-                    self._apply_gates()
+                    with self._applier.one_plan(self._limits):
+                        self._apply_classes()
+                        self._applier.caps(self._limits)
+                        self._apply_gates()
                 except HelperError as error:
                     self._applier.unreserve(pid)  # fail open: untagged, unlimited
                     self._apply_error = str(error)
@@ -431,7 +434,9 @@ class EngineCore:
             if gated:  # its gates before anything else: a refused change shaped nothing
                 self._apply_gates(store=False)
                 self._refuse_unwritten_gates(gated, before)
-            self._apply(store_quotas=False)  # stored below once taken, never while refusable
+            # stored below once taken, never while refusable; the namespaces of
+            # the processes limited already are the tick's to read again
+            self._apply(store_quotas=False, restat=False)
             self._refuse_unwritten_gates(gated, before)
             self._save_rules(self._limits)
         except Exception:
@@ -503,23 +508,27 @@ class EngineCore:
         except Exception:  # the first failure is the caller's to hear; this one is logged
             log.exception("rollback incomplete")
 
-    def _apply(self, store_quotas: bool = True) -> None:
+    def _apply(self, store_quotas: bool = True, restat: bool = True) -> None:
         """Classes first, then tags: a tagged packet always finds its class
         (and a newly tagged socket its caps). store_quotas: False while an edit
-        may still be refused (_change stores the table once it is taken)."""
+        may still be refused (_change stores the table once it is taken).
+        restat: the shaper reads every limited process's namespace again (else
+        the new ones': Apply.classes). One plan for the classes to the tags
+        (Apply.one_plan)."""
         self._apply_link()
-        self._apply_classes()
-        self._applier.caps(self._limits)
-        self._apply_gates(store_quotas)
-        self._applier.tags(self._limits)
+        with self._applier.one_plan(self._limits):
+            self._apply_classes(restat)
+            self._applier.caps(self._limits)
+            self._apply_gates(store_quotas)
+            self._applier.tags(self._limits)
         self._applier.release_unused(self._limits)
 
     def _apply_link(self) -> None:
         """Give each direction's shaper the capacity in force (applied at its next reconcile)."""
         self._applier.link(self._capacities())
 
-    def _apply_classes(self) -> None:
-        self._applier.classes(self._limits)
+    def _apply_classes(self, restat: bool = True) -> None:
+        self._applier.classes(self._limits, restat)
         self._apply_error = ""
 
     def _apply_gates(self, store: bool = True) -> None:

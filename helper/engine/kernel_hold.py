@@ -102,6 +102,13 @@ class KernelHold:
     def pids_tagged(self, slot: int) -> set[int]:
         return {pid for pid, tagged in self._process_slots.items() if tagged == slot}
 
+    def pids_by_slot(self) -> dict[int, set[int]]:
+        """slot -> the processes tagged with it (pids_tagged of every slot, in one pass)."""
+        by_slot: dict[int, set[int]] = {}
+        for pid, slot in self._process_slots.items():
+            by_slot.setdefault(slot, set()).add(pid)
+        return by_slot
+
     def window_held_to(self, slot: int | None) -> int:
         """The wire rate a slot's receive windows are clamped for now (0: none)."""
         return self._capped_slots.get(slot, NO_CAPS).window_bps if slot else 0
@@ -119,10 +126,12 @@ class KernelHold:
                 else:
                     self._linked.pop(direction, None)
 
-    def classes(self, wanted: dict[Direction, Classes], limited: Mapping[int, int]) -> None:
+    def classes(self, wanted: dict[Direction, Classes], limited: Mapping[int, int],
+                restat: bool = True) -> None:  # fmt: skip
         """The shaper's classes; tc shapes in each network namespace of the
-        limited processes (pid -> slot), and divides a limit between them."""
-        self._shaper.shape_namespaces_of(limited)
+        limited processes (pid -> slot), and divides a limit between them
+        (restat: every process's namespace read again, else only new ones')."""
+        self._shaper.shape_namespaces_of(limited, restat)
         try:
             self._shaper.reconcile(wanted)
         finally:

@@ -45,6 +45,9 @@ FAIR_IDLE_S = 30.0
 FAIR_OWNER = -2  # no user's uid nor ADMIN_OWNER: a fair share is no rule
 
 LiveRules = list[tuple[RuleKey, dict[Direction, Limit]]]
+# A rule's reached processes (reached_pids of one table and index), as the
+# apply step reads them once per apply (Apply.one_plan)
+Reach = Callable[[RuleKey], list[int]]
 # A cgroup path component naming a systemd user instance (user@UID.service).
 _USER_INSTANCE = re.compile(r"user@[^/]*\.service")
 
@@ -90,7 +93,11 @@ def reached_pids(index: ApplicationIndex, table: LimitTable, key: RuleKey) -> li
 
 
 def live_rules(
-    index: ApplicationIndex, table: LimitTable, tagged: Iterable[RuleKey], linked: bool
+    index: ApplicationIndex,
+    table: LimitTable,
+    tagged: Iterable[RuleKey],
+    linked: bool,
+    reach: Reach | None = None,
 ) -> LiveRules:
     """The enforced rules that reach a running process. Only these get
     classes, caps and slots: a stored rule for a program that is not
@@ -98,19 +105,17 @@ def live_rules(
     idle classes each second cost the helper a quarter of a core, and
     walking every stored rule each tick would still grow with them).
     tagged: the rules whose slot a process was tagged with since the last
-    refresh (note_new_owner); linked: whether a link capacity is in force."""
+    refresh (note_new_owner); linked: whether a link capacity is in force;
+    reach: reached_pids of this table and index (None: read here)."""
+    reached = reach or (lambda key: reached_pids(index, table, key))
     live: dict[RuleKey, dict[Direction, Limit]] = {}
     for app_id in index.applications():
         for key in table.in_force_of(app_id):
-            if reached_pids(index, table, key):
+            if reached(key):
                 live[key] = table.get(key)
     for file_id in index.renamed_runners():  # administrators' rules on files run as others
         key = (file_id, ADMIN_OWNER)
-        if (
-            key not in live
-            and key in table.in_force_of(file_id)
-            and reached_pids(index, table, key)
-        ):
+        if key not in live and key in table.in_force_of(file_id) and reached(key):
             live[key] = table.get(key)
     for key in tagged:
         if key not in live and key in table.in_force_of(key[0]):
@@ -160,13 +165,18 @@ def socket_namespaces(
 
 
 def fair_shares(
-    index: ApplicationIndex, table: LimitTable, live: LiveRules, active: Iterable[str]
+    index: ApplicationIndex,
+    table: LimitTable,
+    live: LiveRules,
+    active: Iterable[str],
+    reach: Reach | None = None,
 ) -> dict[RuleKey, list[int]]:
     """(app id, FAIR_OWNER) -> its running processes that no live rule
     reaches, for each active application (activity.py: one that moved at least ACTIVE_BPS lately): each
     gets a class of its own under a link, so applications of one priority
     share it per application, not per connection."""
-    ruled = {pid for key, _limits in live for pid in reached_pids(index, table, key)}
+    reached = reach or (lambda key: reached_pids(index, table, key))
+    ruled = {pid for key, _limits in live for pid in reached(key)}
     shares: dict[RuleKey, list[int]] = {}
     for app_id in sorted(set(active)):
         app = index.application(app_id)
@@ -260,6 +270,7 @@ def wanted_tags(
     table: LimitTable,
     live: LiveRules,
     slot_of: Callable[[RuleKey], int],
+    reach: Reach | None = None,
 ) -> tuple[dict[int, int], dict[str, int]]:
     """pid -> slot for every running process a live rule reaches, and app
     scope cgroup path -> slot for the scopes it tags (a rule not running
@@ -267,7 +278,7 @@ def wanted_tags(
     pids_wanted: dict[int, int] = {}
     scopes_wanted: dict[str, int] = {}
     for key, _limits in live:
-        pids = reached_pids(index, table, key)
+        pids = reach(key) if reach is not None else reached_pids(index, table, key)
         if not pids:
             continue
         slot = slot_of(key)

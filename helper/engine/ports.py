@@ -114,8 +114,8 @@ class ShaperPort(Protocol):
         self, cookies: Mapping[int, set[int]]
     ) -> None: ...  # slot -> netns cookies its sockets moved bytes in (plan.socket_namespaces)
     def shape_namespaces_of(
-        self, slots: Mapping[int, int]
-    ) -> None: ...  # pid -> slot: the network namespaces to shape in
+        self, slots: Mapping[int, int], restat: bool = True
+    ) -> None: ...  # pid -> slot: the network namespaces to shape in; restat: read all again
     def set_link(
         self, direction: Direction, link: LinkShaping | None
     ) -> None: ...  # at the next reconcile

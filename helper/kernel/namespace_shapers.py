@@ -267,6 +267,7 @@ class NamespaceShapers:
         self._wanted: dict[int, int] = {}  # namespace inode -> a limited pid in it
         self._namespaces_of: dict[int, set[int]] = {}  # slot -> inodes of its processes
         self._inode_of: dict[int, int] = {}  # pid -> namespace inode, of those processes
+        self.namespaces_read = 0  # processes' namespaces read (os.stat), for the tests
         self._shares: NamespaceShares[tuple[Direction, int], int] = NamespaceShares()
         self._held_uploads: set[int] = set()  # slots whose upload sum the divided classes hold
         # slot -> the netns cookies its sockets moved bytes in (note_socket_namespaces)
@@ -291,18 +292,28 @@ class NamespaceShapers:
                 "interfaces in namespace net:[%d] are followed every second: %s", inode, error
             )
 
-    def shape_namespaces_of(self, slots: Mapping[int, int]) -> None:
+    def shape_namespaces_of(self, slots: Mapping[int, int], restat: bool = True) -> None:
         """The processes limits reach now (pid -> slot): their namespaces are
         shaped at the next reconcile, shapers of namespaces none of them is in
-        go, and a limit whose processes are in several is divided."""
+        go, and a limit whose processes are in several is divided.
+        restat: read the namespace of every process again (the tick, each
+        second: one that moved since is followed there); False (a write call)
+        reads only the processes new here and keeps the others' last read, so
+        a write costs what it adds, not a stat per limited process (256 rules'
+        processes each write: snap35)."""
         wanted: dict[int, int] = {}
         namespaces_of: dict[int, set[int]] = {}
         inode_of: dict[int, int] = {}
         for pid in sorted(slots):
-            try:
-                inode = os.stat(f"/proc/{pid}/ns/net").st_ino
-            except OSError:
-                continue  # exited
+            known = None if restat else self._inode_of.get(pid)
+            if known is not None:
+                inode = known
+            else:
+                try:
+                    inode = os.stat(f"/proc/{pid}/ns/net").st_ino
+                except OSError:
+                    continue  # exited
+                self.namespaces_read += 1
             inode_of[pid] = inode
             namespaces_of.setdefault(slots[pid], set()).add(inode)
             if inode != self._own_inode:

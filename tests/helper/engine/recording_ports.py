@@ -137,6 +137,7 @@ class RecordingShaper:
         default_factory=set
     )  # the processes shape_namespaces_of was last given
     limited_slots: dict[int, int] = field(default_factory=dict)  # ... and their slots
+    restats: list[bool] = field(default_factory=list)  # each call's restat
     links: dict[Direction, LinkShaping | None] = field(
         default_factory=dict
     )  # set_link's, last per direction
@@ -198,7 +199,8 @@ class RecordingShaper:
         return {direction: [*self.gaps.get(direction, []), *self.tc_gaps.get(direction, [])]
                 for direction in Direction if self.gaps.get(direction) or self.tc_gaps.get(direction)}  # fmt: skip
 
-    def shape_namespaces_of(self, slots: Mapping[int, int]) -> None:
+    def shape_namespaces_of(self, slots: Mapping[int, int], restat: bool = True) -> None:
+        self.restats.append(restat)
         self.limited_pids = set(slots)
         self.limited_slots = dict(slots)
 
