@@ -210,12 +210,14 @@ class Engine(EngineCore):
         it listings). Rows not changed are as of the last publish, as a
         viewer not fresh keeps all of theirs until the next tick."""
         basis = bases[viewer] = self._listing_basis(viewer, shared)
+        problems = {Direction(value): text for value, text in basis[0]}  # read once (snap35)
         snapshot = self._snapshot
         before = None if changed is None or snapshot is None else snapshot.applications.get(viewer)
         if changed is None or before is None or self._listing_bases.get(viewer) != basis:
-            return tuple(self._listing(viewer, True, shared))
+            return tuple(self._listing(viewer, True, shared, problems=problems))
         rows = {row.id: row for row in before if row.id not in changed}
-        rows.update((row.id, row) for row in self._listing(viewer, True, shared, changed))
+        made = self._listing(viewer, True, shared, changed, problems)
+        rows.update((row.id, row) for row in made)
         return tuple(rows[app_id] for app_id in sorted(rows))
 
     def _listing_basis(self, viewer: Viewer, shared: _Shared) -> _Basis:
@@ -278,11 +280,14 @@ class Engine(EngineCore):
         visible_only: bool = False,
         shared: _Shared | None = None,
         of: Collection[str] | None = None,
+        problems: Mapping[Direction, str] | None = None,
     ) -> list[ApplicationInfo]:
         """ListApplications' answer for viewer, made now (the lock held);
         visible_only: only the rows the viewer may see (listing.shown_to),
         made over the viewer's applications and rules alone, else the
-        adapter cuts them; of: only these applications' rows (None: all)."""
+        adapter cuts them; of: only these applications' rows (None: all);
+        problems: the viewer's _problems as the publish read them for its
+        basis (None: read here; each read asks every namespace's gaps)."""
         shared = shared or self._shared()
         rules, traffic = shared.rules, shared.traffic
         facts, rtt = self._link_facts(), self._rtt
@@ -326,7 +331,8 @@ class Engine(EngineCore):
         meter = self._tracking.meter
         not_met = self._overshoot.not_met(meter.apps)
         return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
-                             self._tracking.known, self._problems(viewer_pids), not_met, meter.by_uid,
+                             self._tracking.known, self._problems(viewer_pids) if problems is None else problems,
+                             not_met, meter.by_uid,
                              self._rule_listing().held, PAUSED_PROBLEM if self._limits.paused else "", priority_view, reach,
                              counted_through_ns=self._counted_through_ns, visible_only=visible_only, only=only)  # fmt: skip
 
