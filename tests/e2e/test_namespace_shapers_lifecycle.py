@@ -161,6 +161,27 @@ def test_a_killed_helpers_objects_in_another_namespace_are_removed_when_its_appl
     assert _journals_of(world.helpers) == []
 
 
+def test_a_killed_helpers_objects_in_another_namespace_go_when_the_test_closes_it(
+    world: World,
+) -> None:
+    """No successor starts: the test's close of the SIGKILLed helper removes
+    what it left in its application's namespace, as a successor's start
+    would (tests/support/helper_process.py). A test helper whose limited
+    application lived in the machine's own namespace left its clsact, filter
+    and IFB on eth0 so (clsact34)."""
+    untouched = world.configuration()
+    first = world.start_helper()
+    _limit(world)
+    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), (
+        "nothing shapes in the app's namespace"
+    )
+    first.kill()
+    assert world.configuration() != untouched
+    first.close()
+    assert world.configuration() == untouched, "the killed helper's objects stayed"
+    assert _journals_of([first]) == []
+
+
 def test_a_namespace_that_disappears_while_limited_just_loses_its_shaper(world: World) -> None:
     helper = world.start_helper()
     _limit(world)

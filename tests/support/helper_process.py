@@ -131,18 +131,27 @@ class HelperProcess(standalone.HelperProcess):
     def close(self) -> None:
         """As the product's; and a helper that ended by SIGKILL (a test's kill(),
         or stop()'s after its timeout) has the programs its record lists
-        detached from the cgroup root, as its successor's start would. A test
-        that failed between the kill and that start left them attached past
-        the session (the product removes them only at a helper's start)."""
+        detached from the cgroup root, and the tc objects its journals record
+        removed, as its successor's start would. A test that failed between
+        the kill and that start left them past the session (the product
+        removes them only at a helper's start); a test helper's namespace goes
+        with its test, but one whose limited application lived in the
+        machine's own namespace left its clsact, filter and IFB on eth0."""
         super().close()
         if self.returncode == -signal.SIGKILL:
             from chadthrottle.helper.kernel.cgroups import cgroup2_mount
             from chadthrottle.helper.kernel.datapath import remove_leftover_programs
+            from chadthrottle.helper.kernel.namespace_shapers import remove_unadopted_elsewhere
             from chadthrottle.helper.kernel.ownership import journal_instance
+            from chadthrottle.helper.kernel.tc_shaper import remove_unadopted
             from chadthrottle.helper.main import DEFAULT_STATE_DIR
+            from pyroute2 import IPRoute
 
             instance = journal_instance(self.state_dir or DEFAULT_STATE_DIR)
             remove_leftover_programs(cgroup2_mount(), instance)  # its own, not another's
+            with IPRoute() as ipr:  # this process's namespace: the machine's own
+                remove_unadopted(ipr, instance)
+            remove_unadopted_elsewhere(instance)  # the helper's and its applications'
 
     def start(self) -> None:
         """Programs built and machine lock free first, untimed; then the

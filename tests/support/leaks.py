@@ -70,15 +70,27 @@ class _TheirTc:
     ifbs: set[str] = field(default_factory=set)  # their devices, and every qdisc on them
     hooked: set[str] = field(default_factory=set)  # uplinks whose clsact they added
     roots: set[str] = field(default_factory=set)  # uplinks with an HTB root of theirs (c7ad:)
+    filtered: set[str] = field(default_factory=set)  # uplinks with their filters on a hook
 
     def take(self, entry: dict[str, Any]) -> None:
         kind = str(entry.get("key", "")).split(":")[0]
         if kind in ("ifb", "upifb"):
             self.ifbs.add(str(entry.get("ifb_name")))
-        elif kind in ("hook", "uphook") and entry.get("created_qdisc"):
-            self.hooked.add(str(entry.get("uplink_name")))
+        elif kind in ("hook", "uphook"):
+            self.filtered.add(str(entry.get("uplink_name")))
+            if entry.get("created_qdisc"):
+                self.hooked.add(str(entry.get("uplink_name")))
         elif kind == "root":
             self.roots.add(str(entry.get("ifname")))
+
+    def holds_filter(self, device: str, block: str) -> bool:
+        """A filter of a hook's listing (_hook_filters): theirs where they hook
+        that device and it sits at one of ChadThrottle's priorities."""
+        from chadthrottle.helper.kernel.catch_all import CATCH_ALL_PRIORITY
+        from chadthrottle.helper.kernel.tc_ownership import FILTER_PRIORITY
+
+        ours = (f" pref {FILTER_PRIORITY} ", f" pref {CATCH_ALL_PRIORITY} ")
+        return device in self.filtered and any(pref in f"{block} " for pref in ours)
 
     def holds_qdisc(self, line: str) -> bool:
         """A `tc qdisc show` line: qdisc KIND HANDLE dev NAME [parent P] ..."""
@@ -121,6 +133,57 @@ def _their_tc(theirs: _TheirTc) -> None:
                 continue  # torn
             if isinstance(entry, dict) and entry.get("netns") == here and not entry.get("gone"):
                 theirs.take(entry)
+
+
+def _hook_filters(qdiscs: str) -> list[str]:
+    """Every filter on the ingress and egress hooks of this namespace's devices
+    that have a clsact or ingress qdisc (qdiscs: `tc qdisc show`), one line per
+    filter ("DEVICE HOOK: filter ... | action ..."). A filter left on a clsact
+    that was there before (someone's, or another live session's) changes no
+    qdisc: the qdisc listing alone missed it."""
+    found = []
+    for line in qdiscs.splitlines():
+        words = line.split()
+        if len(words) < 5 or words[1] not in ("clsact", "ingress") or words[3] != "dev":
+            continue
+        device = words[4]
+        for hook in ("ingress", "egress") if words[1] == "clsact" else ("ingress",):
+            blocks: list[list[str]] = []
+            for shown in _run("tc", "filter", "show", "dev", device, hook).splitlines():
+                if shown.startswith("filter ") or not blocks:
+                    blocks.append([])
+                blocks[-1].append(shown.strip())
+            for block in blocks:
+                text = " | ".join(part for part in block if part)
+                if text:
+                    found.append(f"{device} {hook}: {text}")
+    return sorted(found)
+
+
+def root_namespace() -> dict[str, list[str]]:
+    """This network namespace's devices, qdiscs and hook filters, less those
+    live shapers of other sessions record (their journals read before and
+    after the listings: an object listed was in one of the two reads, as an
+    entry is written before its object is made and kept until it is gone)."""
+    theirs = _TheirTc()
+    _their_tc(theirs)
+    links = _run("ip", "-o", "link", "show")
+    qdiscs = _run("tc", "qdisc", "show")
+    filters = _hook_filters(qdiscs)
+    _their_tc(theirs)
+    return {
+        "devices": sorted(
+            name
+            for line in links.splitlines()
+            if ": " in line and (name := line.split(": ")[1].split("@")[0]) not in theirs.ifbs
+        ),
+        "qdiscs": sorted(line for line in qdiscs.splitlines() if not theirs.holds_qdisc(line)),
+        "hook filters": [
+            line
+            for line in filters
+            if not theirs.holds_filter(line.split()[0], line.split(": ", 1)[1])
+        ],
+    }
 
 
 def _our_cgroup_programs() -> list[str]:
@@ -233,10 +296,22 @@ def _run_records() -> list[str]:
     """The helpers' run records (common/helper_run_state.py): a helper on a
     private bus removes its bus's record at close, so one that came is a
     helper or bus left behind. Machine-wide: another lane's live helpers have
-    theirs."""
+    theirs; those of another session's live helper (its pid in the record)
+    are not counted (two came while another engineer's tests ran, clsact34)."""
+    import json
+
     from chadthrottle.helper_run_state import STATUS_DIR
 
-    return sorted(p.name for p in STATUS_DIR.glob("helper-*.json"))
+    found = []
+    for path in STATUS_DIR.glob("helper-*.json"):
+        try:
+            pid = json.loads(path.read_text()).get("pid")
+        except (OSError, ValueError, AttributeError):
+            pid = None
+        theirs = isinstance(pid, int) and Path(f"/proc/{pid}").exists()
+        if not (theirs and not _of_this_session(pid)):
+            found.append(path.name)
+    return sorted(found)
 
 
 def snapshot(*, machine_wide: bool = True) -> dict[str, object]:
@@ -246,22 +321,7 @@ def snapshot(*, machine_wide: bool = True) -> dict[str, object]:
     other lane's as its own; the run's controller compares them at its end."""
     found: dict[str, object] = {}
     if machine_wide:
-        # Their journals read before and after the listings: an object listed
-        # was in one of the two reads (an entry is written before its object
-        # is made, and kept until it is gone).
-        theirs = _TheirTc()
-        _their_tc(theirs)
-        links = _run("ip", "-o", "link", "show")
-        qdiscs = _run("tc", "qdisc", "show")
-        _their_tc(theirs)
-        found["devices"] = sorted(
-            name
-            for line in links.splitlines()
-            if ": " in line and (name := line.split(": ")[1].split("@")[0]) not in theirs.ifbs
-        )
-        found["qdiscs"] = sorted(
-            line for line in qdiscs.splitlines() if not theirs.holds_qdisc(line)
-        )
+        found.update(root_namespace())
         found["helper run records"] = _run_records()
     return found | {
         "network namespaces": _namespaces(),
@@ -292,3 +352,37 @@ def differences(before: dict[str, object], after: dict[str, object]) -> list[str
         elif before[key] != after[key]:
             found.append(f"{key}: before {before[key]!r}, after {after[key]!r}")
     return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """scripts/run-tests' check around the whole run, in the machine's own
+    namespace: `save FILE` before it, `compare FILE` after. Exit status 1 when
+    a device, qdisc or hook filter came that no live shaper of another session
+    records (what went is said, not failed: another session's may go)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m tests.support.leaks")
+    parser.add_argument("action", choices=("save", "compare"))
+    parser.add_argument("file", type=Path)
+    arguments = parser.parse_args(argv)
+    now = root_namespace()
+    if arguments.action == "save":
+        arguments.file.write_text(json.dumps(now, indent=1) + "\n")
+        return 0
+    before = json.loads(arguments.file.read_text())
+    came = {key: sorted(set(now[key]) - set(before.get(key, []))) for key in now}
+    went = {key: sorted(set(before.get(key, [])) - set(now[key])) for key in now}
+    for key, lines in went.items():
+        for line in lines:
+            print(f"gone since the run began ({key}): {line}")
+    for key, lines in came.items():
+        for line in lines:
+            print(f"LEFT BEHIND ({key}): {line}")
+    return 1 if any(came.values()) else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
