@@ -1,20 +1,25 @@
 """The compiled program set is stored per kernel, source, compile flags and
 bcc, used while they stay the same, rebuilt when any changes, and refused
 (then rebuilt and replaced) when the stored file cannot be trusted. Real bcc
-builds in a child process, real loads into the kernel."""
+builds in a child process, real loads into the kernel; a build of sources,
+flags and header tree the module already compiled is answered with that
+compile's set (`compiles_once`)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import platform
 import shutil
 import struct
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
 import pytest
+from chadthrottle.helper.kernel import program_cache
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.compiler_identity import compiler_identity
 from chadthrottle.helper.kernel.datapath import Datapath
@@ -42,6 +47,51 @@ def _copy_of_bpf(directory: Path) -> Path:
         if entry.name.endswith((".c", ".h")):
             (directory / entry.name).write_bytes(entry.read_bytes())
     return directory
+
+
+def _inputs(source_dir: Path, cflags: list[str]) -> tuple[object, ...] | None:
+    """What a build compiles: each .c and .h file's bytes (what bcc reads of
+    the folder), the flags and the header tree (None: no tree named, the
+    build would merge one itself)."""
+    headers = os.environ.get("BCC_KERNEL_SOURCE")
+    if headers is None:
+        return None
+    files = hashlib.sha256()
+    for path in sorted(source_dir.glob("*.[ch]")):
+        files.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return files.hexdigest(), tuple(cflags), headers
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compiles_once() -> Iterator[dict[str, int]]:
+    """Each distinct build once, for real (bcc in the child, what it gave loaded
+    by the tests), then its set for a build of the same inputs. The tests judge
+    whether the cache builds (the origin), what it refuses, stores and trusts,
+    and that the kernel takes the set; a repeat of a compile already made (the
+    same bytes: two builds compared equal) adds only its 3-4 s, and 9 of the
+    module's 16 builds are repeats (docs/development.md, "Suite time"). The
+    flags name the sources' folder (-I), so a copy elsewhere is compiled
+    anew. A failed build is not kept. Yields the counts of both kinds."""
+    real = program_cache.build_in_child
+    made: dict[tuple[object, ...], ProgramSet] = {}
+    counts = {"built": 0, "repeated": 0}
+
+    def once(source_dir: Path, cache_dir: Path, cflags: list[str],
+             stopping: threading.Event | None = None) -> ProgramSet:  # fmt: skip
+        inputs = _inputs(source_dir, cflags)
+        if inputs is not None and inputs in made:
+            counts["repeated"] += 1
+            return made[inputs]
+        program_set = real(source_dir, cache_dir, cflags, stopping)
+        counts["built"] += 1
+        if inputs is not None:
+            made[inputs] = program_set
+        return program_set
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(program_cache, "build_in_child", once)
+        yield counts
+    print(f"\nprogram builds of the module: {counts}")
 
 
 @pytest.fixture
@@ -175,8 +225,9 @@ def test_an_untrustworthy_file_is_refused_rebuilt_and_replaced(
 
 
 def test_a_directory_others_may_write_is_neither_read_nor_written(
-    cache_dir: Path, sources: Path
+    cache_dir: Path, headers: None, built_once: tuple[Path, bytes]
 ) -> None:
+    sources, _good = built_once  # unchanged sources: the module's compile of them
     cache_dir.chmod(0o777)
     assert _obtain(cache_dir, sources) == "built"
     assert not (cache_dir / CACHE_FILE).exists()
