@@ -45,6 +45,7 @@ from chadthrottle.gui.models.limit_truth import (
     limit_state,
     limited_rate_tooltip,
     own_limit_rate,
+    spoken_value,
     tally,
     what_a_block_leaves,
 )
@@ -89,7 +90,8 @@ _PROCESS_FLAGS = _APP_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
 _ANSWERED_ROLES = frozenset(
     int(role) for role in (
         Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.TextAlignmentRole,
-        Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole, *Role,
+        Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleTextRole,
+        *Role,
     )
 )  # fmt: skip
 _VERTICAL_SORT = QAbstractItemModel.LayoutChangeHint.VerticalSortHint
@@ -345,6 +347,10 @@ class ApplicationsModel(QAbstractItemModel):
             )
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._app_tooltip(app, column)
+        if role == Qt.ItemDataRole.AccessibleTextRole:  # as painted, not the bare limit
+            if column in LIMIT_COLUMNS:
+                return spoken_value(self._state(app, LIMIT_COLUMNS[column]), self._units)
+            return None
         if role == Role.APP_ID:
             return info.id
         if role == Role.TELL:

@@ -36,7 +36,8 @@ from chadthrottle.gui.ipc.state import (
     NOT_RUNNING_PROBLEM,
     STOPPED_PROBLEM,
 )
-from chadthrottle.units import UnitSystem, format_rate, format_size
+from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT, PENDING_MARK, QUOTA_USED_TEXT
+from chadthrottle.units import UnitSystem, format_limit, format_rate, format_size
 
 ROOT_UID = 0
 ADMINISTRATOR_NOTE = "set by administrator"
@@ -724,3 +725,30 @@ def gates_hold(state: LimitState) -> bool:
     if state.blocked:
         return not state.problem or state.held_on
     return bool(state.quota_bytes) and not state.problem
+
+
+def shown_value(state: LimitState, units: UnitSystem) -> str:
+    """A limit cell's value as it is painted: the limit ("…" after it while asked
+    for), or a blocked direction's word (blocked_value)."""
+    if state.blocked:
+        return blocked_value(state, units)
+    return format_limit(state.rate_bps, units) + (PENDING_MARK if state.pending else "")
+
+
+def blocked_value(state: LimitState, units: UnitSystem) -> str:
+    """What a blocked direction's value says: "Blocked", or where a used-up
+    quota is switching to its rate ("100 KB/s…", LimitState.quota_switching)
+    that rate on its way, as a limit asked for reads: not a block the user set;
+    nor, paused, "Quota used" (LimitState.quota_not_holding): read "Blocked"
+    over "not enforced", it said a block the user never set."""
+    if state.quota_switching and state.quota_then_bps:
+        return format_limit(state.quota_then_bps, units) + PENDING_MARK
+    return QUOTA_USED_TEXT if state.quota_not_holding else BLOCKED_TEXT
+
+
+def spoken_value(state: LimitState, units: UnitSystem) -> str:
+    """What a screen reader says of a limit cell: its value and the line under it
+    as painted ("Blocked", "1.00 MB/s, not enforced"). It read the bare limit,
+    "none", of a cell painted "Blocked" (gui34)."""
+    value = shown_value(state, units)
+    return f"{value}, {state.note_lines[0]}" if state.note_lines else value

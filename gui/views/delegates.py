@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from chadthrottle.contract import Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
-from chadthrottle.gui.models.limit_truth import LimitState
+from chadthrottle.gui.models.limit_truth import LimitState, blocked_value, shown_value
 from chadthrottle.gui.widgets.limit_slider import (
     PROBLEM_COLOUR,
     SLIDER_LEAST,
@@ -25,14 +25,11 @@ from chadthrottle.gui.widgets.limit_slider import (
 )
 from chadthrottle.gui.widgets.rate_scale import position_for_rate
 from chadthrottle.gui.widgets.rate_width import (
-    BLOCKED_TEXT,
-    PENDING_MARK,
-    QUOTA_USED_TEXT,
     limit_field_width,
 )
 from chadthrottle.gui.widgets.slider_look import paint_rate_slider, slider_option
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
-from chadthrottle.units import UnitSystem, format_limit, format_rate
+from chadthrottle.units import UnitSystem, format_rate
 from PySide6.QtCore import (
     QModelIndex,
     QObject,
@@ -82,17 +79,6 @@ def _draw_background(option: QStyleOptionViewItem, painter: QPainter) -> None:
     style.drawPrimitive(
         QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget
     )
-
-
-def blocked_value(state: LimitState, units: UnitSystem) -> str:
-    """What a blocked direction's value says: "Blocked", or where a used-up
-    quota is switching to its rate ("100 KB/s…", LimitState.quota_switching)
-    that rate on its way, as a limit asked for reads: not a block the user set;
-    nor, paused, "Quota used" (LimitState.quota_not_holding): read "Blocked"
-    over "not enforced", it said a block the user never set."""
-    if state.quota_switching and state.quota_then_bps:
-        return format_limit(state.quota_then_bps, units) + PENDING_MARK
-    return QUOTA_USED_TEXT if state.quota_not_holding else BLOCKED_TEXT
 
 
 _NONE_HELD = np.zeros((0, 2))  # no limit held this minute: none to draw
@@ -271,11 +257,7 @@ class LimitDelegate(QStyledItemDelegate):
         else:
             colour = option.palette.color(group, QPalette.ColorRole.PlaceholderText)
         painter.setPen(colour)
-        text = (
-            blocked_value(state, self.units)
-            if state.blocked
-            else format_limit(state.rate_bps, self.units) + ("…" if state.pending else "")
-        )
+        text = shown_value(state, self.units)
         painter.drawText(
             text_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text
         )

@@ -14,6 +14,7 @@ from chadthrottle.gui.tray.menu_width import MENU_NAME_LEAST_CHARS, name_room
 from chadthrottle.gui.tray.tray import MENU_NAME_CHARS, TrayController
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.priority_badge import NameDelegate
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
 from tests.gui.sample_data import KB, MB, NO_CAPACITY, app, sample_applications
@@ -215,3 +216,28 @@ def test_a_refused_watch_says_what_was_refused(qtbot, tmp_path) -> None:  # type
         assert "do this" not in said, said
         assert said.startswith("Watching traffic was refused"), said
         assert "Ask again" in said and banner.retry_button.text() == "Ask again"
+
+
+def test_a_screen_reader_hears_a_limit_cell_as_it_is_painted(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """gui34's walk (Xvfb, the real helper): Parcel Updates' download blocked, its
+    cell painted *Blocked*, its text (what an item view's accessible cell says,
+    without an accessible text of its own) read "none", a limit of none. It says
+    what is painted, with the line under it."""
+    from PySide6.QtGui import QAccessible
+
+    model = window.table.model().sourceModel()
+    parcel = dataclasses.replace(
+        app("app:parcel", "Parcel Updates", 0.0, 10 * KB), down_blocked=True
+    )
+    limited = app("app:nimbus", "Nimbus Sync", 10 * KB, 990 * KB, up_limit_bps=MB)
+    model.apply_snapshot([parcel, limited])
+    qtbot.waitUntil(lambda: window.table.proxy_index("app:parcel").isValid())
+    view = QAccessible.queryAccessibleInterface(window.table)
+    assert view is not None
+    said = [view.child(i).text(QAccessible.Text.Name) for i in range(view.childCount())
+            if view.child(i) is not None]  # fmt: skip
+    assert "Blocked" in said, said
+    assert "1.00 MB/s" in said, said
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, "gone"))
+    qtbot.waitUntil(lambda: window.table.proxy_index("app:nimbus", Column.UP_LIMIT).data(
+        Qt.ItemDataRole.AccessibleTextRole) == "1.00 MB/s, not enforced", timeout=2000)  # fmt: skip
