@@ -56,6 +56,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 _MACHINE_BEFORE: dict[str, object] = {}
 _LANES_LEFT: list[str] = []  # what the lanes of a split run (pytest-xdist workers) left
+_LANES_SHAPED: list[str] = []  # their tests whose helper shaped the machine's own namespace
 
 
 def _is_lane(config: pytest.Config) -> bool:
@@ -76,6 +77,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_testnodedown(node: object, error: object) -> None:
     """A lane ended (pytest-xdist, in the controller): keep what it left."""
     _LANES_LEFT.extend(getattr(node, "workeroutput", {}).get("left_behind", []))
+    _LANES_SHAPED.extend(getattr(node, "workeroutput", {}).get("shaped_the_machine", []))
+
+
+def _shaped_the_machine() -> list[str]:
+    """This session's tests whose helper shaped the machine's own namespace
+    (tests/support/helper_process.py; not imported: no helper started)."""
+    import sys
+
+    module = sys.modules.get("tests.support.helper_process")
+    return list(getattr(module, "SHAPED_THE_MACHINE", []))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -88,10 +99,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if lane:  # the controller reports it: a lane's own exit status is not the run's
         name = session.config.workerinput["workerid"]  # type: ignore[attr-defined]
         session.config.workeroutput["left_behind"] = [f"lane {name}: {f}" for f in found]  # type: ignore[attr-defined]
+        session.config.workeroutput["shaped_the_machine"] = _shaped_the_machine()  # type: ignore[attr-defined]
         return
     found += _LANES_LEFT
+    shaped = _shaped_the_machine() + _LANES_SHAPED
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if shaped and reporter is not None:  # a warning: docs/development.md, "How tests clean up"
+        reporter.write_line(
+            "WARNING: a helper of these tests shaped the machine's own network namespace (a "
+            "clsact on its eth0): run their limited applications in the test's namespaces:\n  "
+            + "\n  ".join(sorted(set(shaped))),
+            yellow=True,
+        )
     if found:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = "the test session left state behind:\n  " + "\n  ".join(found)
         if reporter is not None:
             reporter.write_line(message, red=True)

@@ -35,6 +35,7 @@ from chadthrottle.usage_contract import UsageResolution
 
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
+from tests.support.netns import nsenter_argv
 from tests.support.other_users import ClientAs, client_as, granted
 from tests.support.requirements import require_program
 from tests.support.waiting import eventually
@@ -78,17 +79,20 @@ pytestmark = pytest.mark.machine_alone
 
 
 @pytest.fixture
-def forker(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+def forker(request: pytest.FixtureRequest, stack: Stack) -> Iterator[tuple[str, int]]:
     """nobody's program, forking (the test's parameter: (children's life,
-    how many; 0: forever)); its application id and pid."""
+    how many; 0: forever)); its application id and pid. In the helper's
+    namespace: its sockets in the machine's own had the helper shape eth0,
+    and two lanes' helpers left a clsact there (clsact34)."""
     life_s, forks = getattr(request, "param", (CHILD_LIFE_S, 0))
     folder = Path(tempfile.mkdtemp(prefix="ct-forker-"))
     folder.chmod(0o755)
     script = folder / "forker.py"
     script.write_text(FORKER)
     script.chmod(0o644)
-    argv = [require_program("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
-            "--clear-groups", sys.executable, str(script), str(DESCRIPTORS), str(life_s), str(forks)]  # fmt: skip
+    argv = nsenter_argv(stack.pair.host_ns, [
+        require_program("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+        sys.executable, str(script), str(DESCRIPTORS), str(life_s), str(forks)])  # fmt: skip
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"

@@ -45,6 +45,12 @@ from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
 
 TESTS_HOOK_LINGER_S = 0.0
 PRODUCT_HOOK_LINGER = None  # no --hook-linger-s: the helper's own default
+# The tests (by the one running at the helper's close) whose helper shaped the
+# machine's own network namespace, i.e. grafted a clsact on its eth0: a limited
+# application of theirs had a process there. The session warns of them
+# (tests/conftest.py): test traffic goes only over loopback and the project's
+# own namespaces, and two such helpers at once left an empty clsact (clsact34).
+SHAPED_THE_MACHINE: list[str] = []
 
 
 _BYTECODE_DIR: list[str] = []  # the session's, made at the first helper start
@@ -138,6 +144,9 @@ class HelperProcess(standalone.HelperProcess):
         with its test, but one whose limited application lived in the
         machine's own namespace left its clsact, filter and IFB on eth0."""
         super().close()
+        machine = f"shaping in namespace net:[{os.stat('/proc/self/ns/net').st_ino}]"
+        if machine in self.log_text():
+            SHAPED_THE_MACHINE.append(os.environ.get("PYTEST_CURRENT_TEST", "?").split(" (")[0])
         if self.returncode == -signal.SIGKILL:
             from chadthrottle.helper.kernel.cgroups import cgroup2_mount
             from chadthrottle.helper.kernel.datapath import remove_leftover_programs

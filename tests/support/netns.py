@@ -607,14 +607,14 @@ def start_stream(
             started.append(peer)
             wait_for_line(peer, "listening")
             host = pair.peer_addr6 if family == 6 else pair.peer_addr
-            argv = nsenter_argv(
-                pair.host_ns, [*script, "connect", "--host", host, "--role", app_role, *common]
-            )
+            argv = [*script, "connect", "--host", host, "--role", app_role, *common]
             if child_after_s or child_when is not None:
                 first = (f"until [ -e {shlex.quote(str(child_when))} ]; do sleep 0.05; done"
                          if child_when is not None else f"sleep {child_after_s}")  # fmt: skip
+                # The shell in the application's namespace too: a limited process
+                # in the machine's own one had the helper shape its eth0 (clsact34).
                 argv = ["sh", "-c", f'{first}; "$@" & wait', "sh", *argv]
-            app = spawn(argv, app_cgroup)
+            app = spawn(nsenter_argv(pair.host_ns, argv), app_cgroup)
             started.append(app)
             if not udp and not child_after_s and child_when is None:
                 wait_for_line(app, "connected")
