@@ -138,11 +138,13 @@ class HelperProcess(standalone.HelperProcess):
         """As the product's; and a helper that ended by SIGKILL (a test's kill(),
         or stop()'s after its timeout) has the programs its record lists
         detached from the cgroup root, and the tc objects its journals record
-        removed, as its successor's start would. A test that failed between
-        the kill and that start left them past the session (the product
-        removes them only at a helper's start); a test helper's namespace goes
-        with its test, but one whose limited application lived in the
-        machine's own namespace left its clsact, filter and IFB on eth0."""
+        in this process's namespace (the machine's own) removed, as its
+        successor's start would. A test that failed between the kill and that
+        start left them past the session (the product removes them only at a
+        helper's start): one whose limited application lived in the machine's
+        namespace left its clsact, filter and IFB on eth0. Not in the test's
+        namespaces: they go with the test, and a successor adopts there what
+        the killed helper left (test_lingering_hook_after_sigkill.py)."""
         super().close()
         machine = f"shaping in namespace net:[{os.stat('/proc/self/ns/net').st_ino}]"
         if machine in self.log_text():
@@ -150,7 +152,6 @@ class HelperProcess(standalone.HelperProcess):
         if self.returncode == -signal.SIGKILL:
             from chadthrottle.helper.kernel.cgroups import cgroup2_mount
             from chadthrottle.helper.kernel.datapath import remove_leftover_programs
-            from chadthrottle.helper.kernel.namespace_shapers import remove_unadopted_elsewhere
             from chadthrottle.helper.kernel.ownership import journal_instance
             from chadthrottle.helper.kernel.tc_shaper import remove_unadopted
             from chadthrottle.helper.main import DEFAULT_STATE_DIR
@@ -160,7 +161,6 @@ class HelperProcess(standalone.HelperProcess):
             remove_leftover_programs(cgroup2_mount(), instance)  # its own, not another's
             with IPRoute() as ipr:  # this process's namespace: the machine's own
                 remove_unadopted(ipr, instance)
-            remove_unadopted_elsewhere(instance)  # the helper's and its applications'
 
     def start(self) -> None:
         """Programs built and machine lock free first, untimed; then the
