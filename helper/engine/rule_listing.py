@@ -2,9 +2,11 @@
 what each direction of a rule holds for ListApplications.
 
 Pure: functions of the table, the gates' state (gating.py) and the local time
-of one listing; the kernel's quota counts are read through the gates given
-(a listing is then not a tick behind). The engine builds one per call, under
-its lock.
+of one listing; the kernel's quota counts are read through the gates given,
+when the listing is made: at a publish (engine._publish, after each tick and
+change), not at a read call, so a quota the kernel stops between ticks is
+listed spent from the next tick's publish (flake34b). The engine builds one
+per publish or call, under its lock.
 """
 
 from __future__ import annotations
