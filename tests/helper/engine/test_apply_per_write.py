@@ -1,6 +1,6 @@
 """A write call's apply reads each rule's processes once (Apply.one_plan), and
 asks the shaper to read the namespaces only of processes new to it: at 64
-rules of one user a SetLimit read every rule's reached processes about seven
+rules of one user a SetLimit read every rule's reached processes six
 times (live_rules per step, then the classes', tags' and fair shares' own
 reads) and every limited process's namespace (snap35)."""
 
