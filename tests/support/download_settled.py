@@ -18,7 +18,7 @@ left unread in the socket and the sender has nothing lost, SACKed or
 retransmitted outstanding (its loss recovery is over: the receiver holds no
 data behind a hole) (an application the CPU load held back catches up
 too: 0.4 MB once, 1.07 times the limit over the next 2 s), instead of after
-a fixed sleep; and Landing holds the reads from the reply on to the
+a fixed sleep; and Landing holds what arrived from the reply on to the
 limit plus what the socket held then (what crossed the hook before): a limit
 reported in force before it held reads 10-50 MB more in a tenth of a second
 unlimited here, which no wait hides.
@@ -69,34 +69,71 @@ def receive_state(netns: str, port: int) -> tuple[int, int]:
     return sum(int(count) for count in re.findall(r"rcv_ooopack:(\d+)", listing)), unread
 
 
-def held_bytes(netns: str, port: int) -> int:
-    """What the connections' receive and out-of-order queues hold (skmem r:
-    the buffers' true size, at least the bytes in them)."""
-    return sum(int(size) for size in re.findall(r"skmem:\(r(\d+),", _ss(netns, port, "-tmH")))
+def held_unsaid_bytes(netns: str, port: int) -> int:
+    """A bound on what the receiving connections hold that the sink's "q" (its
+    in-order unread bytes) does not say: the out-of-order queue (skmem r, the
+    receive and out-of-order queues' buffers, at least their bytes, less
+    Recv-Q, the in-order unread bytes) and the backlog (skmem bl: segments
+    not yet processed while the reader held the socket)."""
+    held = 0
+    unread = 0
+    for line in _ss(netns, port, "-tmH").splitlines():
+        if line[:1].isdigit():
+            unread = int(line.split()[0])
+        elif found := re.search(r"skmem:\(r(\d+),.*\bbl(\d+)", line):
+            held += max(0, int(found[1]) - unread) + int(found[2])
+    return held
 
 
 @dataclass(frozen=True)
 class Landing:
-    """The moment a download limit was reported in force, for its receiver."""
+    """The moment a download limit was reported in force, for its receiver,
+    and what had crossed the shaper by then: the sink's bytes arrived (read
+    plus held unread in order, its "q", both at the same moment) at its
+    first report after `at`, and what ss saw the socket hold out of order or
+    in its backlog, which "q" does not say (held_unsaid_bytes). Both are
+    taken after `at`; what passed a limit in force meanwhile is within its
+    rate from `at`. Before the limit the download is unlimited and little
+    waits out of order (ss saw at most 0.41 MB out of order or in the
+    backlog here); segments out of order at `at` and read in order before ss
+    looked would be missed: a wrong failure, never a wrong pass.
+
+    Until 2026-12-07 the bytes read (not arrived) were taken at that report,
+    and the socket's whole holding by ss after it: a sink behind its socket
+    (megabytes that crossed the shaper before the limit, unread) reported,
+    read them all before ss looked (tens of ms later), and they counted as
+    read beyond the limit. A sink stopped 0.1 s before SetLimit and resumed
+    at the reply (its socket full; load 5-7, 16:19-16:22 UTC 2026-12-07):
+    the old formula (ss just after that report) read 5.9-33.2 MB above the
+    limit in 18 of 18 landings the limit held, this one -0.41 to +0.003 MB.
+    CI read 10.0 MB at b2e67bd with ss seeing nothing held: this, or the
+    limit landing late (3 of those 21 landings read 15-938 MB above it by
+    both measures: not a measure's)."""
 
     receiver: Receiver
     at: float
-    held_bytes: int  # in the socket then: it crossed the hook before
-    read_bytes: int  # by the sink's first report after `at`
+    held_bytes: int  # out of order or in the backlog when ss looked (after `at`)
+    arrived_bytes: int  # read plus held unread in order, at the sink's first report after `at`
 
     @classmethod
     def now(cls, receiver: Receiver, netns: str, port: int) -> Landing:
         at = time.monotonic()
-        held = held_bytes(netns, port)
+        held = held_unsaid_bytes(netns, port)
         eventually(lambda: receiver._latest()[0] > at, 2.0, interval_s=0.01)
-        return cls(receiver, at, held, receiver._latest()[1])
+        with receiver._lock:
+            first = next(count for when, count in receiver._timed(arrived=True) if when > at)
+        return cls(receiver, at, held, first)
 
     def excess_bytes(self, payload_bps: float) -> float:
-        """What the application read since beyond the limit's rate and what
-        its socket held at the moment (<= LANDING_SLACK_BYTES: the limit held
-        from the reply on)."""
-        until, read = self.receiver._latest()
-        return read - self.read_bytes - payload_bps * (until - self.at) - self.held_bytes
+        """What arrived at the application since (read or held unread in
+        order) beyond the limit's rate from `at` and what its socket held
+        then (<= LANDING_SLACK_BYTES: the limit held from the reply on). A
+        limit that lands later than the sink's first report after the reply
+        (its reports are 50 ms apart) reads what passed it from then at full
+        speed: a tenth of a second unlimited is 10-50 MB here."""
+        until, _ = self.receiver._latest()
+        arrived = self.receiver.counted_at(until, arrived=True)
+        return arrived - self.arrived_bytes - payload_bps * (until - self.at) - self.held_bytes
 
 
 def sender_recovering(netns: str, port: int) -> bool:
