@@ -1,5 +1,5 @@
 """The tc backend in every network namespace where a limited application has
-sockets, not only in the helper's own.
+processes (a process without a socket too), not only in the helper's own.
 
 HTB shapes only the devices it sits on, and a namespace has devices of its
 own: an application in a container, a sandbox or an `ip netns exec` VPN split
@@ -584,7 +584,7 @@ class NamespaceShapers:
         self._unentered.pop(inode, None)
         self._declined.discard(inode)
         log.info(
-            "shaping in namespace %s, where a limited application has sockets",
+            "shaping in namespace %s, where a limited application has processes",
             self._elsewhere[inode].label,
         )
         self._watch(inode, lambda: self._elsewhere[inode].thread.call(open_link_socket))
