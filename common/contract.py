@@ -25,7 +25,8 @@ from chadthrottle.frozen_record import frozen_record
 # down_limit_reach, up_limit_reach in ListApplications (how a limit holds in
 # each network namespace of the application).
 # 7: down_measuring, up_measuring in ListApplications and ListProcesses (a
-# direction whose rate window restarted at a rule change has no rate yet).
+# direction whose rate window restarted at a rule change has no rate yet; in
+# ListApplications also an application's first tick, as at the helper's start).
 # 8: quota_period_start, quota_period_end, quota_start_offset_s,
 # quota_end_offset_s in ListRules (the current period of a quota as the helper
 # counts it, and its zone's UTC offset at each end: clients no longer guess the
@@ -400,8 +401,9 @@ METHODS: dict[str, MethodSpec] = {
             "of its processes still have open sockets not held, their descriptors being walked a bounded "
             "time each tick; empty for one namespace the backend holds as usual), down_measuring b, up_measuring b (API 7: that "
             "direction's rules changed and its rate is being measured afresh, from the change to the next "
-            "tick: no rate is known, and down_bps or up_bps is 0 and says nothing; a direction whose rules "
-            "did not change keeps its rate), counted_through_ns t (API 9: a CLOCK_MONOTONIC time of the helper's "
+            "tick, or the helper has no earlier reading of the application (the first tick that lists it, "
+            "as every application at the helper's start): no rate is known, and down_bps or up_bps is 0 "
+            "and says nothing; a direction whose rules did not change keeps its rate), counted_through_ns t (API 9: a CLOCK_MONOTONIC time of the helper's "
             "machine, in ns, the same in every entry: every socket the datapath announced as a process's first "
             "before it was read, its process named, before the counters listed here were read; 0 not yet; a "
             "client waits for it to pass a moment to know the traffic made before that moment attributed, "
@@ -983,7 +985,8 @@ class ApplicationInfo:
 
     def measuring(self, direction: Direction) -> bool:
         """The direction's rate window restarted at a rule change and has no
-        sample yet: its rate (0) says nothing."""
+        sample yet, or the helper has no earlier reading of the application
+        (its first tick, as after the helper starts): its rate (0) says nothing."""
         return self.down_measuring if direction is Direction.DOWN else self.up_measuring
 
     def limit_owner(self, direction: Direction) -> int:

@@ -122,15 +122,17 @@ def total_text(rate_bps: float | None, units: UnitSystem, live: bool = True) -> 
 
 
 def measuring_tooltip(direction: Direction, stale: bool = False) -> str:
-    """Why a rate reads "…": the helper restarted its measure at a rule change;
-    or, the helper away since, "—": nothing measures it and no rate is known
-    (its "…" and "at most a second" stayed for as long as the helper was away)."""
+    """Why a rate reads "…": the helper restarted its measure at a rule change,
+    or has no earlier reading of the application (its first tick: every row's
+    after the helper starts); or, the helper away since, "—": nothing measures
+    it and no rate is known (its "…" and "at most a second" stayed for as long
+    as the helper was away)."""
     word = "Download" if direction is Direction.DOWN else "Upload"
     if stale:
-        return (f"{word}: not known: its rules had just changed, and the helper went away "
-                "before it measured what passes under them.")  # fmt: skip
-    return (f"{word}: its rules just changed; the helper is measuring what passes under them "
-            "and lists no rate until its next reading (at most a second).")  # fmt: skip
+        return (f"{word}: not known: the helper went away before it measured a rate "
+                "(its rules had just changed, or it had just started).")  # fmt: skip
+    return (f"{word}: the helper is measuring it (its rules just changed, or the helper has just "
+            "started or just seen it) and lists no rate until its next reading (at most a second).")  # fmt: skip
 
 
 def _append_history(app: AppRow, now: float, held: tuple[float, float]) -> None:

@@ -47,8 +47,10 @@ class AppTraffic:
     # Directions whose rules changed (RateMeter.restart) measured from that
     # change rather than from rates_since: when it was.
     restarted_at: dict[Direction, float] = field(default_factory=dict)
-    # Directions whose window restarted and has no sample yet: no rate is
-    # known (listed as measuring, the rate 0), not the one from before.
+    # Directions whose window restarted and has no sample yet, or, at the
+    # first tick that has it (every application's after the helper starts),
+    # both: no rate is known (listed as measuring, the rate 0), not the one
+    # from before, nor a 0 nothing measured.
     measuring: frozenset[Direction] = frozenset()
 
     def since(self, direction: Direction) -> float | None:
@@ -517,8 +519,9 @@ def _with_rates(totals: dict[K, AppTraffic], history: deque[tuple[float, dict[K,
     """Give each total its rates over the window history holds, or, in a
     direction whose rules changed (RateMeter.restart), from its start when
     that is later; a start not before now (a change between this tick's
-    counter read and its count) leaves that direction measuring. Then add
-    the totals to the history."""
+    counter read and its count) leaves that direction measuring, and so does
+    no earlier reading at all (the first tick that has it). Then add the
+    totals to the history."""
     previous = history[-1][1] if history else {}
     for key, traffic in totals.items():
         before = previous.get(key)
@@ -526,15 +529,23 @@ def _with_rates(totals: dict[K, AppTraffic], history: deque[tuple[float, dict[K,
         traffic.last_active = now if moved else before.last_active  # type: ignore[union-attr]
         # the oldest sample in the window that knew it
         past = next(((t, entries[key]) for t, entries in history if key in entries), None)
+        unmeasured = set(Direction)
         if past is not None and now > past[0]:
             traffic.rates_since = past[0]
             _set_rates(traffic, past[1], now - past[0])
+            unmeasured.clear()
         for direction, (then, counts) in starts.get(key, {}).items():
             if then >= now:
-                _measuring(traffic, (direction,))
+                unmeasured.add(direction)
             elif past is None or then > past[0]:
                 traffic.restarted_at[direction] = then
                 _set_rates(traffic, counts, now - then, (direction,))
+                unmeasured.discard(direction)
+        if unmeasured:
+            # No earlier reading: its first tick, as every application's after
+            # the helper starts. Its 0 was listed as a rate and drawn as a
+            # one-poll drop to nothing (spike34: a paced 2 MB/s download).
+            _measuring(traffic, unmeasured)
     history.append((now, dict(totals)))
     return dict(totals)
 

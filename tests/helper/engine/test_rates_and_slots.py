@@ -30,6 +30,21 @@ def test_rates_come_from_counter_deltas_over_the_window() -> None:
     assert meter.apps["app:a"].tx_bytes == 2500
 
 
+def test_the_first_tick_that_has_an_application_lists_it_measuring_not_at_0() -> None:
+    """No earlier reading, no rate: its 0 read as a rate (after every helper
+    start, the GUI drew a one-poll drop to nothing: spike34)."""
+    meter = RateMeter(window_ticks=2)
+    meter.remember(10, "app:a")
+    meter.update([Sample(10, 5000, 100)], now=0.0)
+    assert meter.apps["app:a"].measuring == set(Direction)
+    meter.remember(11, "app:b")
+    meter.update([Sample(10, 6000, 200), Sample(11, 70, 0)], now=1.0)
+    assert meter.apps["app:a"].measuring == frozenset()
+    assert meter.apps["app:a"].down_bps == pytest.approx(1000.0)
+    assert meter.apps["app:b"].measuring == set(Direction)  # seen first now
+    assert meter.apps["app:b"].down_bps == 0.0
+
+
 def test_unknown_owners_are_not_attributed_and_shrinking_counters_never_go_negative() -> None:
     meter = RateMeter()
     meter.remember(10, "app:a")
