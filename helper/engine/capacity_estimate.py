@@ -157,8 +157,8 @@ upload is judged by that reading instead of the round trips:
   upload's turns as a climb past where it failed does
   (a halved download link come back was followed in 8-29 s on the toy, its
   climb cut into bursts by a turn every ONE_WAY_TURN_S);
-- so does a download that climbed in a row to where it last failed, its near
-  zone no exception: its step past it is a tick or two away (a turn there
+- so does a download that climbed in a row to where it last failed (or reached
+  it, its step past held a tick there: est34), its near zone no exception: its step past it is a tick or two away (a turn there
   paused a doubled download link 3-4 s: 12 s to follow on the bench, est31);
 - our download queue falling while the reading read SEEN_MS within
   DOWN_HOLD_AFTER_S takes no download raise back (_acks_held: its
@@ -1148,9 +1148,13 @@ class CapacityEstimator(OneWayRules):
         # climb, within 10 s in 24 of the toy's 48 such changes, up to 24 s; so, 43, up to 11)
         # climbed in a row to where it last failed, not past it yet: its step past is a tick or two
         # away, its near zone no reason for a turn (one there paused a doubled download 3-4 s:
-        # bench (B) 12 s twice, est31; the toy's 198 changes: 139 -> 147 within 10 s, max 17 -> 13)
+        # bench (B) 12 s twice, est31; the toy's 198 changes: 139 -> 147 within 10 s, max 17 -> 13).
+        # Its step past held a tick ("down held: a queue at where it failed", _step: round trips
+        # over RISE_S) refreshed its streak to 0, and the turn came between all the same: 3 of 6
+        # bench records (est34: b_d3 at 45.2 s, the link back from halved followed in 12 s;
+        # a_d2 at 40.3 s; b_B1 at 35.9 s): past_failed (reached, its step past next) holds it
         reached = (
-            down.streak >= 2
+            (down.streak >= 2 or down.past_failed)
             and down.since_raise_s <= STREAK_GAP_S
             and down.last_failed is not None
             and (down.capacity or 0) >= down.last_failed

@@ -21,10 +21,10 @@ DOWN, UP = Direction.DOWN, Direction.UP
 RECORDING = Path(__file__).parent / "capacity_follow_known_held.json"
 
 
-def _replay() -> list[tuple[dict[str, object], str, list[int | None]]]:
+def replay(recording: Path) -> list[tuple[dict[str, object], str, list[int | None]]]:
     """The recording (an --as-helper run, the estimator's inputs each tick and glance) replayed
     through update() and glance(): per row, the row, the decisions now and the estimate now."""
-    recorded = json.loads(RECORDING.read_text())
+    recorded = json.loads(recording.read_text())
     estimator = CapacityEstimator({Direction(d): bps for d, bps in recorded["start"].items()})
     rows = []
     for row in recorded["ticks"]:
@@ -51,7 +51,7 @@ def test_a_download_climbing_back_under_what_it_held_before_its_link_halved_hold
     until 47.1 s; there the download, climbing back at 12.31 Mbit/s (0.88 of 14.06, 0.63 of the
     19.5 it held), waited for an upload turn (made at 48.1 s, failed at 50.1 s) and is raised
     now."""
-    replayed = _replay()
+    replayed = replay(RECORDING)
     differs = next(i for i, (row, now, estimate) in enumerate(replayed)
                    if (now, estimate) != (row["decisions"], row["estimate"]))  # fmt: skip
     row, now, estimate = replayed[differs]
