@@ -46,10 +46,8 @@ from tests.support.helper_calls import call_helper, priorities_undone, set_prior
 from tests.support.netns import app_scope, nsenter_argv, spawn, start_stream, wait_for_line
 from tests.support.waiting import eventually
 
-# The call's test judges its round trip, which another lane's load moves: after
-# the lanes, alone (machine_alone).
-# Its transfers' test judges their rates through the modem's tbf (at least 0.75
-# of the link), not a latency: in a lane (ci34, docs/development.md).
+# Judges a call's round trip, which another lane's load moves: after the lanes, alone.
+pytestmark = pytest.mark.machine_alone
 
 DOWN_L2, UP_L2 = 1_250_000, 500_000  # the modem's rates (bytes/s, from the Ethernet header)
 BUFFER_MS = 300
@@ -84,7 +82,6 @@ def _place_taken(netns: str, device: str, add: bool) -> None:
                         "protocol", "0x88b5", "u32"], check=True)  # fmt: skip
 
 
-@pytest.mark.machine_alone
 def test_a_critical_call_in_a_container_is_ordered_through_nat(stack: Stack) -> None:
     bus, untouched = stack.bus_address, stack.idle_tc_state()
     desktop_id = own_names.desktop_id("ContainerCall", fresh=True)

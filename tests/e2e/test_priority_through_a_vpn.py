@@ -46,10 +46,8 @@ from tests.support.netns import (
 )
 from tests.support.waiting import eventually
 
-# The call's test judges its round trip, which another lane's load moves: after
-# the lanes, alone (machine_alone).
-# The link-on-the-VPN test judges what the listings say (its calls' reports are
-# not read), not a latency: in a lane (ci34, docs/development.md).
+# Judges a call's round trip, which another lane's load moves: after the lanes, alone.
+pytestmark = pytest.mark.machine_alone
 
 CAPACITY_BPS = 1_000_000
 MTU = "1450"  # the uplink's less vxlan's 50 bytes (wg-quick: 1420 for WireGuard's 60-80)
@@ -233,7 +231,6 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
-@pytest.mark.machine_alone
 def test_a_critical_call_through_the_vpn_is_ordered_under_load(stack: Stack) -> None:
     """The VPN's far end beyond a modem in miniature (its encapsulated packets
     cross the modem's queues); a normal application's bulk upload and
