@@ -60,7 +60,8 @@ THEN_BPS = 1_000_000
 # report, ~90 MB/s), where a tick more of the then-rate read 5.25 MB/s (2026-12-06)
 NEW_PERIOD_FLOOR_BPS = 8 * THEN_BPS
 # A stop the kernel made between ticks is listed from the next tick's publish:
-# a tick's interval and its own work later at most (a few ticks, on a loaded machine)
+# a tick's interval and its own work later at most (a few ticks, on a loaded machine),
+# and vouched for (counted_through_ns) once the owner poll before a tick began after it
 LISTED_WITHIN_S = 3 * TICK_INTERVAL_S
 
 
@@ -300,14 +301,29 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
             # spent between ticks is listed spent from the next tick's publish.
             # CI at b2e67bd read once, 0.5 s after the sink went quiet, a publish
             # made before the stop: down_blocked False (flake34b, 2026-12-07)
+            # Each row carries the moment its counts hold through
+            # (counted_through_ns, CLOCK_MONOTONIC like the sink's clock: its
+            # counters were read after it). A row vouching past the stop must
+            # list the quota spent; earlier rows may still show it left. A bare
+            # wait for a spent row passed a listing a tick stale (review37a:
+            # quota_left as counted 1 s before passed 5 of 5 runs; this check
+            # failed 1 of 4, the one whose tick already vouched past the stop).
+            samples = list(stream.receiver.sink_samples)
+            stopped_ns = int(next(at for at, count in samples if count == samples[-1][1]) * 1e9)
             rows: list[ApplicationInfo] = []
 
-            def listed_spent() -> bool:
+            def vouched_past_the_stop() -> bool:
                 rows.append(_listed(bus, app_id))
-                return rows[-1].down_blocked and rows[-1].down_quota_left_bytes == 0
+                return rows[-1].counted_through_ns > stopped_ns
 
-            assert eventually(listed_spent, LISTED_WITHIN_S), (payload, rows[-1])
+            assert eventually(vouched_past_the_stop, LISTED_WITHIN_S), (payload, rows[-1])
             listed = rows[-1]
+            assert listed.down_blocked and listed.down_quota_left_bytes == 0, (
+                "its counters were read after the stop",
+                payload,
+                stopped_ns,
+                listed,
+            )
             assert listed.down_quota_bytes == QUOTA_BYTES and listed.down_quota_period == "day"
             assert listed.down_limit_bps == 0
             if backend == "ebpf":  # what follows is the engine's, the same with either backend
