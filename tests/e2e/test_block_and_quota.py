@@ -306,8 +306,8 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
             # counters were read after it). A row vouching past the stop must
             # list the quota spent; earlier rows may still show it left. A bare
             # wait for a spent row passed a listing a tick stale (review37a:
-            # quota_left as counted 1 s before passed 5 of 5 runs; this check
-            # failed 1 of 4, the one whose tick already vouched past the stop).
+            # quota_left as counted 1 s before passed 8 of 8 runs; this check
+            # failed 1 of 7, the one whose tick already vouched past the stop).
             samples = list(stream.receiver.sink_samples)
             stopped_ns = int(next(at for at, count in samples if count == samples[-1][1]) * 1e9)
             rows: list[ApplicationInfo] = []
