@@ -739,7 +739,10 @@ class Datapath:
             ):
                 self._pending_walks.drop(walk.tgid)  # gone or replaced: its table with it
                 if walk.draining and not walk.vet:  # a child it forked may hold its sockets
-                    self._pending_walks.sweep(walk, self._processes_of(walk.made_by, walk.turn_uid))
+                    swept = self._processes_of(walk.made_by, walk.turn_uid)
+                    self._pending_walks.sweep(walk, swept)
+                    log.debug("pid %d gone before its walk: %d processes swept for slots %s",
+                              walk.tgid, len(swept), sorted(walk.draining))  # fmt: skip
                 continue
             caps = self._caps_of_slot.get(walk.slot, NO_CAPS)
             made_by = walk.made_by
@@ -767,6 +770,9 @@ class Datapath:
             self._pending_walks.ended(walk)  # none of its sockets carries a draining slot now
             if tagged:
                 self._accept_queues.after_walk(walk.tgid, walk.start, walk.seen, walk.was)
+                log.debug("pid %d's open sockets tagged with slot %d %.0f ms after it was asked "
+                          "(%d walks wait)", walk.tgid, walk.slot,
+                          (time.monotonic() - walk.asked) * 1000, len(self._pending_walks))  # fmt: skip
         self._pending_walks.save()
         return len(self._pending_walks)
 
@@ -879,7 +885,9 @@ class Datapath:
             else:
                 vet.add(slot)
         if vet:
-            self._pending_walks.vet(vet, self._processes_of(None, None))
+            every = self._processes_of(None, None)
+            self._pending_walks.vet(vet, every)
+            log.debug("slots %s let go: %d processes swept for them", sorted(vet), len(every))
         return ready
 
     def _slot_given(self, slot: int) -> None:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain, zip_longest
@@ -94,6 +95,7 @@ class PendingWalk:
     sweep: frozenset[int] = frozenset()  # only sockets carrying these: retagged with slot
     sweep_after: frozenset[int] = frozenset()  # a sweep of its whole table for these, after it
     vet: bool = False  # its sweeps look at every socket, whoever made it (vet)
+    asked: float = field(default_factory=time.monotonic)  # when it was added (its wait, logged)
 
 
 def record_of(instance: str) -> Path | None:
@@ -407,13 +409,21 @@ class PendingWalks:
         return len(self._walks)
 
     def in_turn(self) -> list[PendingWalk]:
-        """Every waiting walk, users in turn: one of each user's (oldest
-        first), then the next of each, and so on; the user who went first
-        last time goes after the others this time (so a walk cut at the
-        budget is not always the first)."""
-        by_uid: dict[int, list[PendingWalk]] = {}
+        """Every waiting walk, users in turn: one of each user's, then the
+        next of each, and so on; the user who went first last time goes
+        after the others this time (so a walk cut at the budget is not
+        always the first). A user's walks go oldest first, its sweeps (sweep,
+        vet: they only drain old slots) in turn with the rest (a tag makes a
+        limit hold): a gone process's sweep of all root's processes held a
+        root rule's new tag seconds behind it (walk34), and a user forking
+        new tags cannot hold its sweeps back for ever either."""
+        walks: dict[int, list[PendingWalk]] = {}
+        sweeps: dict[int, list[PendingWalk]] = {}
         for walk in self._walks.values():
-            by_uid.setdefault(walk.turn_uid, []).append(walk)
+            (sweeps if walk.sweep else walks).setdefault(walk.turn_uid, []).append(walk)
+        by_uid = {uid: [walk for pair in zip_longest(walks.get(uid, []), sweeps.get(uid, []))
+                        for walk in pair if walk is not None]
+                  for uid in set(walks) | set(sweeps)}  # fmt: skip
         uids = sorted(by_uid)
         after = [uid for uid in uids if uid > self._last_first]
         order = after + [uid for uid in uids if uid <= self._last_first]

@@ -75,6 +75,18 @@ def test_users_take_turns_and_the_first_of_a_round_changes() -> None:
     assert walks.slots() == {12: 5, 13: 5, 11: 5, 31: 7}
 
 
+def test_a_users_tag_walks_take_turns_with_its_sweeps() -> None:
+    """A gone process's sweep of its user's processes (or a vet of every
+    process) does not hold a new tag of that user behind it all (walk34)."""
+    walks = PendingWalks()
+    gone = walks.add(9, 1, 0, turn_uid=0, draining=[4])
+    walks.drop(9)
+    walks.sweep(gone, [(1, 1, 0), (2, 1, 0), (3, 1, 0)])  # root's processes swept for slot 4
+    walks.add(40, 1, 5, turn_uid=0)  # a new rule's process, after them
+    walks.add(41, 1, 5, turn_uid=0)
+    assert [w.tgid for w in walks.in_turn()] == [40, 1, 41, 2, 3]
+
+
 def _pacing(pid: int, fd: int) -> int:
     """SO_MAX_PACING_RATE of pid's socket fd."""
     pidfd = os.pidfd_open(pid)
