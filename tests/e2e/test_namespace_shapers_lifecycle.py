@@ -104,11 +104,22 @@ def world(private_bus: PrivateSystemBus, tmp_path: Path) -> Iterator[World]:
                 helper.close()
 
 
-def _limit(world: World) -> None:
-    call_helper(
+def _limit(world: World) -> str:
+    """The app's download limited; its id."""
+    app: str = call_helper(
         world.bus.address,
         lambda c: c.set_limit(f"pid:{world.stream.app_pid}", Direction.DOWN, LIMIT_BPS),
     )
+    return app
+
+
+def _limit_shaped(world: World) -> str:
+    """The app's download limited and its namespace's shaper up; the app's id."""
+    app = _limit(world)
+    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), (
+        "nothing shapes in the app's namespace"
+    )
+    return app
 
 
 def _journals_of(helpers: list[HelperProcess]) -> list[Path]:
@@ -121,10 +132,7 @@ def test_a_killed_helpers_objects_in_another_namespace_are_adopted_and_a_stop_re
 ) -> None:
     untouched = world.configuration()
     first = world.start_helper()
-    _limit(world)
-    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), (
-        "nothing shapes in the app's namespace"
-    )
+    _limit_shaped(world)
     time.sleep(2.0)
     limited = world.configuration()
     first.kill()
@@ -150,10 +158,7 @@ def test_a_killed_helpers_objects_in_another_namespace_are_removed_when_its_appl
 ) -> None:
     untouched = world.configuration()
     first = world.start_helper()
-    _limit(world)
-    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), (
-        "nothing shapes in the app's namespace"
-    )
+    _limit_shaped(world)
     first.kill()
     world.stream.stop()  # the application exits while no helper runs
     second = world.start_helper()
@@ -173,10 +178,7 @@ def test_a_killed_helpers_objects_in_another_namespace_go_when_the_test_closes_i
     namespace, which stands for the machine's."""
     untouched = world.configuration()
     first = world.start_helper()
-    _limit(world)
-    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), (
-        "nothing shapes in the app's namespace"
-    )
+    _limit_shaped(world)
     first.kill()
     assert world.configuration() != untouched
     with entered_netns(world.app.host_ns):
@@ -186,10 +188,7 @@ def test_a_killed_helpers_objects_in_another_namespace_go_when_the_test_closes_i
 
 def test_a_namespace_that_disappears_while_limited_just_loses_its_shaper(world: World) -> None:
     helper = world.start_helper()
-    _limit(world)
-    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), (
-        "nothing shapes in the app's namespace"
-    )
+    _limit_shaped(world)
     world.stream.stop()  # the container stops: its processes end and its name goes
     subprocess.run(["ip", "netns", "del", world.app.host_ns], check=True)
     assert eventually(lambda: "stopped shaping in namespace" in helper.log_text(), 5.0), (
@@ -207,20 +206,9 @@ def _clear(world: World, app: str) -> None:
     call_helper(world.bus.address, lambda c: c.clear_limit(app))
 
 
-def _limit_id(world: World) -> str:
-    app: str = call_helper(
-        world.bus.address,
-        lambda c: c.set_limit(f"pid:{world.stream.app_pid}", Direction.DOWN, LIMIT_BPS),
-    )
-    return app
-
-
 def _lingering(world: World) -> str:
     """Cleared, and past the class's 1 s retirement: what stays is the linger."""
-    app = _limit_id(world)
-    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), (
-        "nothing shapes in the app's namespace"
-    )
+    app = _limit_shaped(world)
     _clear(world, app)
     time.sleep(1.5)
     return world.configuration()
@@ -234,7 +222,7 @@ def test_a_limit_toggled_in_another_namespace_grafts_its_clsact_once_and_goes_af
     helper = world.start_helper(PRODUCT_HOOK_LINGER)
     with ClsactWatch(world.app) as watch:
         for _ in range(TOGGLES):
-            app = _limit_id(world)
+            app = _limit(world)
             assert eventually(lambda: has_clsact(world.app), 3.0, 0.02), "no hook in the namespace"
             time.sleep(ON_S)  # the user's toggling: its period is what is tested
             _clear(world, app)
