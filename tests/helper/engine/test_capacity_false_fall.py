@@ -10,45 +10,17 @@ link changed (13 s and 17 s to follow)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
-from chadthrottle.helper.kernel.one_way_reading import UploadQueueReading
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
+
+from tests.helper.engine.capacity_replay import first_difference, replay
 
 DOWN, UP = Direction.DOWN, Direction.UP
 RECORDING = Path(__file__).parent / "capacity_follow_false_fall.json"
-
-
-def _replay(with_bytes: bool) -> list[tuple[dict[str, object], str, list[int | None]]]:
-    """The recording (an --as-helper run: the estimator in the bench's process, its inputs each
-    tick and glance) replayed through update() and glance(), the glances given what passed or
-    not: per row, the row, the decisions now and the estimate now."""
-    recorded = json.loads(RECORDING.read_text())
-    estimator = CapacityEstimator({Direction(d): bps for d, bps in recorded["start"].items()})
-    rows = []
-    for row in recorded["ticks"]:
-        waits = {Direction(d): w for d, w in row["waits_s"].items()}
-        moved = {Direction(d): n for d, n in row["bytes"].items()}
-        read = row["upload_queue"]
-        reading = None if read is None else UploadQueueReading(read[0], read[1])
-        if row["kind"] == "tick":
-            estimator.update(Sample(row["seconds"], moved, row["delay_s"], waits, row["base_rtt_s"],
-                                    upload_queue=reading))  # fmt: skip
-        else:
-            estimator.glance(row["seconds"], row["delay_s"], waits, upload_queue=reading,
-                             passed=moved if with_bytes else None)  # fmt: skip
-        rows.append(
-            (
-                row,
-                "; ".join(estimator.decisions),
-                [estimator.capacity(DOWN), estimator.capacity(UP)],
-            )
-        )
-    return rows
 
 
 def test_the_recorded_false_fall_is_no_failure_given_what_passed() -> None:
@@ -58,11 +30,10 @@ def test_the_recorded_false_fall_is_no_failure_given_what_passed() -> None:
     with it, the same until that glance, which now holds the raise (1.003 of its rate passed,
     our queue above where it was at the raise), while the earlier take-backs by the same rule
     with a queue at the modem (7.1 s, 35.4 s: 24 and 19 ms there) are made as recorded."""
-    for row, now, estimate in _replay(with_bytes=False):
+    for row, now, estimate in replay(RECORDING, passed=False):
         assert (now, estimate) == (row["decisions"], row["estimate"]), row["at"]
-    replayed = _replay(with_bytes=True)
-    differs = next(i for i, (row, now, estimate) in enumerate(replayed)
-                   if (now, estimate) != (row["decisions"], row["estimate"]))  # fmt: skip
+    replayed = replay(RECORDING)
+    differs = first_difference(replayed)
     row, now, estimate = replayed[differs]
     assert (row["kind"], round(row["at"], 1), row["modem_ms"][0]) == ("glance", 44.0, 0.0)
     assert str(row["decisions"]).startswith("glance: our download queue fell; take back down")

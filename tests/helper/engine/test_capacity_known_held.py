@@ -10,37 +10,11 @@ test_one_way_halved_and_back.py's toy sweep: 36 of 48 within 10 s before, 45 aft
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from chadthrottle.contract import Direction
-from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
-from chadthrottle.helper.kernel.one_way_reading import UploadQueueReading
+from tests.helper.engine.capacity_replay import first_difference, replay
 
-DOWN, UP = Direction.DOWN, Direction.UP
 RECORDING = Path(__file__).parent / "capacity_follow_known_held.json"
-
-
-def replay(recording: Path) -> list[tuple[dict[str, object], str, list[int | None]]]:
-    """The recording (an --as-helper run, the estimator's inputs each tick and glance) replayed
-    through update() and glance(): per row, the row, the decisions now and the estimate now."""
-    recorded = json.loads(recording.read_text())
-    estimator = CapacityEstimator({Direction(d): bps for d, bps in recorded["start"].items()})
-    rows = []
-    for row in recorded["ticks"]:
-        waits = {Direction(d): w for d, w in row["waits_s"].items()}
-        moved = {Direction(d): n for d, n in row["bytes"].items()}
-        read = row["upload_queue"]
-        reading = None if read is None else UploadQueueReading(read[0], read[1])
-        if row["kind"] == "tick":
-            estimator.update(Sample(row["seconds"], moved, row["delay_s"], waits, row["base_rtt_s"],
-                                    upload_queue=reading))  # fmt: skip
-        else:
-            estimator.glance(row["seconds"], row["delay_s"], waits, upload_queue=reading,
-                             passed=moved)  # fmt: skip
-        now = "; ".join(estimator.decisions)
-        rows.append((row, now, [estimator.capacity(DOWN), estimator.capacity(UP)]))
-    return rows
 
 
 def test_a_download_climbing_back_under_what_it_held_before_its_link_halved_holds_the_turn() -> (
@@ -52,8 +26,7 @@ def test_a_download_climbing_back_under_what_it_held_before_its_link_halved_hold
     19.5 it held), waited for an upload turn (made at 48.1 s, failed at 50.1 s) and is raised
     now."""
     replayed = replay(RECORDING)
-    differs = next(i for i, (row, now, estimate) in enumerate(replayed)
-                   if (now, estimate) != (row["decisions"], row["estimate"]))  # fmt: skip
+    differs = first_difference(replayed)
     row, now, estimate = replayed[differs]
     assert (row["kind"], round(float(row["at"]), 1), row["decisions"]) == ("tick", 47.1, "")  # type: ignore[arg-type]
     assert now == "raise down x1.120"

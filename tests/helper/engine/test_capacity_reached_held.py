@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helper.engine.test_capacity_known_held import replay
+from tests.helper.engine.capacity_replay import first_difference, replay
 
 RECORDING = Path(__file__).parent / "capacity_follow_reached_held.json"
 
@@ -24,8 +24,7 @@ def test_a_download_held_at_where_it_failed_steps_past_before_an_uploads_turn() 
     failed (10.23 Mbit/s, the link back at 19.8), held at 44.2 s, was left for an upload turn
     ("raise up x1.040"); now it steps past (PAST_STEP)."""
     replayed = replay(RECORDING)
-    differs = next(i for i, (row, now, estimate) in enumerate(replayed)
-                   if (now, estimate) != (row["decisions"], row["estimate"]))  # fmt: skip
+    differs = first_difference(replayed)
     row, now, estimate = replayed[differs]
     assert (row["kind"], round(float(row["at"]), 1)) == ("tick", 45.2)  # type: ignore[arg-type]
     assert row["decisions"] == "raise up x1.040"
