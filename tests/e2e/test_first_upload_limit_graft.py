@@ -141,7 +141,12 @@ def test_what_the_graft_drops_is_resent_before_the_limit(stack: Stack) -> None:
     assert capped is not None and at_call is not None, "the sampler missed the call or the cap"
     later = sampler.at(capped[1].at + RESENT_OVER_S)
     assert later is not None, "the sampler stopped early"
-    assert at_call.total_retrans == 0, f"the path lost before the limit: {at_call}"
+    # The path's own losses are over at the call (CI once saw 2 resends before it, the
+    # connection open again by then: cubic's slow start past the TBF's queue); what is
+    # judged is resent from the call on.
+    assert at_call.ca_state == 0 and at_call.retrans_out == 0 and at_call.lost == 0, (
+        f"the path was losing at the limit: {at_call}"
+    )
     # by the first sample with the cap (under load the sampler's gaps grow: the cap and the
     # last resends can fall into one)
     before_cap = capped[1].total_retrans - at_call.total_retrans
