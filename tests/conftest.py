@@ -48,6 +48,7 @@ def system_bus_env(private_bus: PrivateSystemBus, monkeypatch: pytest.MonkeyPatc
 def pytest_runtest_setup(item: pytest.Item) -> None:
     lane = getattr(item.config, "workerinput", {}).get("workerid", "main")
     item.user_properties += [("lane", lane), ("started", f"{time.time():.3f}")]
+    _TEST_BEGAN[0] = time.monotonic()
 
 
 # ---------------------------------------------------------------------------
@@ -57,10 +58,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 _MACHINE_BEFORE: dict[str, object] = {}
 _LANES_LEFT: list[str] = []  # what the lanes of a split run (pytest-xdist workers) left
 _LANES_SHAPED: list[str] = []  # their tests whose helper shaped the machine's own namespace
+_TEST_BEGAN = [0.0]  # the running test's setup (monotonic)
 
 
 def _is_lane(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Once the test's fixtures removed its namespaces: the caps records of
+    the SIGKILLed helpers it closed go when nobody's (their maps gone)."""
+    from tests.support import held_records
+
+    yield
+    if held_records.KILLED:
+        held_records.sweep_killed(held_records.TEST_END_WAIT_S, _TEST_BEGAN[0])
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -90,12 +103,15 @@ def _shaped_the_machine() -> list[str]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from tests.support import leaks
+    from tests.support import held_records, leaks
 
     if not _MACHINE_BEFORE:
         return
     lane = _is_lane(session.config)
-    found = leaks.differences(_MACHINE_BEFORE, leaks.snapshot(machine_wide=not lane))
+    if held_records.KILLED:
+        held_records.sweep_killed(held_records.SESSION_WAIT_S)
+    after = leaks.settled(_MACHINE_BEFORE, leaks.snapshot(machine_wide=not lane))
+    found = leaks.differences(_MACHINE_BEFORE, after)
     if lane:  # the controller reports it: a lane's own exit status is not the run's
         name = session.config.workerinput["workerid"]  # type: ignore[attr-defined]
         session.config.workeroutput["left_behind"] = [f"lane {name}: {f}" for f in found]  # type: ignore[attr-defined]

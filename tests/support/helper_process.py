@@ -43,6 +43,8 @@ from typing import Any
 from chadthrottle.helper import standalone
 from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
 
+from tests.support import held_records
+
 TESTS_HOOK_LINGER_S = 0.0
 PRODUCT_HOOK_LINGER = None  # no --hook-linger-s: the helper's own default
 # The tests (by the one running at the helper's close) whose helper shaped the
@@ -144,7 +146,8 @@ class HelperProcess(standalone.HelperProcess):
         helper's start): one whose limited application lived in the machine's
         namespace left its clsact, filter and IFB on eth0. Not in the test's
         namespaces: they go with the test, and a successor adopts there what
-        the killed helper left (test_lingering_hook_after_sigkill.py)."""
+        the killed helper left (test_lingering_hook_after_sigkill.py). Its
+        held-caps record goes once nobody's (tests/support/held_records.py)."""
         super().close()
         machine = f"shaping in namespace net:[{os.stat('/proc/self/ns/net').st_ino}]"
         if machine in self.log_text():
@@ -161,6 +164,7 @@ class HelperProcess(standalone.HelperProcess):
             remove_leftover_programs(cgroup2_mount(), instance)  # its own, not another's
             with IPRoute() as ipr:  # this process's namespace: the machine's own
                 remove_unadopted(ipr, instance)
+            held_records.killed_closed(instance)  # its caps record, once nobody's
 
     def start(self) -> None:
         """Programs built and machine lock free first, untimed; then the

@@ -1,0 +1,138 @@
+"""A SIGKILLed test helper's held-caps record, and when it is nobody's.
+
+A helper keeps /run/chadthrottle/caps-INSTANCE.held for its successor
+(helper/kernel/held_caps.py): the id of its socket_tags map and the caps its
+slots set, so the next start of that instance lifts what the killed one left
+on sockets. A test whose killed helper gets no successor left it there, one
+every CI run (test_namespace_shapers_lifecycle's close test, held35).
+
+A record is of use only while a map it names lives (the killed helper's
+programs, on the cgroup root or a tc hook, hold it until they are gone; a
+successor's sweep holds it by fd): once every one is gone no start can lift
+anything through it. So a test's close removes its killed helper's record
+only when the record is that helper's instance's (its state directory), no
+live datapath of that instance runs (it would be writing it), and every map
+it names is gone. A map still held by the killed helper's tc programs in a
+test's namespace goes with that namespace, after the close: the instance is
+kept here and swept again after each test and at the session's end. The
+product never does this: a helper touches no record it cannot prove it
+made, and a dead instance's record stays for that instance's successor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+from tests.support.waiting import eventually
+
+# Instances of this session's SIGKILLed helpers whose record may still be
+# there -> when (monotonic) a test closed it.
+KILLED: dict[str, float] = {}
+# How long a test's end waits, after its fixtures removed its namespaces, for
+# the maps of the killed helpers it closed to go: the kernel frees a map once
+# its last program is put, a moment after the close's detach, or once its
+# cleanup of a deleted namespace put the tc programs there.
+TEST_END_WAIT_S = 5.0
+# How long the session's end waits for what is left.
+SESSION_WAIT_S = 20.0
+
+
+def _live_instances() -> set[str]:
+    """Instances of datapaths alive (ownership.py's records, the owner's pid in
+    the name). A pid reused since reads as alive: the record stays (safe)."""
+    from chadthrottle.helper.kernel.ownership import RECORD_GLOB, RUN_DIR
+
+    live = set()
+    for path in RUN_DIR.glob(RECORD_GLOB):
+        parts = path.name.removesuffix(".ids").split("-")  # datapath-PID-TOKEN[-INSTANCE]
+        if len(parts) == 4 and parts[1].isdigit() and Path(f"/proc/{parts[1]}").exists():
+            live.add(parts[3])
+    return live
+
+
+def _map_lives(map_id: int) -> bool:
+    """The map of this id is still a socket_tags map. Not provably gone (the
+    kernel refuses for another reason than ENOENT): alive."""
+    from chadthrottle.helper.kernel.bpf_syscalls import map_info, open_map
+    from chadthrottle.helper.kernel.held_caps import TAGS_MAP_NAME
+
+    try:
+        map_fd = open_map(map_id)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    try:
+        return map_info(map_fd)[4] == TAGS_MAP_NAME  # ids are not reused (cyclic): belt
+    finally:
+        os.close(map_fd)
+
+
+def instance_of(path: Path) -> str:
+    """caps-INSTANCE.held's INSTANCE."""
+    return path.name.removeprefix("caps-").removesuffix(".held")
+
+
+def abandoned(path: Path) -> bool:
+    """The record is nobody's: no live datapath of its instance, and every
+    map it names is gone (a record that does not parse names none)."""
+    from chadthrottle.helper.kernel.held_caps import parse_held
+
+    if instance_of(path) in _live_instances():
+        return False
+    try:
+        sections = parse_held(path.read_text())
+    except FileNotFoundError:
+        return False  # gone already: not ours to name
+    except (OSError, UnicodeDecodeError, ValueError):
+        sections = []
+    return not any(_map_lives(section.map_id) for section in sections)
+
+
+def abandoned_records() -> list[str]:
+    """The names of every held-caps record on the machine that is nobody's."""
+    from chadthrottle.helper.kernel.ownership import RUN_DIR
+
+    return sorted(path.name for path in RUN_DIR.glob("caps-*.held") if abandoned(path))
+
+
+def _remove_if_abandoned(instance: str) -> bool:
+    """The instance's record removed if nobody's; whether none is left."""
+    from chadthrottle.helper.kernel.held_caps import record_of
+
+    path = record_of(instance)
+    if path is None or not path.exists():
+        return True
+    if not abandoned(path):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return True
+
+
+def sweep_killed(wait_s: float, closed_since: float = 0.0) -> list[str]:
+    """Remove the records of this session's killed helpers that are nobody's,
+    waiting up to wait_s for the maps of those closed since closed_since
+    (monotonic) to go (older ones are looked at once: a namespace of a wider
+    scope may hold theirs); the instances still held."""
+
+    def swept() -> bool:
+        for instance in sorted(KILLED):
+            if _remove_if_abandoned(instance):
+                del KILLED[instance]
+        return all(closed < closed_since for closed in KILLED.values())
+
+    eventually(swept, wait_s, 0.05)
+    return sorted(KILLED)
+
+
+def killed_closed(instance: str) -> None:
+    """A test closed its SIGKILLed helper of this instance (its programs and
+    the machine namespace's tc objects removed): its record goes once nobody's,
+    here or after the test (sweep_killed)."""
+    KILLED[instance] = time.monotonic()
+    if _remove_if_abandoned(instance):  # a close repeated, or a successor's stop took it
+        del KILLED[instance]
