@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,32 +34,10 @@ from chadthrottle.contract import MAX_RULES_PER_USER
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
 from tests.support.netns import netns_pair
-from tests.support.other_users import client_as, granted
+from tests.support.other_users import client_as, granted, programs_as
 
 NOBODY = 65534
 RATE_BPS = 50_000
-
-
-@contextmanager
-def _programs(count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """count copies of sleep run by uid 65534, each a program (application) of its own."""
-    sleep = shutil.which("sleep") or "/bin/sleep"
-    folder = Path(tempfile.mkdtemp(prefix="ct-rules-write-"))
-    folder.chmod(0o755)
-    running: list[subprocess.Popen[bytes]] = []
-    try:
-        for n in range(count):
-            path = folder / f"app{n}"
-            shutil.copy(sleep, path)
-            path.chmod(0o755)
-            running.append(subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                                             "--clear-groups", str(path), "600"]))  # fmt: skip
-        yield running
-    finally:
-        for process in running:
-            process.kill()
-            process.wait()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _py_spy(helper: HelperProcess, out: str | None) -> subprocess.Popen[bytes] | None:
@@ -112,7 +87,7 @@ def main() -> int:
             start_timeout_s=150,
             cache_dir=arguments.cache_dir,
         ) as helper,  # fmt: skip
-        _programs(levels[-1]) as programs,
+        programs_as(NOBODY, levels[-1], 600, prefix="ct-rules-write-") as programs,
         client_as(bus.address, NOBODY) as nobody,
         granted(nobody),
     ):

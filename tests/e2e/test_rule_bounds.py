@@ -9,19 +9,15 @@ executable, so each is an application of its own) and limits each."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from chadthrottle.contract import MAX_RULES_PER_USER, Direction, ErrorName
 
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
-from tests.support.other_users import client_as, granted
-from tests.support.requirements import require_program
+from tests.support.other_users import client_as, granted, programs_as
 
 NOBODY = 65534
 
@@ -29,30 +25,8 @@ NOBODY = 65534
 @pytest.fixture
 def programs_of_nobody() -> Iterator[list[subprocess.Popen[bytes]]]:
     """MAX_RULES_PER_USER + 1 sleeping programs of uid NOBODY, each at its own path."""
-    sleep = shutil.which("sleep") or "/bin/sleep"
-    folder = Path(tempfile.mkdtemp(prefix="ct-bounds-"))
-    folder.chmod(0o755)
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        setpriv = [
-            require_program("setpriv"),
-            f"--reuid={NOBODY}",
-            f"--regid={NOBODY}",
-            "--clear-groups",
-        ]
-        for n in range(MAX_RULES_PER_USER + 1):
-            path = folder / f"app{n}"
-            shutil.copy(
-                sleep, path
-            )  # a copy, not a link: the same inode would be one executable to the kernel
-            path.chmod(0o755)
-            processes.append(subprocess.Popen([*setpriv, str(path), "120"]))
+    with programs_as(NOBODY, MAX_RULES_PER_USER + 1, 120, prefix="ct-bounds-") as processes:
         yield processes
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_user_keeps_a_bounded_number_of_rules(stack: Stack, programs_of_nobody: list) -> None:  # type: ignore[type-arg]

@@ -1,6 +1,6 @@
 """Acting as other users in end-to-end tests: a helper client running as
-another uid, a polkit rule that grants actions to one client process only, and
-an upload whose application runs as another uid.
+another uid, a polkit rule that grants actions to one client process only,
+an upload whose application runs as another uid, and many applications of one.
 
 The polkit rule names the client's pid, so it grants nothing to any other
 process (other test sessions share /etc/polkit-1/rules.d), and it is removed
@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,3 +246,33 @@ def stream_as(uid: int, pair: NetnsPair, port: int, scope: Path | None = None) -
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
     assert app.stdout is not None and "connected" in app.stdout.readline()
     return Stream(app=app, server=server, receiver=Receiver(server))
+
+
+@contextlib.contextmanager
+def programs_as(
+    uid: int, count: int, seconds: int, prefix: str = "ct-programs-"
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """count sleeping programs run by uid, each a copy of sleep at its own path
+    (argv [..., path, seconds]): each an application of its own to the helper
+    (a copy, not a link: one inode is one executable to the kernel). One
+    user's many applications, as the per-user rule bound's test
+    (tests/e2e/test_rule_bounds.py) and bench/rules_write_cost.py's levels
+    need them: one spawner, so both grow their rules over the same kind of
+    application. Killed, and their folder removed, at the end."""
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    setpriv = [require_program("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)  # uid must reach the copies
+    running: list[subprocess.Popen[bytes]] = []
+    try:
+        for n in range(count):
+            path = folder / f"app{n}"
+            shutil.copy(sleep, path)
+            path.chmod(0o755)
+            running.append(subprocess.Popen([*setpriv, str(path), str(seconds)]))
+        yield running
+    finally:
+        for process in running:
+            process.kill()
+            process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
