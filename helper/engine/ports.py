@@ -89,6 +89,8 @@ class UsagePort(Protocol):
 class LineagePort(Protocol):
     # start: the process's start in clock ticks (0: not known), matched to its fork
     def same_program_parent(self, tgid: int, start: int = 0) -> int | None: ...
+    # why it named none, in a few words (for the log)
+    def why_no_parent(self, tgid: int, start: int = 0) -> str: ...
 
 
 class NamespacePort(Protocol):

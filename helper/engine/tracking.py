@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 from chadthrottle.contract import PID_APP_PREFIX
@@ -69,7 +70,8 @@ class Tracking:
         # announced since): their applications are listed while they run,
         # though nothing moved yet
         self.socket_holders: set[int] = set()
-        self._unidentified = 0  # since the log last said how many (UNIDENTIFIED_SAID_EVERY_S)
+        # since the log last said how many (UNIDENTIFIED_SAID_EVERY_S), by why
+        self._unidentified: Counter[str] = Counter()
         self._unidentified_said = -math.inf
 
     @staticmethod
@@ -268,8 +270,9 @@ class Tracking:
         if identity is None:
             identity = self._identity_of_parent(pid, start)
         if identity is None:
-            log.debug("process %d exited before it could be identified", pid)
-            self._unidentified += 1
+            why = self._why_unnamed(pid, start)
+            log.debug("process %d exited before it could be identified: %s", pid, why)
+            self._unidentified[why] += 1
             return None
         self.announced[owner] = identity
         self.meter.remember(owner, identity.app_id, process.uid if process else None)
@@ -307,11 +310,12 @@ class Tracking:
         every UNIDENTIFIED_SAID_EVERY_S."""
         if self._unidentified and now >= self._unidentified_said + UNIDENTIFIED_SAID_EVERY_S:
             log.info(
-                "%d processes with sockets exited before they could be identified: "
+                "%d processes with sockets exited before they could be identified (%s): "
                 "their bytes count for their interfaces, not for an application",
-                self._unidentified,
+                self._unidentified.total(),
+                ", ".join(f"{count}: {why}" for why, count in self._unidentified.most_common()),
             )
-            self._unidentified, self._unidentified_said = 0, now
+            self._unidentified, self._unidentified_said = Counter(), now
         running = self.index.applications().keys() | {
             i.app_id for i in self.announced.values() if i is not None
         }
@@ -326,6 +330,15 @@ class Tracking:
         for cgroup, path in list(self.cgroup_paths.items()):
             if path is None or cgroup_id(self._datapath.cgroup_root, path) != cgroup:
                 del self.cgroup_paths[cgroup]
+
+    def _why_unnamed(self, pid: int, start: int) -> str:
+        """Why an exited process was named by nothing, for the log (off the
+        common path: only for those)."""
+        if self.lineage is None:
+            return "no process events"
+        if not self.lineage.same_program_parent(pid, start):  # None (pid 0 is no parent)
+            return self.lineage.why_no_parent(pid, start)
+        return "its parent could not be named"
 
     def _identity_of_cgroup(self, pid: int, cgroup: int) -> AppIdentity | None:
         """The app scope identity of a cgroup id, or None if it is no app scope."""

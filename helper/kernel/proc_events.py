@@ -185,6 +185,19 @@ class ProcessLineage:
             return None
         return parent
 
+    def why_no_parent(self, tgid: int, start: int = 0) -> str:
+        """Why same_program_parent names no parent, in a few words for the
+        log: a CI run's helper log then says which way a short-lived child's
+        bytes went to no application (BlipsBare, 2026-12-07)."""
+        parent, forked, _ = self._parent.get(tgid, (0, 0, 0))
+        if not parent:
+            return "no fork without an exec seen"
+        if forked <= self._doubted_until:
+            return "forked before process events lost long ago"
+        if start and not _forked_at_start(forked, start):
+            return "its fork not matched to its start"
+        return "alive while process events were lost"
+
 
 def _forked_at_start(forked_ns: int, start_ticks: int) -> bool:
     """Whether a fork stamped forked_ns (boot time) made the process started at start_ticks."""
@@ -288,6 +301,10 @@ class ProcEvents:
         self.drain()  # the fork event may still wait in the socket
         with self._lock:
             return self.lineage.same_program_parent(tgid, start)
+
+    def why_no_parent(self, tgid: int, start: int = 0) -> str:
+        with self._lock:
+            return self.lineage.why_no_parent(tgid, start)
 
     def close(self) -> None:
         self._sock.close()

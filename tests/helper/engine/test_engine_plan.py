@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -459,12 +460,18 @@ def test_a_reused_pid_starts_from_zero_and_the_old_bytes_stay_with_their_app(wor
 
 
 def test_a_forked_child_gone_before_it_was_read_belongs_to_its_parents_application(
-    world: World,
+    world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     """No app scope: the fork events say whose program the child ran."""
+    caplog.set_level(logging.INFO, "chadthrottle.engine")
     lineage = {81: 80, 82: 81}  # 82 forked from 81 forked from 80; neither child exec'd
     world.engine._tracking.lineage = type(
-        "Lineage", (), {"same_program_parent": staticmethod(lineage.get)}
+        "Lineage",
+        (),
+        {
+            "same_program_parent": staticmethod(lineage.get),
+            "why_no_parent": staticmethod(lambda tgid, start=0: "no fork without an exec seen"),
+        },
     )()
     world.spawn(80, exe="/usr/bin/rsync")
     world.engine.note_new_owner(82)
@@ -474,6 +481,10 @@ def test_a_forked_child_gone_before_it_was_read_belongs_to_its_parents_applicati
     assert [(a.id, a.rx_bytes) for a in world.engine.list_applications()] == [
         ("exe:/usr/bin/rsync", 700)
     ]
+    # the log says how many went to no application, and why
+    assert "1 processes with sockets exited before they could be identified (1: no fork " in (
+        caplog.text
+    )
 
 
 def test_a_change_an_unexpected_error_stops_is_undone(world: World) -> None:

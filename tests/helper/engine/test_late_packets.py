@@ -136,6 +136,9 @@ class _Lineage:
     def same_program_parent(self, tgid: int, start: int = 0) -> int | None:
         return self.parents.get(tgid)
 
+    def why_no_parent(self, tgid: int, start: int = 0) -> str:
+        return "no fork without an exec seen"
+
 
 def _no_such_pid() -> int:
     """A pid no process runs under (a child that exited long since)."""
@@ -277,7 +280,8 @@ def test_processes_that_could_not_be_identified_are_counted_in_the_log(
         engine.tick()  # within the minute: not said again yet
     said = [r.getMessage() for r in caplog.records if "could be identified" in r.getMessage()]
     assert said == [
-        "2 processes with sockets exited before they could be identified: "
+        "2 processes with sockets exited before they could be identified (2: no process "
+        "events): "
         "their bytes count for their interfaces, not for an application"
     ]
 

@@ -129,6 +129,27 @@ def test_after_a_gap_in_a_cpus_events_only_children_alive_in_it_are_doubted() ->
     assert (lineage.same_program_parent(10), lineage.same_program_parent(12)) == (None, 1)
 
 
+def test_the_log_is_told_why_no_parent_was_named() -> None:
+    """A CI helper log said only how many children went to no application;
+    each way one can is now said apart (BlipsBare, 2026-12-07)."""
+    lineage = ProcessLineage(capacity=3)
+    t = 1000 * TICK_NS
+    lineage.sequenced(0, 7, t)
+    lineage.forked(1, 10, t)  # alive across the gap below
+    lineage.forked(1, 11, t)
+    lineage.execd(11)
+    lineage.forked(1, 12, t)  # stamped 20 ms before its start says
+    lineage.sequenced(0, 20, t + 500 * MS)  # 8-19 dropped
+    assert lineage.why_no_parent(11, _ticks(t)) == "no fork without an exec seen"
+    assert lineage.why_no_parent(99) == "no fork without an exec seen"
+    assert lineage.why_no_parent(12, _ticks(t + 20 * MS)) == "its fork not matched to its start"
+    assert lineage.why_no_parent(10, _ticks(t)) == "alive while process events were lost"
+    for pid in range(300, 300 + 300):  # more loss windows than kept: the oldest doubt all before
+        lineage.sequenced(0, 2 * pid, t + pid * MS)
+    assert lineage.same_program_parent(10, _ticks(t)) is None
+    assert lineage.why_no_parent(10, _ticks(t)) == "forked before process events lost long ago"
+
+
 def test_a_gap_on_a_quiet_cpu_began_after_the_socket_was_last_read_empty() -> None:
     """CI (lead, n1): a CPU quiet since before a child forked and exited
     showed a gap after a fork storm; its window, from that CPU's last event,
