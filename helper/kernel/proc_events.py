@@ -107,6 +107,7 @@ class ProcessLineage:
         # Loss windows (from, to): events stamped between may have been dropped.
         self._windows: deque[tuple[int, int]] = deque()
         self._doubted_until = -1  # forgotten windows: forks up to this are doubted
+        self._forgotten_until = -1  # the latest fork pushed out by capacity (the log's why)
         self._unsettled = False  # a loss was said (ENOBUFS): until the socket is read empty
         # When the socket was last read empty: nothing is dropped from an empty
         # socket, and a drop before that was said (ENOBUFS) before it, so a
@@ -118,7 +119,8 @@ class ProcessLineage:
         self._parent[child_tgid] = (parent_tgid, at_ns, 0)
         self._parent.move_to_end(child_tgid)
         while len(self._parent) > self._capacity:
-            self._parent.popitem(last=False)
+            _, (_, forked, _) = self._parent.popitem(last=False)
+            self._forgotten_until = max(self._forgotten_until, forked)
 
     def execd(self, tgid: int) -> None:
         """Forgotten at once: an exec'd process names no parent, known or not. A
@@ -190,6 +192,15 @@ class ProcessLineage:
         log: a CI run's helper log then says which way a short-lived child's
         bytes went to no application (BlipsBare, 2026-12-07)."""
         parent, forked, _ = self._parent.get(tgid, (0, 0, 0))
+        if (
+            not parent
+            and self._forgotten_until >= 0
+            and (
+                not start
+                or start * PROCESS_START_TICK_NS <= self._forgotten_until + PROCESS_START_TICK_NS
+            )
+        ):
+            return "its fork maybe forgotten among more than kept"
         if not parent:
             return "no fork without an exec seen"
         if forked <= self._doubted_until:

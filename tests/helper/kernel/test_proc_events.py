@@ -150,6 +150,21 @@ def test_the_log_is_told_why_no_parent_was_named() -> None:
     assert lineage.why_no_parent(10, _ticks(t)) == "forked before process events lost long ago"
 
 
+def test_the_log_tells_a_fork_forgotten_for_room_from_one_never_seen() -> None:
+    """More forks without an exec than kept push out the oldest (flake31's
+    fork storm): that is said, not 'no fork seen' (review38 on edd79dad)."""
+    lineage = ProcessLineage(capacity=2)
+    t = 1000 * TICK_NS
+    assert lineage.why_no_parent(10, _ticks(t)) == "no fork without an exec seen"
+    for n, child in enumerate((10, 11, 12)):
+        lineage.forked(1, child, t + n * MS)
+    assert lineage.same_program_parent(10, _ticks(t)) is None  # pushed out by 12
+    assert lineage.why_no_parent(10, _ticks(t)) == "its fork maybe forgotten among more than kept"
+    assert lineage.why_no_parent(10) == "its fork maybe forgotten among more than kept"
+    # a process started after the last fork pushed out was not among them
+    assert lineage.why_no_parent(20, _ticks(t + 500 * MS)) == "no fork without an exec seen"
+
+
 def test_a_gap_on_a_quiet_cpu_began_after_the_socket_was_last_read_empty() -> None:
     """CI (lead, n1): a CPU quiet since before a child forked and exited
     showed a gap after a fork storm; its window, from that CPU's last event,
