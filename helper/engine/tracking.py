@@ -365,8 +365,18 @@ class Tracking:
             if parent is None:
                 return None
             self.index.read_again_if_execd(parent)  # read as its launcher, before its exec
-            under = self.index.start_of(parent) or read_start(parent) or 0  # as owner_of_pid
-            if not start or under <= start:
+            indexed, running = self.index.start_of(parent), read_start(parent)
+            under = indexed or running or 0  # as owner_of_pid
+            # The index reads each tick: a process that got the pid since (another
+            # of the same executable: not read again) and ran at the child's fork
+            # is its parent, not the one the index read.
+            stale = (
+                indexed is not None
+                and running is not None
+                and indexed != running
+                and (not start or running <= start)
+            )
+            if not stale and (not start or under <= start):
                 known = self.index.identity_of(parent) or self.announced.get(
                     owner_key(parent, under)
                 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from chadthrottle.helper.identity.processes import boot_ticks, read_start
 
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper, Traffic
-from tests.support.reused_pids import wait_for_exec
+from tests.support.requirements import require_root
+from tests.support.reused_pids import start_at, stop, wait_for_exec
 from tests.support.waiting import eventually
 
 
@@ -320,3 +322,48 @@ def test_a_process_under_the_parents_pid_that_started_after_the_child_does_not_n
     assert (device.rx_bytes, device.tx_bytes) == (34_336, 34_456)
     counted = {app_id: moved for app_id, moved in apps.items() if moved != (0, 0)}
     assert counted == {}, "named by a process that started after it"
+
+
+@pytest.mark.parametrize("forked_by", ["the pid's process now", "the one before it"])
+def test_a_parent_under_a_pid_handed_out_since_the_last_tick_is_read_as_it_is_now(
+    tmp_path: Path, forked_by: str
+) -> None:
+    """The index reads processes each tick; between two, the parent a child
+    is named by may run under a pid the index last saw another process of
+    the same executable hold (python and python: its executable unchanged,
+    so not read again). Its start says it is another: the child was named by
+    the process that had the pid before (another script's application, with
+    pid_max at 32,768 here a wrap every 32,768 forks). A child that started
+    before the pid's process now was the one before's, as the index read it."""
+    require_root()
+    scripts = [tmp_path / "before.py", tmp_path / "parent.py"]
+    for script in scripts:
+        script.write_text("import time\ntime.sleep(600)\n")
+    datapath, engine = _recorded_engine()
+    before = subprocess.Popen([sys.executable, str(scripts[0])])
+    parent = None
+    try:
+        wait_for_exec(before.pid, Path(sys.executable).resolve())
+        engine.tick()  # the index reads the pid's process
+        assert engine._tracking.index.identity_of(before.pid) is not None
+        stop(before)
+        parent = start_at(before.pid, [sys.executable, str(scripts[1])])
+        wait_for_exec(parent.pid, Path(sys.executable).resolve())
+        parent_start = read_start(parent.pid)
+        assert parent_start is not None
+        child = _no_such_pid()
+        engine._tracking.lineage = _Lineage({child: parent.pid})
+        before_start = engine._tracking.index.start_of(before.pid)
+        assert before_start is not None and before_start < parent_start
+        # forked by it and exited before the helper came to it
+        start = parent_start + 1 if forked_by == "the pid's process now" else before_start
+        engine.note_new_owner(child, start=start)
+        datapath.traffic.append(Traffic(child, 34_336, 34_456, owner_start=start))
+        engine.tick()
+        engine.tick()
+        apps = {a.id: (a.rx_bytes, a.tx_bytes) for a in engine.list_applications()}
+    finally:
+        stop(before, parent)
+    counted = {app_id: moved for app_id, moved in apps.items() if moved != (0, 0)}
+    named_by = scripts[1] if forked_by == "the pid's process now" else scripts[0]
+    assert counted == {f"script:{named_by}": (34_336, 34_456)}
