@@ -87,7 +87,7 @@ def main() -> int:
             start_timeout_s=150,
             cache_dir=arguments.cache_dir,
         ) as helper,  # fmt: skip
-        programs_as(NOBODY, levels[-1], 600, prefix="ct-rules-write-") as programs,
+        programs_as(NOBODY, levels[-1], 600, pair.host_ns, prefix="ct-rules-write-") as programs,
         client_as(bus.address, NOBODY) as nobody,
         granted(nobody),
     ):

@@ -24,7 +24,7 @@ from tests.e2e.conftest import MiB, Stack
 from tests.support import own_names
 from tests.support.flood import flood, polkit_grant
 from tests.support.helper_calls import call_helper
-from tests.support.netns import app_scope
+from tests.support.netns import app_scope, nsenter_argv
 from tests.support.requirements import require_program
 from tests.support.waiting import eventually
 
@@ -104,7 +104,8 @@ def _moved_then_limited(stack: Stack, app_id: str) -> str:
     limited: "" or the error's name."""
     with contextlib.ExitStack() as cleanup:
         scope = cleanup.enter_context(app_scope(stack.cgroup_root, app_id.removeprefix("app:")))
-        program = subprocess.Popen(["sleep", "60"])
+        # in the test's namespace: limited, its helper shapes where it runs (clsact34)
+        program = subprocess.Popen(nsenter_argv(stack.pair.host_ns, ["sleep", "60"]))
         cleanup.callback(program.wait)
         cleanup.callback(program.kill)
         # the helper reads it (as the launcher's child, not in its scope yet)
@@ -128,7 +129,9 @@ def _started_then_limited(stack: Stack, app_id: str) -> tuple[str, float]:
         scope = cleanup.enter_context(app_scope(stack.cgroup_root, app_id.removeprefix("app:")))
         procs = scope / "cgroup.procs"
         start = time.monotonic()
-        program = subprocess.Popen(["sh", "-c", f'echo $$ > "{procs}" && exec sleep 60'])
+        program = subprocess.Popen(
+            nsenter_argv(stack.pair.host_ns, ["sh", "-c", f'echo $$ > "{procs}" && exec sleep 60'])
+        )
         cleanup.callback(program.wait)
         cleanup.callback(program.kill)
         assert eventually(lambda: str(program.pid) in procs.read_text(), 5)

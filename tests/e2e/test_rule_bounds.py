@@ -23,9 +23,12 @@ NOBODY = 65534
 
 
 @pytest.fixture
-def programs_of_nobody() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """MAX_RULES_PER_USER + 1 sleeping programs of uid NOBODY, each at its own path."""
-    with programs_as(NOBODY, MAX_RULES_PER_USER + 1, 120, prefix="ct-bounds-") as processes:
+def programs_of_nobody(stack: Stack) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """MAX_RULES_PER_USER + 1 sleeping programs of uid NOBODY, each at its own
+    path, in the test's namespace."""
+    with programs_as(
+        NOBODY, MAX_RULES_PER_USER + 1, 120, stack.pair.host_ns, prefix="ct-bounds-"
+    ) as processes:
         yield processes
 
 

@@ -250,7 +250,7 @@ def stream_as(uid: int, pair: NetnsPair, port: int, scope: Path | None = None) -
 
 @contextlib.contextmanager
 def programs_as(
-    uid: int, count: int, seconds: int, prefix: str = "ct-programs-"
+    uid: int, count: int, seconds: int, netns: str, prefix: str = "ct-programs-"
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """count sleeping programs run by uid, each a copy of sleep at its own path
     (argv [..., path, seconds]): each an application of its own to the helper
@@ -258,7 +258,10 @@ def programs_as(
     user's many applications, as the per-user rule bound's test
     (tests/e2e/test_rule_bounds.py) and bench/rules_write_cost.py's levels
     need them: one spawner, so both grow their rules over the same kind of
-    application. Killed, and their folder removed, at the end."""
+    application. In the network namespace netns (a test's): limited, their
+    helper shapes the namespaces they run in, and in the machine's own it
+    hooked the machine's eth0 (clsact34). Killed, and their folder removed,
+    at the end."""
     sleep = shutil.which("sleep") or "/bin/sleep"
     setpriv = [require_program("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
     folder = Path(tempfile.mkdtemp(prefix=prefix))
@@ -269,7 +272,9 @@ def programs_as(
             path = folder / f"app{n}"
             shutil.copy(sleep, path)
             path.chmod(0o755)
-            running.append(subprocess.Popen([*setpriv, str(path), str(seconds)]))
+            running.append(
+                subprocess.Popen(nsenter_argv(netns, [*setpriv, str(path), str(seconds)]))
+            )
         yield running
     finally:
         for process in running:
