@@ -121,7 +121,9 @@ def test_the_link_is_on_the_vpn_and_a_priority_off_it_is_said_not_ordered(stack:
         app_scope(cgroup2_mount(), own_names.desktop_id("VpnEcho", fresh=True)) as echo_scope,
         priorities_undone(bus, call_app),
     ):
-        spawn(["sleep", "60"], call_scope)  # seen by the helper before the calls
+        # seen by the helper before the calls; where the call runs (a process of a
+        # prioritized application in the machine's namespace had it shaped: clsact34)
+        spawn(nsenter_argv(pair.host_ns, ["sleep", "60"]), call_scope)
         echo = spawn(nsenter_argv(pair.peer_ns, [sys.executable, "-m", "bench.call_probe", "echo",
                                                  "--port", str(CALL_PORT)]), echo_scope)  # fmt: skip
         try:
@@ -250,7 +252,7 @@ def test_a_critical_call_through_the_vpn_is_ordered_under_load(stack: Stack) -> 
     ):
         through = NetnsPair(peer_ns=internet.netns, host_ns=pair.host_ns, peer_if="", host_if="",
                             peer_addr=vpn.server, host_addr=vpn.client, peer_addr6="", host_addr6="")  # fmt: skip
-        spawn(["sleep", "60"], call_scope)
+        spawn(nsenter_argv(pair.host_ns, ["sleep", "60"]), call_scope)  # where the call runs
         echo = spawn(nsenter_argv(internet.netns, [sys.executable, "-m", "bench.call_probe", "echo",
                                                    "--port", str(CALL_PORT)]), server_scope)  # fmt: skip
         streams = []
