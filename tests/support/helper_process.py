@@ -49,7 +49,7 @@ TESTS_HOOK_LINGER_S = 0.0
 PRODUCT_HOOK_LINGER = None  # no --hook-linger-s: the helper's own default
 # The tests (by the one running at the helper's close) whose helper shaped the
 # machine's own network namespace, i.e. grafted a clsact on its eth0: a limited
-# application of theirs had a process there. The session warns of them
+# application of theirs had a process there. The session fails on them
 # (tests/conftest.py): test traffic goes only over loopback and the project's
 # own namespaces, and two such helpers at once left an empty clsact (clsact34).
 SHAPED_THE_MACHINE: list[str] = []
