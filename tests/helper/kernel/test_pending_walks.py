@@ -585,3 +585,39 @@ def test_a_carrier_found_again_is_swept_for_only_at_the_flight_wait_and_the_dump
     walks.dumped({3, 4}, {}, set(), False, now + 20)
     assert walks.draining_slots() == set() and walks.in_flight() == set()
     assert walks.clean(3) and walks.clean(4)
+
+
+def test_a_call_past_its_deadline_before_its_first_walk_still_reads_on(kernel_ready: Path) -> None:
+    """A call whose deadline passed before its first walk (its thread
+    preempted there: 5 of 4,691 calls of 1 ms at load 12.7) read nothing,
+    and a walk could wait call after call (walks35). A budget of 0 is that
+    case every call: each still reads at least CUT_CHECK_EVERY_FDS - 1
+    descriptors, and the walk ends, its socket (the highest) tagged."""
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, "200"],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        holder.stdout.readline()
+        tcp_fd = int(holder.stdout.readline())
+        datapath.walk_budget_s = 0.0
+        datapath.set_process_slot(holder.pid, 7, read_start(holder.pid) or 0, later=True)
+        most_parts = -(-(tcp_fd + 1) // (CUT_CHECK_EVERY_FDS - 1))
+        calls, at = 0, 0
+        while (walk := datapath._pending_walks.get(holder.pid)) is not None:
+            assert calls < most_parts, f"{calls} calls and the walk stands at {at}"
+            datapath.walk_pending()
+            calls += 1
+            walk = datapath._pending_walks.get(holder.pid)
+            if walk is not None:
+                assert walk.next_fd >= at + CUT_CHECK_EVERY_FDS - 1, (calls, at, walk.next_fd)
+                at = walk.next_fd
+        assert calls > 1, "walked whole in one call: nothing proved"
+        assert slot_of_socket(datapath._maps["socket_tags"].fd, holder.pid, tcp_fd) == 7
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+        datapath.close()
