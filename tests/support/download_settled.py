@@ -148,6 +148,24 @@ def sender_recovering(netns: str, port: int) -> bool:
     )
 
 
+# tcp_info's cumulative counters as ss prints them (ms, or segments for retrans's total)
+_SENDER_COUNTERS = {"busy": r"\bbusy:(\d+)ms", "rwnd_limited": r"\brwnd_limited:(\d+)ms",
+                    "sndbuf_limited": r"\bsndbuf_limited:(\d+)ms",
+                    "retrans": r"\bretrans:\d+/(\d+)"}  # fmt: skip
+
+
+def sender_counters(netns: str, port: int) -> dict[str, int]:
+    """The sender's connections on `port` in netns, summed: how long they had
+    data out (busy), were held by the receiver's window (rwnd_limited: the
+    application did not read) or by their send buffer (sndbuf_limited), in ms,
+    and the segments they resent. Read before and after a window, the
+    difference says what held a download that read under its limit there.
+    A UDP sender has no such counters: all 0."""
+    listing = _ss(netns, port, "-tinH")
+    return {key: sum(int(n) for n in re.findall(pattern, listing))
+            for key, pattern in _SENDER_COUNTERS.items()}  # fmt: skip
+
+
 def wait_until_download_settled(receiver: Receiver, netns: str, port: int, payload_bps: float,
                                 *, sender_netns: str, tolerance: float = 0.10,
                                 timeout_s: float = SETTLES_WITHIN_S) -> bool:  # fmt: skip
