@@ -72,6 +72,7 @@ class Tracking:
         self.socket_holders: set[int] = set()
         # since the log last said how many (UNIDENTIFIED_SAID_EVERY_S), by why
         self._unidentified: Counter[str] = Counter()
+        self._unidentified_example = ""  # the first of them, in detail
         self._unidentified_said = -math.inf
 
     @staticmethod
@@ -270,8 +271,10 @@ class Tracking:
         if identity is None:
             identity = self._identity_of_parent(pid, start)
         if identity is None:
-            why = self._why_unnamed(pid, start)
-            log.debug("process %d exited before it could be identified: %s", pid, why)
+            why, detail = self._why_unnamed(pid, start)
+            log.debug("process %d exited before it could be identified: %s (%s)", pid, why, detail)
+            if not self._unidentified:
+                self._unidentified_example = f"{pid}: {detail}"
             self._unidentified[why] += 1
             return None
         self.announced[owner] = identity
@@ -310,10 +313,11 @@ class Tracking:
         every UNIDENTIFIED_SAID_EVERY_S."""
         if self._unidentified and now >= self._unidentified_said + UNIDENTIFIED_SAID_EVERY_S:
             log.info(
-                "%d processes with sockets exited before they could be identified (%s): "
-                "their bytes count for their interfaces, not for an application",
+                "%d processes with sockets exited before they could be identified (%s; the "
+                "first, %s): their bytes count for their interfaces, not for an application",
                 self._unidentified.total(),
                 ", ".join(f"{count}: {why}" for why, count in self._unidentified.most_common()),
+                self._unidentified_example,
             )
             self._unidentified, self._unidentified_said = Counter(), now
         running = self.index.applications().keys() | {
@@ -331,14 +335,21 @@ class Tracking:
             if path is None or cgroup_id(self._datapath.cgroup_root, path) != cgroup:
                 del self.cgroup_paths[cgroup]
 
-    def _why_unnamed(self, pid: int, start: int) -> str:
-        """Why an exited process was named by nothing, for the log (off the
-        common path: only for those)."""
+    def _why_unnamed(self, pid: int, start: int) -> tuple[str, str]:
+        """Why an exited process was named by nothing, and in detail, for the
+        log (off the common path: only for those)."""
         if self.lineage is None:
-            return "no process events"
-        if not self.lineage.same_program_parent(pid, start):  # None (pid 0 is no parent)
-            return self.lineage.why_no_parent(pid, start)
-        return "its parent could not be named"
+            return "no process events", f"start {start}"
+        parent = self.lineage.same_program_parent(pid, start)
+        if not parent:  # None (pid 0 is no parent)
+            return self.lineage.why_no_parent(pid, start), f"start {start}"
+        process = read_process(parent)
+        return "its parent could not be named", (
+            f"start {start}, parent {parent}: indexed {self.index.start_of(parent)} as "
+            f"{self.index.identity_of(parent)}, running {read_start(parent)} as "
+            f"{(process.exe, process.argv[:2], process.cgroup) if process else None}, departed "
+            f"{self.index.departed_identity(parent, start) if start else None}"
+        )
 
     def _identity_of_cgroup(self, pid: int, cgroup: int) -> AppIdentity | None:
         """The app scope identity of a cgroup id, or None if it is no app scope."""

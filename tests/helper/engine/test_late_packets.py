@@ -275,7 +275,8 @@ def test_processes_that_could_not_be_identified_are_counted_in_the_log(
     _, engine = _recorded_engine()
     first, second = _no_such_pid(), _no_such_pid() - 1
     with caplog.at_level(logging.INFO, logger="chadthrottle.engine"):
-        engine.note_new_owner(first, start=boot_ticks())
+        started = boot_ticks()
+        engine.note_new_owner(first, start=started)
         engine.note_new_owner(second, start=boot_ticks())
         engine.tick()
         engine.note_new_owner(first - 2, start=boot_ticks())
@@ -283,7 +284,7 @@ def test_processes_that_could_not_be_identified_are_counted_in_the_log(
     said = [r.getMessage() for r in caplog.records if "could be identified" in r.getMessage()]
     assert said == [
         "2 processes with sockets exited before they could be identified (2: no process "
-        "events): "
+        f"events; the first, {first}: start {started}): "
         "their bytes count for their interfaces, not for an application"
     ]
 
