@@ -394,7 +394,7 @@ class Tracking:
                 if known is not None:
                     return known
             if not start or (read_start(parent) or 0) <= start:
-                process = read_process(parent)
+                process = self.index.read_one(parent)  # kept: its departure names the rest
                 identity = identify(process) if process is not None else None
                 if identity is not None:  # a zombie names nothing: as it was last read, below
                     return identity

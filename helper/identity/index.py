@@ -185,6 +185,19 @@ class ApplicationIndex:
         if fresh is not None:
             self.update_process(fresh, (stamp, start))
 
+    def read_one(self, pid: int) -> ProcessInfo | None:
+        """Read pid alone now and keep it, as a tick would (its stamp and start
+        taken before the read): a parent read to name a child between two ticks
+        is then known to the index, and, once a tick sees it gone, departed
+        (departed_identity). A short-lived parent no tick saw named the
+        children the helper came to after it exited by nothing (BlipsBare: a
+        script forking 200 children in under a second, the helper behind)."""
+        stamp, start = self._stamp(pid), self._read_start(pid)
+        process = self._read(pid)
+        if process is not None:
+            self.update_process(process, (stamp, start))
+        return process
+
     def _first_read(self, pid: int) -> None:
         self._born.pop(pid, None)
         self._born[pid] = self._clock()
