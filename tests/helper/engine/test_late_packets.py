@@ -308,20 +308,13 @@ def test_a_process_under_the_parents_pid_that_started_after_the_child_does_not_n
             engine.tick()
         elif read == "announced":  # it opened a socket (Tracking.announced), not indexed yet
             engine.note_new_owner(later.pid, start=later_start)
-        child = _no_such_pid()
-        engine._tracking.lineage = _Lineage({child: later.pid})
-        start = later_start - 100  # the child started a second before the pid's process
-        engine.note_new_owner(child, start=start)
-        datapath.traffic.append(Traffic(child, 34_336, 34_456, owner_start=start))
-        engine.tick()
-        engine.tick()
-        apps = {a.id: (a.rx_bytes, a.tx_bytes) for a in engine.list_applications()}
+        # the child started a second before the pid's process
+        counted = _a_childs_bytes(datapath, engine, later.pid, later_start - 100)
     finally:
         later.kill()
         later.wait()
     (device,) = engine.list_interfaces()
     assert (device.rx_bytes, device.tx_bytes) == (34_336, 34_456)
-    counted = {app_id: moved for app_id, moved in apps.items() if moved != (0, 0)}
     assert counted == {}, "named by a process that started after it"
 
 
@@ -352,20 +345,13 @@ def test_a_parent_under_a_pid_handed_out_since_the_last_tick_is_read_as_it_is_no
         _wait_for_script(parent.pid, scripts[1])
         parent_start = read_start(parent.pid)
         assert parent_start is not None
-        child = _no_such_pid()
-        engine._tracking.lineage = _Lineage({child: parent.pid})
         before_start = engine._tracking.index.start_of(before.pid)
         assert before_start is not None and before_start < parent_start
         # forked by it and exited before the helper came to it
         start = parent_start + 1 if forked_by == "the pid's process now" else before_start
-        engine.note_new_owner(child, start=start)
-        datapath.traffic.append(Traffic(child, 34_336, 34_456, owner_start=start))
-        engine.tick()
-        engine.tick()
-        apps = {a.id: (a.rx_bytes, a.tx_bytes) for a in engine.list_applications()}
+        counted = _a_childs_bytes(datapath, engine, parent.pid, start)
     finally:
         stop(before, parent)
-    counted = {app_id: moved for app_id, moved in apps.items() if moved != (0, 0)}
     named_by = scripts[1] if forked_by == "the pid's process now" else scripts[0]
     assert counted == {f"script:{named_by}": (34_336, 34_456)}
 
@@ -405,3 +391,19 @@ def _wait_for_script(pid: int, script: Path) -> None:
     this interpreter (and this command line) until its exec."""
     cmdline = Path(f"/proc/{pid}/cmdline")
     assert eventually(lambda: str(script).encode() in cmdline.read_bytes(), 10.0)
+
+
+def _a_childs_bytes(
+    datapath: RecordingDatapath, engine: AdminEngine, parent: int, start: int
+) -> dict[str, tuple[int, int]]:
+    """A child of parent (the fork events' word), started at start, gone
+    before the helper came to it, that moved 34,336 B down and 34,456 B up:
+    the applications its bytes counted for, two ticks on."""
+    child = _no_such_pid()
+    engine._tracking.lineage = _Lineage({child: parent})
+    engine.note_new_owner(child, start=start)
+    datapath.traffic.append(Traffic(child, 34_336, 34_456, owner_start=start))
+    engine.tick()
+    engine.tick()
+    apps = {a.id: (a.rx_bytes, a.tx_bytes) for a in engine.list_applications()}
+    return {app_id: moved for app_id, moved in apps.items() if moved != (0, 0)}

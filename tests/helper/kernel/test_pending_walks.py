@@ -15,12 +15,14 @@ budget, not the ~1 s of their walks, and every one's socket, opened last
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from chadthrottle.contract import Direction
@@ -478,46 +480,29 @@ def test_a_walks_first_part_does_not_list_the_whole_table(kernel_ready: Path) ->
     descriptors, so the walk ends within the parts that follow from that."""
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, "19000"],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        holder.stdout.readline()
-        tcp_fd = int(holder.stdout.readline())
-        table = tcp_fd + 1  # the highest descriptor
-        start = read_start(holder.pid) or 0
-        datapath.walk_budget_s = 0.001
-        listings, first_parts = [], []
-        for _ in range(3):
-            began = time.thread_time()
-            os.listdir(f"/proc/{holder.pid}/fd")
-            listings.append(time.thread_time() - began)
-            datapath.set_process_slot(holder.pid, 7, start, later=True)  # a walk from fd 0
-            began = time.thread_time()
-            datapath.walk_pending()
-            first_parts.append(time.thread_time() - began)
-            walk = datapath._pending_walks.get(holder.pid)
-            assert walk is not None and walk.next_fd < table, "walked whole: nothing proved"
-        print(f"one listing {min(listings) * 1000:.1f} ms of CPU, a first part"
-              f" {min(first_parts) * 1000:.1f} ms (load {os.getloadavg()[0]:.1f})")  # fmt: skip
-        assert min(first_parts) < min(listings) / 2, (first_parts, listings)
-        most_parts = -(-table // (CUT_CHECK_EVERY_FDS - 1))
-        calls, at = 0, walk.next_fd
-        while walk is not None:
-            assert calls < most_parts, f"{calls} parts and the walk goes on at {at}"
-            datapath.walk_pending()
-            calls += 1
-            walk = datapath._pending_walks.get(holder.pid)
-            if walk is not None:
-                assert walk.next_fd >= at + CUT_CHECK_EVERY_FDS - 1, (calls, at, walk.next_fd)
-                at = walk.next_fd
-        print(f"walked in {calls} more parts (at most {most_parts})")
-        assert slot_of_socket(datapath._maps["socket_tags"].fd, holder.pid, tcp_fd) == 7
+        with _holder(19000) as (holder, tcp_fd):
+            table = tcp_fd + 1  # the highest descriptor
+            start = read_start(holder.pid) or 0
+            datapath.walk_budget_s = 0.001
+            listings, first_parts = [], []
+            for _ in range(3):
+                began = time.thread_time()
+                os.listdir(f"/proc/{holder.pid}/fd")
+                listings.append(time.thread_time() - began)
+                datapath.set_process_slot(holder.pid, 7, start, later=True)  # a walk from fd 0
+                began = time.thread_time()
+                datapath.walk_pending()
+                first_parts.append(time.thread_time() - began)
+                walk = datapath._pending_walks.get(holder.pid)
+                assert walk is not None and walk.next_fd < table, "walked whole: nothing proved"
+            print(f"one listing {min(listings) * 1000:.1f} ms of CPU, a first part"
+                  f" {min(first_parts) * 1000:.1f} ms (load {os.getloadavg()[0]:.1f})")  # fmt: skip
+            assert min(first_parts) < min(listings) / 2, (first_parts, listings)
+            calls = _walk_to_its_end(datapath, holder.pid, table, walk.next_fd)
+            print(f"walked in {calls} more parts")
+            assert slot_of_socket(datapath._maps["socket_tags"].fd, holder.pid, tcp_fd) == 7
     finally:
-        holder.kill()
-        holder.wait()
-        if holder.stdout is not None:
-            holder.stdout.close()
         datapath.close()
 
 
@@ -595,29 +580,46 @@ def test_a_call_past_its_deadline_before_its_first_walk_still_reads_on(kernel_re
     descriptors, and the walk ends, its socket (the highest) tagged."""
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, "200"],
+    try:
+        with _holder(200) as (holder, tcp_fd):
+            datapath.walk_budget_s = 0.0
+            datapath.set_process_slot(holder.pid, 7, read_start(holder.pid) or 0, later=True)
+            calls = _walk_to_its_end(datapath, holder.pid, tcp_fd + 1, 0)
+            assert calls > 1, "walked whole in one call: nothing proved"
+            assert slot_of_socket(datapath._maps["socket_tags"].fd, holder.pid, tcp_fd) == 7
+    finally:
+        datapath.close()
+
+
+@contextlib.contextmanager
+def _holder(descriptors: int) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """A process holding about that many descriptors (HOLDER), its TCP
+    socket the highest: it and that descriptor; killed at the end."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(descriptors)],
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         holder.stdout.readline()
-        tcp_fd = int(holder.stdout.readline())
-        datapath.walk_budget_s = 0.0
-        datapath.set_process_slot(holder.pid, 7, read_start(holder.pid) or 0, later=True)
-        most_parts = -(-(tcp_fd + 1) // (CUT_CHECK_EVERY_FDS - 1))
-        calls, at = 0, 0
-        while (walk := datapath._pending_walks.get(holder.pid)) is not None:
-            assert calls < most_parts, f"{calls} calls and the walk stands at {at}"
-            datapath.walk_pending()
-            calls += 1
-            walk = datapath._pending_walks.get(holder.pid)
-            if walk is not None:
-                assert walk.next_fd >= at + CUT_CHECK_EVERY_FDS - 1, (calls, at, walk.next_fd)
-                at = walk.next_fd
-        assert calls > 1, "walked whole in one call: nothing proved"
-        assert slot_of_socket(datapath._maps["socket_tags"].fd, holder.pid, tcp_fd) == 7
+        yield holder, int(holder.stdout.readline())
     finally:
         holder.kill()
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
-        datapath.close()
+
+
+def _walk_to_its_end(datapath: Datapath, pid: int, table: int, at: int) -> int:
+    """walk_pending until pid's walk (now at descriptor at) ended, each call
+    reading on at least CUT_CHECK_EVERY_FDS - 1 descriptors, so within the
+    calls a table of that many descriptors takes; how many calls."""
+    most_parts = -(-table // (CUT_CHECK_EVERY_FDS - 1))
+    calls = 0
+    while datapath._pending_walks.get(pid) is not None:
+        assert calls < most_parts, f"{calls} calls and the walk stands at {at}"
+        datapath.walk_pending()
+        calls += 1
+        walk = datapath._pending_walks.get(pid)
+        if walk is not None:
+            assert walk.next_fd >= at + CUT_CHECK_EVERY_FDS - 1, (calls, at, walk.next_fd)
+            at = walk.next_fd
+    return calls
