@@ -157,14 +157,8 @@ class ApplicationIndex:
                 continue
             process = seen[0]
             exe, cgroup = self._read_exe(pid) or "", self._read_cgroup(pid)
-            if exe == process.exe and cgroup == process.cgroup:
-                continue
-            stamp, start = self._stamp(pid), self._read_start(pid)
-            if _replaced(seen[3], start):
-                continue  # another process now: the next listing or tick takes it
-            fresh = self._read(pid)  # None: gone
-            if fresh is not None:
-                self.update_process(fresh, (stamp, start))
+            if exe != process.exe or cgroup != process.cgroup:
+                self._read_kept(pid, seen)
 
     def read_again_if_execd(self, pid: int) -> None:
         """Read pid again, alone, if its executable changed since the index
@@ -178,12 +172,7 @@ class ApplicationIndex:
         exe = self._read_exe(pid) if seen is not None else None
         if seen is None or exe is None or exe == seen[0].exe:
             return  # not read, gone (or a zombie: no executable), or the same program
-        stamp, start = self._stamp(pid), self._read_start(pid)
-        if _replaced(seen[3], start):
-            return  # another process now: the next listing or tick takes it
-        fresh = self._read(pid)
-        if fresh is not None:
-            self.update_process(fresh, (stamp, start))
+        self._read_kept(pid, seen)
 
     def read_one(self, pid: int) -> ProcessInfo | None:
         """Read pid alone now and keep it, as a tick would (its stamp and start
@@ -192,7 +181,17 @@ class ApplicationIndex:
         (departed_identity). A short-lived parent no tick saw named the
         children the helper came to after it exited by nothing (BlipsBare: a
         script forking 200 children in under a second, the helper behind)."""
+        return self._read_kept(pid)
+
+    def _read_kept(self, pid: int, was: Seen | None = None) -> ProcessInfo | None:
+        """Read pid now and keep what was read (None: gone), its stamp and
+        start taken before the read: a process given the pid during the read
+        shows at the next tick (another stamp). was: as the index last read
+        the pid: if another process runs under it now, nothing is read (the
+        next listing or tick takes it)."""
         stamp, start = self._stamp(pid), self._read_start(pid)
+        if was is not None and _replaced(was[3], start):
+            return None
         process = self._read(pid)
         if process is not None:
             self.update_process(process, (stamp, start))
@@ -213,12 +212,7 @@ class ApplicationIndex:
         ran unlimited for up to a second). Returns how many were taken."""
         taken = 0
         for pid in self._listing():
-            if pid in self._seen:
-                continue
-            stamp, start = self._stamp(pid), self._read_start(pid)
-            process = self._read(pid)
-            if process is not None:
-                self.update_process(process, (stamp, start))
+            if pid not in self._seen and self._read_kept(pid) is not None:
                 taken += 1
         return taken
 
