@@ -87,10 +87,10 @@ class UsagePort(Protocol):
 
 
 class LineagePort(Protocol):
-    # start: the process's start in clock ticks (0: not known), matched to its fork
-    def same_program_parent(self, tgid: int, start: int = 0) -> int | None: ...
-    # why it named none, in a few words (for the log)
-    def why_no_parent(self, tgid: int, start: int = 0) -> str: ...
+    # The parent whose program a process still runs (no exec), or None and why,
+    # in a few words for the log, from one look; start: the process's start in
+    # clock ticks (0: not known), matched to its fork.
+    def parent_or_why(self, tgid: int, start: int = 0) -> tuple[int | None, str]: ...
 
 
 class NamespacePort(Protocol):

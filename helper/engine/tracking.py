@@ -19,6 +19,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from chadthrottle.contract import PID_APP_PREFIX
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S
@@ -268,10 +269,11 @@ class Tracking:
         identity = identify(process) if process else None
         if identity is None and cgroup_id:
             identity = self._identity_of_cgroup(pid, cgroup_id)
+        looked: ParentLook | None = None
         if identity is None:
-            identity = self._identity_of_parent(pid, start)
+            identity, looked = self._identity_of_parent(pid, start)
         if identity is None:
-            why, detail = self._why_unnamed(pid, start)
+            why, detail = _why_unnamed(start, looked)
             log.debug("process %d exited before it could be identified: %s (%s)", pid, why, detail)
             if not self._unidentified:
                 self._unidentified_example = f"{pid}: {detail}"
@@ -335,22 +337,6 @@ class Tracking:
             if path is None or cgroup_id(self._datapath.cgroup_root, path) != cgroup:
                 del self.cgroup_paths[cgroup]
 
-    def _why_unnamed(self, pid: int, start: int) -> tuple[str, str]:
-        """Why an exited process was named by nothing, and in detail, for the
-        log (off the common path: only for those)."""
-        if self.lineage is None:
-            return "no process events", f"start {start}"
-        parent = self.lineage.same_program_parent(pid, start)
-        if not parent:  # None (pid 0 is no parent)
-            return self.lineage.why_no_parent(pid, start), f"start {start}"
-        process = read_process(parent)
-        return "its parent could not be named", (
-            f"start {start}, parent {parent}: indexed {self.index.start_of(parent)} as "
-            f"{self.index.identity_of(parent)}, running {read_start(parent)} as "
-            f"{(process.exe, process.argv[:2], process.cgroup) if process else None}, departed "
-            f"{self.index.departed_identity(parent, start) if start else None}"
-        )
-
     def _identity_of_cgroup(self, pid: int, cgroup: int) -> AppIdentity | None:
         """The app scope identity of a cgroup id, or None if it is no app scope."""
         if cgroup not in self.cgroup_paths:  # a walk of the hierarchy: once per cgroup
@@ -363,20 +349,29 @@ class Tracking:
         )
         return identity if identity is not None and identity.scope else None
 
-    def _identity_of_parent(self, pid: int, start: int, generations: int = 8) -> AppIdentity | None:
+    def _identity_of_parent(
+        self, pid: int, start: int, generations: int = 8
+    ) -> tuple[AppIdentity | None, ParentLook | None]:
         """A forked child that did not exec runs its parent's program: the
         identity of the nearest ancestor that can still be told. start: the
         child's (0: not known). A parent that exited too, before the helper
         came to the child (it ran late: its announcements queued), is told as
         the index last read it, if it can have forked the child. The fork
         events name the parent by pid only: a process under it that started
-        after the child got the pid since, and does not name it."""
+        after the child got the pid since, and does not name it. With it,
+        what was read of the child's own parent (None: no process events),
+        which the log tells when nothing named the child."""
+        if self.lineage is None:
+            return None, None
+        first: ParentLook | None = None
         for _ in range(generations):
-            parent = self.lineage.same_program_parent(pid, start) if self.lineage else None
+            parent, why = self.lineage.parent_or_why(pid, start)
             if parent is None:
-                return None
+                return None, first or ParentLook(None, why)
             self.index.read_again_if_execd(parent)  # read as its launcher, before its exec
             indexed, running = self.index.start_of(parent), read_start(parent)
+            look = ParentLook(parent, "", indexed, self.index.identity_of(parent), running)
+            first = first or look
             under = indexed or running or 0  # as owner_of_pid
             # The index reads each tick: a process that got the pid since (another
             # of the same executable: not read again) and ran at the child's fork
@@ -388,18 +383,51 @@ class Tracking:
                 and (not start or running <= start)
             )
             if not stale and (not start or under <= start):
-                known = self.index.identity_of(parent) or self.announced.get(
-                    owner_key(parent, under)
-                )
+                known = look.indexed_as or self.announced.get(owner_key(parent, under))
                 if known is not None:
-                    return known
+                    return known, first
             if not start or (read_start(parent) or 0) <= start:
                 process = self.index.read_one(parent)  # kept: its departure names the rest
+                look.read, look.read_as = True, process
                 identity = identify(process) if process is not None else None
                 if identity is not None:  # a zombie names nothing: as it was last read, below
-                    return identity
+                    return identity, first
             departed = self.index.departed_identity(parent, start) if start else None
             if departed is not None:
-                return departed
+                return departed, first
             pid, start = parent, 0
-        return None
+        return None, first
+
+
+@dataclass
+class ParentLook:
+    """What naming a process by its parent read of that parent: the log's
+    reason comes from these reads, not a second look at a later state."""
+
+    parent: int | None  # None: the lineage named none
+    why_no_parent: str  # the lineage's reason then ("" when it named one)
+    indexed: int | None = None  # the parent's start as the index held it
+    indexed_as: AppIdentity | None = None  # and its identity there
+    running: int | None = None  # the start of the process under the pid then
+    read: bool = False  # whether it was read from /proc (not: it started after the child)
+    read_as: ProcessInfo | None = None  # what that read found (None: gone)
+
+
+def _why_unnamed(start: int, looked: ParentLook | None) -> tuple[str, str]:
+    """Why an exited process was named by nothing, and in detail, for the log
+    (off the common path: only for those), from what its naming read."""
+    if looked is None:
+        return "no process events", f"start {start}"
+    if looked.parent is None:
+        return looked.why_no_parent, f"start {start}"
+    process = looked.read_as
+    running_as = (
+        (process.exe, process.argv[:2], process.cgroup)
+        if process
+        else ("gone" if looked.read else "not read (started after the child)")
+    )
+    return "its parent could not be named", (
+        f"start {start}, parent {looked.parent}: indexed {looked.indexed} as "
+        f"{looked.indexed_as}, running {looked.running} as {running_as}, "
+        + ("departed: none that could be its" if start else "departed: not asked (start not known)")
+    )

@@ -187,6 +187,13 @@ class ProcessLineage:
             return None
         return parent
 
+    def parent_or_why(self, tgid: int, start: int = 0) -> tuple[int | None, str]:
+        """same_program_parent, and when it names none why_no_parent, from the
+        same state: asked apart, events applied in between made the log's
+        reason describe a later lineage than the one the naming used."""
+        parent = self.same_program_parent(tgid, start)
+        return (parent, "") if parent is not None else (None, self.why_no_parent(tgid, start))
+
     def why_no_parent(self, tgid: int, start: int = 0) -> str:
         """Why same_program_parent names no parent, in a few words for the
         log: a CI run's helper log then says which way a short-lived child's
@@ -313,9 +320,10 @@ class ProcEvents:
         with self._lock:
             return self.lineage.same_program_parent(tgid, start)
 
-    def why_no_parent(self, tgid: int, start: int = 0) -> str:
+    def parent_or_why(self, tgid: int, start: int = 0) -> tuple[int | None, str]:
+        self.drain()  # the fork event may still wait in the socket
         with self._lock:
-            return self.lineage.why_no_parent(tgid, start)
+            return self.lineage.parent_or_why(tgid, start)
 
     def close(self) -> None:
         self._sock.close()

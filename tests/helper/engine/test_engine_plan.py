@@ -469,8 +469,9 @@ def test_a_forked_child_gone_before_it_was_read_belongs_to_its_parents_applicati
         "Lineage",
         (),
         {
-            "same_program_parent": staticmethod(lineage.get),
-            "why_no_parent": staticmethod(lambda tgid, start=0: "no fork without an exec seen"),
+            "parent_or_why": staticmethod(
+                lambda tgid, start=0: (lineage.get(tgid), "no fork without an exec seen")
+            ),
         },
     )()
     world.spawn(80, exe="/usr/bin/rsync")

@@ -135,11 +135,9 @@ class _Lineage:
     def __init__(self, parents: dict[int, int]) -> None:
         self.parents = parents
 
-    def same_program_parent(self, tgid: int, start: int = 0) -> int | None:
-        return self.parents.get(tgid)
-
-    def why_no_parent(self, tgid: int, start: int = 0) -> str:
-        return "no fork without an exec seen"
+    def parent_or_why(self, tgid: int, start: int = 0) -> tuple[int | None, str]:
+        parent = self.parents.get(tgid)
+        return parent, "" if parent is not None else "no fork without an exec seen"
 
 
 def _no_such_pid() -> int:
