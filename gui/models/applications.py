@@ -54,6 +54,7 @@ from chadthrottle.gui.models.priority_view import (
     PriorityState,
     describe_priority,
     priority_state,
+    priority_word,
 )
 from chadthrottle.gui.models.row_order import RowOrder, ordered, runs
 from chadthrottle.gui.models.rows import (
@@ -352,6 +353,11 @@ class ApplicationsModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.AccessibleTextRole:  # as painted, not the bare limit
             if column in LIMIT_COLUMNS:
                 return spoken_value(self._state(app, LIMIT_COLUMNS[column]), self._units)
+            if column == Column.NAME and (info.priority != NORMAL or app.priority_asked):
+                # its badge, in the tray's words: it read the bare name (gui36)
+                said = priority_word(self._priority(app))
+                name = self._shown_names.get(info.id, info.name)
+                return f"{name}, {said}" if said else None
             return None
         if role == Role.APP_ID:
             return info.id

@@ -81,6 +81,22 @@ def priority_state(info: ApplicationInfo, viewer_uid: int, asked: str | None = N
     return PriorityState(info.priority, owner_note(owner, viewer_uid), read_only, problem)
 
 
+def priority_word(state: PriorityState) -> str:
+    """An application's priority said after its name, in the row badge's word
+    ("Critical", "High", "Low"; "Critical…" while asked for), and "not in
+    force" while it is not (no link capacity, another namespace, the helper
+    gone): one word for one setting. Until gui36 the tray said "protected" for
+    the Critical the window, the rules dialog and chadthrottle-ctl name, and
+    nothing for High or Low. The tray's list and the name cell's accessible
+    text say it so."""
+    if state.priority == NORMAL:
+        return ""
+    word = f"{state.label}…" if state.pending else state.label
+    if state.problem == LEFT_IN_FORCE:  # a killed helper's: the kernel keeps it
+        return f"{word} left in force"
+    return f"{word} not in force" if state.problem else word
+
+
 def choice_hint(priority: str) -> str:
     """The tooltip of a priority offered to choose (row menu, rules dialog,
     tray): what it does, and for critical and high that polkit will ask for an

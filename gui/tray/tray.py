@@ -11,7 +11,7 @@ import logging
 
 from chadthrottle.app_names import Tell
 from chadthrottle.contract import ApplicationInfo, Direction
-from chadthrottle.gui.ipc.state import LEFT_IN_FORCE, HelperState, HelperStatus
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import (
     EMPTY_TEXT,
     helper_gone_words,
@@ -33,7 +33,13 @@ from chadthrottle.gui.models.limit_truth import (
     describe_limit,
 )
 from chadthrottle.gui.models.name_cut import fitted_name_apart
-from chadthrottle.gui.models.priority_view import ADMIN_ASKED, PriorityState, describe_priority
+from chadthrottle.gui.models.priority_view import (
+    LABELS,
+    NORMAL,
+    choice_hint,
+    describe_priority,
+    priority_word,
+)
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
 from chadthrottle.gui.tray.menu_width import (
     MENU_NAME_LEAST_CHARS,
@@ -48,6 +54,7 @@ from chadthrottle.gui.tray.quick_limits import (
     checked_label,
     quick_limits,
 )
+from chadthrottle.priority import Priority
 from chadthrottle.units import NO_LIMIT, UnitError, UnitSystem, format_rate, parse_rate, unit_label
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QFontMetrics
@@ -68,8 +75,8 @@ PAUSE_TOOLTIP = (
 
 
 BLOCK_LABEL = "block"  # the block action's name part (its text says Block or Blocked)
-PROTECT_LABEL = "protect"  # "Protect this app": critical priority; checked, choosing it un-protects
-PROTECTED = "critical"
+CRITICAL_LABEL = "critical"  # the "Critical" switch's name part; checked, choosing it sets Normal
+CRITICAL = Priority.CRITICAL.value
 
 
 def limit_word(states: tuple[LimitState, ...]) -> str:
@@ -98,19 +105,8 @@ def limit_word(states: tuple[LimitState, ...]) -> str:
     return "blocked" if len(blocked) == len(states) else f"{BLOCK_WORDS[blocked[0]]} blocked"
 
 
-def protection_word(state: PriorityState) -> str:
-    """A protected (critical) application said so in the menu, as the row's badge
-    does; "protection not in force" while it is not (no link capacity, another
-    namespace, the helper gone), never "protected"."""
-    if state.priority != PROTECTED:
-        return ""
-    if state.problem == LEFT_IN_FORCE:  # a killed helper's: the kernel keeps it
-        return "protection left in force"
-    return "protected" if state.in_force else "protection not in force"
-
-
 def marker(*words: str) -> str:
-    """ " (limited, protected)" after the name; "" when there is nothing to say."""
+    """ " (limited, Critical)" after the name; "" when there is nothing to say."""
     said = [word for word in words if word]
     return f" ({', '.join(said)})" if said else ""
 
@@ -147,7 +143,7 @@ def entry_rooms(
     marker already make the menu wider, up to that width. The menu is no wider
     for it, and a name is not cut where its line has room: at 2x on 1366x768
     "Parcel Upd… (download blocked)" stood under the longer "Relay Chat
-    (protection not in force)" (gui33, gui34)."""
+    (protection not in force)" (gui33, gui34; "Critical not in force" since gui36)."""
     least = metrics.averageCharWidth() * MENU_NAME_LEAST_CHARS
     most = metrics.averageCharWidth() * MENU_NAME_CHARS
     own = {
@@ -178,9 +174,7 @@ class TrayController(QObject):
 
     limitRequested = Signal(str, str, object)  # app id, direction, bytes/s or None
     blockRequested = Signal(str, str, bool)  # app id, direction, True: block, False: unblock
-    priorityRequested = Signal(
-        str, str
-    )  # app id, priority ("critical" to protect, "normal" to stop)
+    priorityRequested = Signal(str, str)  # app id, priority ("critical", or "normal" to undo it)
     pauseRequested = Signal(bool)  # True: pause every limit, False: resume
     openRequested = Signal()
     quitRequested = Signal()
@@ -319,7 +313,7 @@ class TrayController(QObject):
         markers = {
             info.id: marker(
                 limit_word(tuple(self._model.limit_state(info.id, d) for d in Direction)),
-                protection_word(self._model.priority_state(info.id)),
+                priority_word(self._model.priority_state(info.id)),
             )
             for info in applications
         }
@@ -370,7 +364,7 @@ class TrayController(QObject):
                             f"{describe_limit(state, direction, units)} {QUOTA_BLOCK_TIP}"
                         )
             submenu.addSection("Priority")
-            self._protect_action(submenu, info.id, can_limit)
+            self._critical_action(submenu, info.id, can_limit)
         self.menu.addSeparator()
         pause = self.menu.addAction("Pause all limits")
         pause.setObjectName("pause-all")
@@ -400,38 +394,31 @@ class TrayController(QObject):
         )
         return action
 
-    def _protect_action(self, submenu: QMenu, app_id: str, can_limit: bool) -> QAction:
-        """ "Protect this app" (critical priority: served first when the link is
-        busy); checked while it is critical, when choosing it un-protects. An
+    def _critical_action(self, submenu: QMenu, app_id: str, can_limit: bool) -> QAction:
+        """ "Critical", the priority's own word as the row menu and the rules
+        dialog say it (until gui36 "Protect this app", "Protected (critical
+        priority)": a user who set Critical in the window did not know it
+        here); checked while it is critical, when choosing it sets Normal. An
         application of another priority says which (under Xvfb Fetcher, High,
-        offered a plain "Protect this app": nothing in the tray said High, nor
-        that protecting it replaces High)."""
+        offered a plain choice: nothing in the tray said High, nor that
+        Critical replaces it)."""
         state = self._model.priority_state(app_id)
-        protected = state.priority == PROTECTED
-        other = not protected and state.priority != "normal"
-        action = submenu.addAction(
-            "Protected (critical priority)"
-            if protected
-            else f"Protect this app (now {state.label})"
-            if other
-            else "Protect this app"
-        )
-        action.setObjectName(f"quick:{app_id}:{PROTECT_LABEL}")
+        critical = state.priority == CRITICAL
+        other = not critical and state.priority != NORMAL
+        label = LABELS[CRITICAL]
+        action = submenu.addAction(f"{label} (now {state.label})" if other else label)
+        action.setObjectName(f"quick:{app_id}:{CRITICAL_LABEL}")
         action.setCheckable(True)
-        action.setChecked(protected)
+        action.setChecked(critical)
         reason = self._model.priority_unavailable or (
             describe_priority(state) if state.read_only else ""
         )
         action.setEnabled(can_limit and not reason)
-        now = (
-            f"{describe_priority(state)} Choosing Protect makes it Critical instead. "
-            if other
-            else ""
-        )
-        action.setToolTip(reason or (f"{describe_priority(state)} Choose to stop protecting it (normal priority)."
-                                     if protected else f"{now}Critical priority: served first when the link is busy, "
-                                     f"for calls and games. Needs the link capacity (status line). {ADMIN_ASKED}"))  # fmt: skip
-        wanted = "normal" if protected else PROTECTED
+        now = f"{describe_priority(state)} Choosing Critical replaces it. " if other else ""
+        action.setToolTip(reason or (f"{describe_priority(state)} Choose again for Normal priority."
+                                     if critical else f"{now}{choice_hint(CRITICAL)} "
+                                     "Needs the link capacity (status line)."))  # fmt: skip
+        wanted = NORMAL if critical else CRITICAL
         action.triggered.connect(lambda _c=False: self.priorityRequested.emit(app_id, wanted))
         return action
 

@@ -1,5 +1,5 @@
 """Priorities and the link capacity in the GUI (issue 16), with real widgets:
-the row's badge, the row menu, the tray's "Protect this app", the rules
+the row's badge, the row menu, the tray's "Critical", the rules
 dialog's chooser, the status line's link field and its dialog, the detail
 pane's latency line, and an older helper that has none of it."""
 
@@ -154,7 +154,8 @@ def test_row_menu_priority_submenu(qtbot, window: MainWindow) -> None:  # type: 
 
 def test_the_tray_menu_says_which_applications_are_protected() -> None:
     """Only the Protect item inside an application's submenu said it; the list a
-    user scans named nothing. Never "protected" for a priority not in force."""
+    user scans named nothing. Never in force for a priority not in force; in the
+    row badge's word (gui36: it said "protected", and nothing of High)."""
     from tests.gui.test_tray import make_tray, menu_titles
 
     model, tray = make_tray()
@@ -162,13 +163,13 @@ def test_the_tray_menu_says_which_applications_are_protected() -> None:
     apps = priority_applications()
     model.apply_snapshot(apps)
     titles = menu_titles(tray)
-    assert "Firefox (limited, protected)" in titles, titles
+    assert "Firefox (limited, Critical)" in titles, titles
     unprotected = [dataclasses.replace(a, priority_problem=NO_CAPACITY) for a in apps]
     model.apply_snapshot(unprotected)
     titles = menu_titles(tray)
-    assert "Firefox (limited, protection not in force)" in titles, titles
-    assert not any("protected" in title for title in titles), titles
-    assert "Dropbox (limited)" in titles  # high, not critical: not "protected"
+    assert "Firefox (limited, Critical not in force)" in titles, titles
+    assert not any(title.endswith("Critical)") for title in titles), titles
+    assert "Dropbox (limited, High not in force)" in titles, titles  # the badge says High too
 
 
 def test_tray_protects_and_unprotects(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -178,15 +179,16 @@ def test_tray_protects_and_unprotects(qtbot) -> None:  # type: ignore[no-untyped
     model.set_viewer_uid(1000)
     model.apply_snapshot(sample_applications())
     tray.rebuild_menu()
-    protect = action(tray.menu, f"quick:{FIREFOX}:protect")
-    assert protect.text() == "Protect this app" and not protect.isChecked() and protect.isEnabled()
+    protect = action(tray.menu, f"quick:{FIREFOX}:critical")
+    assert protect.text() == "Critical" and not protect.isChecked() and protect.isEnabled()
     with qtbot.waitSignal(tray.priorityRequested) as asked:
         protect.trigger()
     assert asked.args == [FIREFOX, "critical"]
     model.apply_snapshot(priority_applications())
     tray.rebuild_menu()
-    protected = action(tray.menu, f"quick:{FIREFOX}:protect")
-    assert protected.isChecked() and protected.text() == "Protected (critical priority)"
+    protected = action(tray.menu, f"quick:{FIREFOX}:critical")
+    assert protected.isChecked() and protected.text() == "Critical"
+    assert protected.toolTip().endswith("Choose again for Normal priority."), protected.toolTip()
     with qtbot.waitSignal(tray.priorityRequested) as asked:
         protected.trigger()
     assert asked.args == [FIREFOX, "normal"]
@@ -205,10 +207,10 @@ def test_the_tray_says_a_priority_other_than_critical(qtbot) -> None:  # type: i
             for a in sample_applications()]  # fmt: skip
     model.apply_snapshot(high)
     tray.rebuild_menu()
-    protect = action(tray.menu, f"quick:{FIREFOX}:protect")
-    assert protect.text() == "Protect this app (now High)" and not protect.isChecked()
+    protect = action(tray.menu, f"quick:{FIREFOX}:critical")
+    assert protect.text() == "Critical (now High)" and not protect.isChecked()
     assert protect.toolTip().startswith("Priority: High: ")
-    assert "Choosing Protect makes it Critical instead." in protect.toolTip()
+    assert "Choosing Critical replaces it." in protect.toolTip()
     with qtbot.waitSignal(tray.priorityRequested) as asked:
         protect.trigger()
     assert asked.args == [FIREFOX, "critical"]
@@ -297,7 +299,7 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
     tray = TrayController(app.model, app.window, app)
     app.attach_tray(tray)  # and the tray's Protect (offscreen has no tray area)
     tray.rebuild_menu()
-    action(tray.menu, f"quick:{DROPBOX}:protect").trigger()
+    action(tray.menu, f"quick:{DROPBOX}:critical").trigger()
     qtbot.waitUntil(lambda: {("priority", STEAM, "low"), ("priority", DROPBOX, "critical")} <= set(client.calls),
                     timeout=3000)  # fmt: skip
     rules.close()

@@ -47,5 +47,5 @@ def test_rules_dialog_and_tray_say_it_too(qtbot) -> None:  # type: ignore[no-unt
     model.set_viewer_uid(1000)
     model.apply_snapshot(sample_applications())
     tray.rebuild_menu()
-    protect = _action(tray.menu, f"quick:{FIREFOX}:protect")
-    assert protect.text() == "Protect this app" and ADMIN_ASKED in protect.toolTip()
+    protect = _action(tray.menu, f"quick:{FIREFOX}:critical")
+    assert protect.text() == "Critical" and ADMIN_ASKED in protect.toolTip()

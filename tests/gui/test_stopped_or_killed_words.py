@@ -133,12 +133,12 @@ def test_the_tray_says_it_in_its_tooltip_menu_and_when_the_window_closes() -> No
 
 def test_a_killed_helper_s_priority_is_said_left_in_force() -> None:
     from chadthrottle.gui.models.priority_view import PriorityState, describe_priority
-    from chadthrottle.gui.tray.tray import protection_word
+    from chadthrottle.gui.tray.tray import priority_word
 
     state = PriorityState(
         "critical", problem=nothing_enforced_reason(_gone(LastStop.KILLED), False)
     )
-    assert protection_word(state) == "protection left in force"
+    assert priority_word(state) == "Critical left in force"
     assert "Left in force: the helper stopped unexpectedly" in describe_priority(state)
     assert "Not in force" not in describe_priority(state)
 

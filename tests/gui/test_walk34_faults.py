@@ -89,7 +89,7 @@ def test_a_tray_entry_is_not_cut_where_the_menu_has_room_for_it(qtbot) -> None: 
     model.apply_snapshot([protected])
     tray.rebuild_menu()
     relay_line = tray.menu.actions()[0].text().split("\t")[0]
-    assert relay_line == "Relay Chat (limited, protection not in force)", relay_line
+    assert relay_line == "Relay Chat (limited, Critical not in force)", relay_line
     # the longest name whose line is no wider than the protected entry's
     said = " (download blocked)"
     words = "Parcel Updates Service Daemon For Everything"

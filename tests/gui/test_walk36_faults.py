@@ -1,0 +1,60 @@
+"""What gui36's walk (a new user under Xvfb at 1366x768, 2x and 1x, openbox and
+trayer, the real helper and polkitd) found, each on real widgets (offscreen)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.tray.tray import TrayController
+from chadthrottle.gui.views.main_window import MainWindow
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu
+
+from tests.gui.sample_data import KB, NO_CAPACITY, app, sample_applications
+from tests.gui.test_walk33_faults import FIRST_SIZE_2X, RELAY, shown_badge
+
+CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
+
+
+def _checked_priority(menu: QMenu) -> str:
+    """The text of the checked action among a menu's priority choices."""
+    found = [a.text() for a in menu.findChildren(QAction)
+             if a.isChecked() and a.objectName().endswith(("priority:critical", ":critical"))]  # fmt: skip
+    assert len(found) == 1, [(a.objectName(), a.text()) for a in menu.findChildren(QAction)]
+    return found[0]
+
+
+def test_critical_reads_critical_in_the_window_and_the_tray(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """gui34's walk: the tray said *Relay Chat (protected)* and *Protect this
+    app* where the row's badge, the row menu, the rules dialog and
+    chadthrottle-ctl say *Critical*: a user who set Critical in the window did
+    not recognise it in the tray. One word, also for a screen reader (the name
+    cell read the bare name beside its badge)."""
+    model = window.table.model().sourceModel()
+    model.set_viewer_uid(1000)
+    relay = dataclasses.replace(
+        app(RELAY, "Relay Chat", 45 * KB, 12 * KB), priority="critical", priority_owner=1000
+    )
+    tray = TrayController(model)
+    tray.set_status(CONNECTED)
+    for problem, said in (("", "Critical"), (NO_CAPACITY, "Critical not in force")):
+        model.apply_snapshot([*sample_applications(), dataclasses.replace(relay, priority_problem=problem)])  # fmt: skip
+        window.resize(*FIRST_SIZE_2X)
+        qtbot.waitUntil(lambda: window.table.visualRect(window.table.proxy_index(RELAY)).isValid())
+        badge = shown_badge(window, RELAY)
+        assert badge is not None and badge.text.removeprefix("⚠ ") == "Critical", badge
+        row_menu = window.row_menu(RELAY)
+        assert _checked_priority(row_menu) == "Critical"
+        row_menu.deleteLater()
+        tray.rebuild_menu()
+        entry = next(a for a in tray.menu.actions() if a.menu() is not None
+                     and a.menu().objectName() == f"quick:{RELAY}")  # fmt: skip
+        assert entry.text().split("\t")[0] == f"Relay Chat ({said})", entry.text()
+        assert _checked_priority(entry.menu()) == "Critical"
+        assert "protect" not in " ".join(a.text().lower() for a in entry.menu().actions())
+        name = window.table.proxy_index(RELAY).siblingAtColumn(Column.NAME)
+        assert name.data(Qt.ItemDataRole.AccessibleTextRole) == f"Relay Chat, {said}"
+    tray.shutdown()
