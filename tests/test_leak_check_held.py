@@ -9,17 +9,22 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from chadthrottle.helper.kernel.bpf_objects import MapSpec, create_map
 from chadthrottle.helper.kernel.bpf_syscalls import map_info
 from chadthrottle.helper.kernel.held_caps import TAGS_MAP_NAME, record_of
-from chadthrottle.helper.kernel.ownership import OwnershipRecord
+from chadthrottle.helper.kernel.ownership import RUN_DIR, OwnershipRecord, journal_instance
+from chadthrottle.helper.main import DEFAULT_STATE_DIR
 
 from tests.support import held_records
+from tests.support.helper_process import HelperProcess
 from tests.support.leaks import HELD, differences, snapshot
 from tests.support.requirements import require_root
+from tests.support.waiting import eventually
 
 BPF_MAP_TYPE_ARRAY = 2
 
@@ -100,3 +105,63 @@ def test_the_sweep_takes_only_the_killed_helpers_record() -> None:
         assert not ours.exists()
         held_records.sweep_killed(0.0)
         assert theirs.exists(), "another instance's record was removed"
+
+
+def test_a_record_held_past_the_tests_wait_goes_when_its_map_goes() -> None:
+    """review38 H1: a namespace's kernel cleanup may outlast the test's end's
+    wait (longer at load): the record, nobody's a moment later, stayed until
+    this session's next test ended, and a session beside ending named it."""
+    require_root()
+    fd = _tags_map()
+    try:
+        with _record(map_info(fd)[1]) as (instance, path):
+            held_records.killed_closed(instance)
+            assert instance in held_records.sweep_killed(0.0), "the wait ended with it held"
+            os.close(fd)  # the namespace's cleanup puts the last program, after the wait
+            fd = -1
+            assert eventually(lambda: not path.exists(), 5.0), "left until the next test's end"
+            assert eventually(lambda: instance not in held_records.KILLED, 1.0)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def test_a_record_of_an_instance_whose_datapath_is_starting_is_nobodys_only_after() -> None:
+    """review38 H2: a starting datapath writes its record as .new first
+    (ownership.OwnershipRecord): its instance is alive meanwhile."""
+    require_root()
+    before = snapshot()
+    with _record(_gone_map_id()) as (instance, path):
+        making = RUN_DIR / f"datapath-{os.getpid()}-{secrets.token_hex(4)}-{instance}.new"
+        making.write_text("")
+        try:
+            assert not held_records.abandoned(path), "a starting helper's record read nobody's"
+            assert not _named(before, path)
+        finally:
+            making.unlink(missing_ok=True)
+        assert _named(before, path)
+
+
+def test_a_killed_test_helper_with_no_state_dir_sweeps_nothing_of_the_default_instance() -> None:
+    """review38 H3: with no state directory a test's helper runs as the
+    product's default instance; its close would take that instance's record
+    (and programs, tc objects), the product's. It refuses, loudly."""
+    require_root()
+    instance = journal_instance(DEFAULT_STATE_DIR)
+    path = record_of(instance)
+    assert path is not None
+    if path.exists():
+        pytest.skip(f"the default instance has a record here ({path}): not touched")
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_text(f"map {_gone_map_id()}\nwindow 1 2097152\n")
+    helper = HelperProcess("unix:path=/nonexistent")
+    helper._process = subprocess.Popen(["sleep", "600"])  # as killed: no helper needed
+    helper._process.kill()
+    helper._process.wait()
+    try:
+        with pytest.raises(RuntimeError, match="no state_dir"):
+            helper.close()
+        assert path.exists(), "the product's default instance's record was swept"
+    finally:
+        path.unlink(missing_ok=True)
+        held_records.KILLED.pop(instance, None)

@@ -14,7 +14,11 @@ only when the record is that helper's instance's (its state directory), no
 live datapath of that instance runs (it would be writing it), and every map
 it names is gone. A map still held by the killed helper's tc programs in a
 test's namespace goes with that namespace, after the close: the instance is
-kept here and swept again after each test and at the session's end. The
+kept here and swept again after each test and at the session's end; one
+still held when the test's end stops waiting (the kernel's cleanup of a
+deleted namespace runs later, and longer at load) is looked at in the
+background until it goes, so it is not left nobody's until this session's
+next test ends, where a session beside ending names it (review38 H1). The
 product never does this: a helper touches no record it cannot prove it
 made, and a dead instance's record stays for that instance's successor.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -38,16 +43,24 @@ KILLED: dict[str, float] = {}
 TEST_END_WAIT_S = 5.0
 # How long the session's end waits for what is left.
 SESSION_WAIT_S = 20.0
+# How often a record still held after a test's end is looked at again (in a
+# thread of this session's, while any is left: about 0.1 ms a look).
+WATCH_EVERY_S = 0.1
+_LOCK = threading.Lock()  # KILLED: the test's end, the watch and a close
+_WATCHING = [False]  # a watch thread runs (cleared by it, under _LOCK, as it ends)
 
 
 def _live_instances() -> set[str]:
     """Instances of datapaths alive (ownership.py's records, the owner's pid in
-    the name). A pid reused since reads as alive: the record stays (safe)."""
-    from chadthrottle.helper.kernel.ownership import RECORD_GLOB, RUN_DIR
+    the name), also one still writing its record (.new: a start of the
+    instance, review38 H2). A pid reused since reads as alive: the record
+    stays (safe)."""
+    from chadthrottle.helper.kernel.ownership import MAKING_GLOB, RECORD_GLOB, RUN_DIR
 
     live = set()
-    for path in RUN_DIR.glob(RECORD_GLOB):
-        parts = path.name.removesuffix(".ids").split("-")  # datapath-PID-TOKEN[-INSTANCE]
+    for path in [*RUN_DIR.glob(RECORD_GLOB), *RUN_DIR.glob(MAKING_GLOB)]:
+        # datapath-PID-TOKEN[-INSTANCE].ids, or .new while a starting one writes it
+        parts = path.name.removesuffix(".ids").removesuffix(".new").split("-")
         if len(parts) == 4 and parts[1].isdigit() and Path(f"/proc/{parts[1]}").exists():
             live.add(parts[3])
     return live
@@ -113,26 +126,61 @@ def _remove_if_abandoned(instance: str) -> bool:
     return True
 
 
+def _sweep() -> None:
+    """Remove the records of KILLED that are nobody's (under _LOCK)."""
+    for instance in sorted(KILLED):
+        if _remove_if_abandoned(instance):
+            del KILLED[instance]
+
+
 def sweep_killed(wait_s: float, closed_since: float = 0.0) -> list[str]:
     """Remove the records of this session's killed helpers that are nobody's,
     waiting up to wait_s for the maps of those closed since closed_since
     (monotonic) to go (older ones are looked at once: a namespace of a wider
-    scope may hold theirs); the instances still held."""
+    scope may hold theirs); those still held are watched until they go
+    (_watch). The instances still held."""
 
     def swept() -> bool:
-        for instance in sorted(KILLED):
-            if _remove_if_abandoned(instance):
-                del KILLED[instance]
-        return all(closed < closed_since for closed in KILLED.values())
+        with _LOCK:
+            _sweep()
+            return all(closed < closed_since for closed in KILLED.values())
 
     eventually(swept, wait_s, 0.05)
-    return sorted(KILLED)
+    _watch()
+    with _LOCK:
+        return sorted(KILLED)
+
+
+def _watch() -> None:
+    """Look at the records still held every WATCH_EVERY_S, in a daemon thread,
+    until none is left: each goes a moment after its last map."""
+    with _LOCK:
+        if not KILLED or _WATCHING[0]:
+            return
+        _WATCHING[0] = True
+    threading.Thread(target=_watching, name="held-records", daemon=True).start()
+
+
+def _watching() -> None:
+    try:
+        while True:
+            with _LOCK:
+                _sweep()
+                if not KILLED:
+                    _WATCHING[0] = False  # under the lock: a record added after starts another
+                    return
+            time.sleep(WATCH_EVERY_S)  # a poll: the kernel says nothing when a map goes
+    except BaseException:
+        with _LOCK:
+            _WATCHING[0] = False
+        raise
 
 
 def killed_closed(instance: str) -> None:
     """A test closed its SIGKILLed helper of this instance (its programs and
     the machine namespace's tc objects removed): its record goes once nobody's,
     here or after the test (sweep_killed)."""
-    KILLED[instance] = time.monotonic()
-    if _remove_if_abandoned(instance):  # a close repeated, or a successor's stop took it
-        del KILLED[instance]
+    with _LOCK:
+        KILLED[instance] = time.monotonic()
+        if _remove_if_abandoned(instance):  # a close repeated, or a successor's stop took it
+            del KILLED[instance]

@@ -147,20 +147,28 @@ class HelperProcess(standalone.HelperProcess):
         namespace left its clsact, filter and IFB on eth0. Not in the test's
         namespaces: they go with the test, and a successor adopts there what
         the killed helper left (test_lingering_hook_after_sigkill.py). Its
-        held-caps record goes once nobody's (tests/support/held_records.py)."""
+        held-caps record goes once nobody's (tests/support/held_records.py).
+        One with no state directory of its own ran as the product's default
+        instance, whose leftovers are the product's: none is swept, and the
+        close fails (review38 H3)."""
         super().close()
         machine = f"shaping in namespace net:[{os.stat('/proc/self/ns/net').st_ino}]"
         if machine in self.log_text():
             SHAPED_THE_MACHINE.append(os.environ.get("PYTEST_CURRENT_TEST", "?").split(" (")[0])
+        if self.returncode == -signal.SIGKILL and self.state_dir is None:
+            raise RuntimeError(
+                "a SIGKILLed test helper with no state_dir of its own: its leftovers are not "
+                "swept, as its instance is the product's default (give the test a state_dir)"
+            )
         if self.returncode == -signal.SIGKILL:
             from chadthrottle.helper.kernel.cgroups import cgroup2_mount
             from chadthrottle.helper.kernel.datapath import remove_leftover_programs
             from chadthrottle.helper.kernel.ownership import journal_instance
             from chadthrottle.helper.kernel.tc_shaper import remove_unadopted
-            from chadthrottle.helper.main import DEFAULT_STATE_DIR
             from pyroute2 import IPRoute
 
-            instance = journal_instance(self.state_dir or DEFAULT_STATE_DIR)
+            assert self.state_dir is not None
+            instance = journal_instance(self.state_dir)
             remove_leftover_programs(cgroup2_mount(), instance)  # its own, not another's
             with IPRoute() as ipr:  # this process's namespace: the machine's own
                 remove_unadopted(ipr, instance)
