@@ -1,5 +1,6 @@
 """How wide the tray menu is: its entries' names and rates, nothing more, and
-with long names at most 60% of the screen (names cut to fit).
+with long names no wider than leaves its submenu room beside it on the screen
+(names cut to fit).
 
 Under Xvfb at 2x on a 1366x768 screen the menu was 82% of the screen wide
 with short names. Two causes: QMenu adds the widest rates column ("▼ 25.2
@@ -60,12 +61,21 @@ def menu_style(current: RatesCountedOnce | None) -> RatesCountedOnce:
     return RatesCountedOnce(QStyleFactory.create(name))
 
 
-def name_room(metrics: QFontMetrics, screen_width: int, widest_rest: int, most_chars: int) -> int:
-    """The pixels a name and its marker (" (limited)") may take so the menu stays
-    within MENU_SCREEN_SHARE of the screen: what is left beside the widest rates
-    (widest_rest) and the entry's check column, margins and arrow (about four
-    lines' height), never more than most_chars nor less than
-    MENU_NAME_LEAST_CHARS average characters."""
+def name_room(metrics: QFontMetrics, screen_width: int, widest_rest: int, most_chars: int,
+              beside: int | None = None) -> int:  # fmt: skip
+    """The pixels a name and its marker (" (limited)") may take: what is left
+    beside the widest rates (widest_rest) and the entry's check column, margins
+    and arrow (about four lines' height) of the screen less its widest submenu
+    (``beside``), which opens beside the menu, and a line's height each side;
+    without ``beside``, of MENU_SCREEN_SHARE of the screen. Never more than
+    most_chars nor less than MENU_NAME_LEAST_CHARS average characters. Until
+    gui36 always the share: at 2x on 1366x768 *Parcel Upd… (download blocked)*
+    in a menu of 794 px with 250 px of the screen left beside its submenu."""
     average = metrics.averageCharWidth()
-    left = int(screen_width * MENU_SCREEN_SHARE) - widest_rest - 4 * metrics.height()
+    menu = (
+        int(screen_width * MENU_SCREEN_SHARE)
+        if beside is None
+        else screen_width - beside - 2 * metrics.height()
+    )
+    left = menu - widest_rest - 4 * metrics.height()
     return min(average * most_chars, max(average * MENU_NAME_LEAST_CHARS, left))

@@ -280,7 +280,6 @@ class TrayController(QObject):
         units = self._model.units
         can_limit = self._status.can_limit
         applications = busiest_applications(self._model.applications())
-        metrics = self.menu.fontMetrics()
         rates = {
             # The last rates the helper sent stop being news when it is gone: none shown.
             # Each direction, as the window's totals: the sum alone ("Media Server
@@ -290,12 +289,6 @@ class TrayController(QObject):
             else ""
             for info in applications
         }
-        label_room = name_room(
-            metrics,
-            self.menu.screen().availableGeometry().width(),
-            max((metrics.horizontalAdvance(rate) for rate in rates.values()), default=0),
-            MENU_NAME_CHARS,
-        )
         nothing_enforced = nothing_enforced_reason(self._status, bool(self._paused))
         if self._status.ended_known:
             # said first, how it ended: a killed helper's limits below stay in force
@@ -317,19 +310,12 @@ class TrayController(QObject):
             )
             for info in applications
         }
-        rooms = entry_rooms(
-            metrics,
-            {info.id: (self._model.shown_name(info.id), markers[info.id]) for info in applications},
-            label_room,
-        )
+        submenus: dict[str, QMenu] = {}
         for info in applications:
-            said = markers[info.id]
             whole = self._model.shown_name(info.id)  # "name (id)" beside another of its name
-            name = menu_name(whole, metrics, rooms[info.id], info.id, self._model.tell(info.id))
-            submenu = self.menu.addMenu(f"{name}{said}\t{rates[info.id]}".rstrip("\t"))
+            submenu = self.menu.addMenu("")  # titled below, knowing how wide the submenus are
+            submenus[info.id] = submenu
             submenu.setObjectName(f"quick:{info.id}")
-            if name.replace("&&", "&") != whole:  # cut: the whole name on pointing
-                submenu.menuAction().setToolTip(whole)
             submenu.setToolTipsVisible(True)
             for direction in Direction:
                 state = self._model.limit_state(info.id, direction)
@@ -365,6 +351,7 @@ class TrayController(QObject):
                         )
             submenu.addSection("Priority")
             self._critical_action(submenu, info.id, can_limit)
+        self._title_entries(applications, submenus, markers, rates)
         self.menu.addSeparator()
         pause = self.menu.addAction("Pause all limits")
         pause.setObjectName("pause-all")
@@ -375,6 +362,32 @@ class TrayController(QObject):
         pause.triggered.connect(self.pauseRequested)
         self.menu.addAction("Open ChadThrottle", self.openRequested.emit).setObjectName("open")
         self.menu.addAction("Quit", self.quitRequested.emit).setObjectName("quit")
+
+    def _title_entries(self, applications: list[ApplicationInfo], submenus: dict[str, QMenu],
+                       markers: dict[str, str], rates: dict[str, str]) -> None:  # fmt: skip
+        """Each entry's "name (marker)<tab>rates", its name cut only where the
+        menu and its widest submenu beside it would not fit on the screen
+        (menu_width.name_room); the whole name on pointing where it is cut."""
+        metrics = self.menu.fontMetrics()
+        label_room = name_room(
+            metrics,
+            self.menu.screen().availableGeometry().width(),
+            max((metrics.horizontalAdvance(rate) for rate in rates.values()), default=0),
+            MENU_NAME_CHARS,
+            max((submenu.sizeHint().width() for submenu in submenus.values()), default=0),
+        )
+        rooms = entry_rooms(
+            metrics,
+            {info.id: (self._model.shown_name(info.id), markers[info.id]) for info in applications},
+            label_room,
+        )
+        for info in applications:
+            whole = self._model.shown_name(info.id)
+            name = menu_name(whole, metrics, rooms[info.id], info.id, self._model.tell(info.id))
+            action = submenus[info.id].menuAction()
+            action.setText(f"{name}{markers[info.id]}\t{rates[info.id]}".rstrip("\t"))
+            if name.replace("&&", "&") != whole:  # cut: the whole name on pointing
+                action.setToolTip(whole)
 
     def _block_action(
         self, submenu: QMenu, app_id: str, direction: Direction, state: LimitState

@@ -58,3 +58,47 @@ def test_critical_reads_critical_in_the_window_and_the_tray(qtbot, window: MainW
         name = window.table.proxy_index(RELAY).siblingAtColumn(Column.NAME)
         assert name.data(Qt.ItemDataRole.AccessibleTextRole) == f"Relay Chat, {said}"
     tray.shutdown()
+
+
+def test_a_tray_name_is_whole_where_the_screen_has_room_beside_its_submenu(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """gui34's walk (Xvfb, 2x on 1366x768, trayer): *Parcel Upd… (download
+    blocked)*, the widest entry, cut to keep the menu within 60% of the screen
+    (794 of 1366 px) while its submenu beside it left 250 px of the screen
+    spare. The menu may take what the screen leaves beside its widest submenu.
+    The test's screen is offscreen's, its font larger to stand for 2x."""
+    from chadthrottle.gui.models.applications import ApplicationsModel
+    from chadthrottle.gui.models.icons import IconProvider
+    from PySide6.QtWidgets import QApplication
+
+    from tests.gui.sample_data import MB
+
+    font = QApplication.font()
+    larger = QApplication.font()
+    larger.setPointSizeF(font.pointSizeF() * 1.3)
+    QApplication.setFont(larger)
+    try:
+        model = ApplicationsModel(IconProvider())
+        model.set_viewer_uid(1000)
+        tray = TrayController(model)
+        tray.set_status(CONNECTED)
+        demo = [
+            app("app:media", "Media Server", 23 * KB, 3.85 * MB),
+            app("app:harbor", "Harbor Browser", 3.25 * MB, 99 * KB, up_limit_bps=100_000),
+            app("app:backup", "Backup Server", 1.1 * MB, 18 * KB),
+            app("app:nimbus", "Nimbus Sync", 17 * KB, 994 * KB, up_limit_bps=MB),
+            app("app:fetcher", "Fetcher", 586 * KB, 3 * KB),
+            dataclasses.replace(app(RELAY, "Relay Chat", 20 * KB, 8 * KB), priority="critical",
+                                priority_owner=1000),  # fmt: skip
+            dataclasses.replace(app("app:parcel", "Parcel Updates", 0, 0), down_blocked=True),
+        ]
+        model.apply_snapshot(demo)
+        tray.rebuild_menu()
+        labels = {a.menu().objectName(): a.text().split("\t")[0]
+                  for a in tray.menu.actions() if a.menu() is not None}  # fmt: skip
+        assert labels["quick:app:parcel"] == "Parcel Updates (download blocked)", labels
+        screen = tray.menu.screen().availableGeometry().width()
+        beside = max(m.sizeHint().width() for m in tray.menu.findChildren(QMenu))
+        assert tray.menu.sizeHint().width() + beside <= screen
+        tray.shutdown()
+    finally:
+        QApplication.setFont(font)
