@@ -108,15 +108,28 @@ def forker(request: pytest.FixtureRequest, stack: Stack) -> Iterator[tuple[str, 
 
 
 def _session_of(sid: int) -> list[int]:
-    """The processes still in session sid."""
+    """The processes of session sid that have not exited. One that exited is
+    a zombie until its parent reaps it, and the forker's children, orphaned
+    by its kill, are reaped by PID 1: 1.2-1.4 s after the kill on these
+    machines (their init polls), where an exited process holds no
+    descriptor, socket or memory any more: counted, each teardown waited
+    that out."""
     found = []
     for name in os.listdir("/proc"):
         try:
-            if name.isdigit() and os.getsid(int(name)) == sid:
+            if name.isdigit() and os.getsid(int(name)) == sid and not _exited(int(name)):
                 found.append(int(name))
         except ProcessLookupError:
             continue
     return found
+
+
+def _exited(pid: int) -> bool:
+    """A zombie (or dead) process: /proc/PID/stat's state after the name."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:  # gone meanwhile
+        return True
 
 
 @pytest.fixture
