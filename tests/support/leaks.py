@@ -16,7 +16,9 @@ the IFBs and qdiscs a live shaper of another session recorded in its journal
 failed every other session that ended, or began, while it ran); the polkit
 actions file too, unless another session's private bus holds it. A helper's
 held-caps record in /run/chadthrottle counts when nobody's (no live helper
-of its instance, its maps gone: tests/support/held_records.py).
+of its instance, its maps gone: tests/support/held_records.py), and so do its
+walks record (no process it lists running) and a tc journal of a dead owner
+whose namespaces are all gone (tests/support/left_records.py).
 """
 
 from __future__ import annotations
@@ -318,6 +320,8 @@ def _run_records() -> list[str]:
 
 
 HELD = "held caps records"
+OWED = "owed walks records"
+JOURNALS = "tc journals of gone namespaces"
 # A record of another session's test, abandoned a moment ago: its own sweep
 # after that test takes it (tests/support/held_records.py).
 HELD_GRACE_S = 10.0
@@ -336,20 +340,52 @@ def _held_records() -> list[str]:
         return []
 
 
+def _owed_records() -> list[str]:
+    """The helpers' walks records (walks-INSTANCE.owed) that are nobody's: no
+    live datapath of their instance, no process they list running
+    (tests/support/left_records.py)."""
+    try:
+        from tests.support.held_records import abandoned_owed
+
+        return abandoned_owed()
+    except ImportError:
+        return []
+
+
+def _dead_journals() -> list[str]:
+    """The tc journals nobody can use: their owner dead, every namespace they
+    name gone (a killed test helper's, for its test's namespaces: held35)."""
+    try:
+        from tests.support.left_records import abandoned_journals
+
+        return abandoned_journals()
+    except ImportError:
+        return []
+
+
+# The records in /run/chadthrottle a killed helper leaves: named when they came
+# and are nobody's, after HELD_GRACE_S (settled).
+_RECORDS = {HELD: _held_records, OWED: _owed_records, JOURNALS: _dead_journals}
+
+
+def _records() -> dict[str, list[str]]:
+    return {key: listed() for key, listed in _RECORDS.items()}
+
+
 def settled(before: dict[str, object], after: dict[str, object]) -> dict[str, object]:
-    """after, with held-caps records that came looked at again until they are
-    gone, for HELD_GRACE_S at most: a session beside this one takes its own
-    test's a moment after that test's namespaces went."""
-    if HELD not in before or HELD not in after:
-        return after
-    was = set(cast(list[str], before[HELD]))
+    """after, with the records (_RECORDS) that came looked at again until they
+    are gone, for HELD_GRACE_S at most: a session beside this one takes its
+    own test's a moment after that test's namespaces went."""
+    keys = [key for key in _RECORDS if key in before and key in after]
+    was = {key: set(cast(list[str], before[key])) for key in keys}
 
-    def came() -> list[str]:
-        return sorted(set(_held_records()) - was)
+    def came() -> dict[str, list[str]]:
+        now = {key: _RECORDS[key]() for key in keys}
+        return {key: sorted(set(now[key]) - was[key]) for key in keys}
 
-    if set(cast(list[str], after[HELD])) - was:
-        eventually(lambda: not came(), HELD_GRACE_S, 0.2)
-        return after | {HELD: sorted(was | set(came()))}
+    if any(set(cast(list[str], after[key])) - was[key] for key in keys):
+        eventually(lambda: not any(came().values()), HELD_GRACE_S, 0.2)
+        return after | {key: sorted(was[key] | set(left)) for key, left in came().items()}
     return after
 
 
@@ -362,7 +398,7 @@ def snapshot(*, machine_wide: bool = True) -> dict[str, object]:
     if machine_wide:
         found.update(root_namespace())
         found["helper run records"] = _run_records()
-        found[HELD] = _held_records()
+        found.update(_records())
     return found | {
         "network namespaces": _namespaces(),
         "BPF programs on the cgroup root": _our_cgroup_programs(),
@@ -379,7 +415,7 @@ def snapshot(*, machine_wide: bool = True) -> dict[str, object]:
 # read as this session's at its start; this session's first helper then
 # detaches them, as it must, and the whole comparison failed the session for
 # that (seen 2026-12-06 beside benches and other engineers' runs).
-ONLY_WHAT_CAME = {"BPF programs on the cgroup root", "helper run records", HELD}
+ONLY_WHAT_CAME = {"BPF programs on the cgroup root", "helper run records", *_RECORDS}
 
 
 def differences(before: dict[str, object], after: dict[str, object]) -> list[str]:
@@ -398,8 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     """scripts/run-tests' check around the whole run, in the machine's own
     namespace: `save FILE` before it, `compare FILE` after. Exit status 1 when
     a device, qdisc or hook filter came that no live shaper of another session
-    records, or a held-caps record that is nobody's (what went is said, not
-    failed: another session's may go)."""
+    records, or a record of _RECORDS that is nobody's (what went is said,
+    not failed: another session's may go)."""
     import argparse
     import json
 
@@ -407,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("save", "compare"))
     parser.add_argument("file", type=Path)
     arguments = parser.parse_args(argv)
-    now: dict[str, Any] = root_namespace() | {HELD: _held_records()}
+    now: dict[str, Any] = root_namespace() | _records()
     if arguments.action == "save":
         arguments.file.write_text(json.dumps(now, indent=1) + "\n")
         return 0
