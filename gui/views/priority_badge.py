@@ -21,7 +21,7 @@ from chadthrottle.gui.models.connections import fitted_connection_label
 from chadthrottle.gui.models.name_cut import fitted_keeping_end, fitted_name_apart
 from chadthrottle.gui.models.priority_view import PriorityState
 from chadthrottle.gui.widgets.limit_slider import problem_colour
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
@@ -47,6 +47,7 @@ class Badge(NamedTuple):
     text: str
     width: float
     under: bool = False
+    plain: bool = False  # the word after the name with no pill round it
 
 
 def badge_text(state: PriorityState, short: bool = False) -> str:
@@ -54,6 +55,17 @@ def badge_text(state: PriorityState, short: bool = False) -> str:
     narrow column (2x on a small screen): "Crit", "⚠ High", "Low…"."""
     text = (state.label[:SHORT_LETTERS] if short else state.label) + ("…" if state.pending else "")
     return f"⚠ {text}" if state.problem else text
+
+
+def word_colour(option: QStyleOptionViewItem, state: PriorityState) -> QColor:
+    """A badge's word with no pill (after the name or under it): the
+    priority's colour, amber while not in force, lighter on a dark theme."""
+    if state.problem:
+        return QColor(problem_colour(option.palette))
+    colour = QColor(COLOURS.get(state.priority, COLOURS["normal"]))
+    if option.palette.base().color().lightness() < 128:  # a dark theme: lighter
+        colour = colour.lighter(160)
+    return colour
 
 
 def badge_font(font: QFont, state: PriorityState) -> QFont:
@@ -116,7 +128,7 @@ class NameDelegate(QStyledItemDelegate):
         if chosen is None:
             super().paint(painter, option, index)
             return
-        text, width, under = chosen
+        text, width, under, plain = chosen
         style = option.widget.style() if option.widget else QApplication.style()
         style.drawPrimitive(
             QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget
@@ -131,6 +143,15 @@ class NameDelegate(QStyledItemDelegate):
         # (maximized, a badge at the far end read as the Down column's).
         left = min(self._name_end(name, index) + MARGIN, rect.right() - width - MARGIN / 2)
         pill = QRectF(left, rect.center().y() - height / 2 + 0.5, width, height)
+        if plain:  # the word alone, in the line of the name, as the line under would say it
+            painter.save()
+            painter.setFont(font)
+            painter.setPen(word_colour(option, state))
+            name_line = QFontMetricsF(option.font)  # on the name's baseline, as Qt centres it
+            baseline = rect.top() + (rect.height() - name_line.height()) / 2 + name_line.ascent()
+            painter.drawText(QPointF(left, baseline), text)
+            painter.restore()
+            return
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setFont(font)
@@ -175,14 +196,9 @@ class NameDelegate(QStyledItemDelegate):
         super().paint(painter, name, index)
         left = self._text_left(option, index)
         where = QRectF(left, word_top, rect.right() - left, line)
-        colour = QColor(COLOURS.get(state.priority, COLOURS["normal"]))
-        if state.problem:
-            colour = QColor(problem_colour(option.palette))
-        elif option.palette.base().color().lightness() < 128:  # a dark theme: lighter
-            colour = colour.lighter(160)
         painter.save()
         painter.setFont(small)
-        painter.setPen(colour)
+        painter.setPen(word_colour(option, state))
         painter.drawText(
             where, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text
         )
@@ -215,6 +231,12 @@ class NameDelegate(QStyledItemDelegate):
         name_end = self._name_end(option, index)
         if name_end + MARGIN + widths[0] + MARGIN / 2 <= rect.right():
             return Badge(forms[0], widths[0])
+        # the word with no pill round it, in the name's line: at 2x on 1366x768
+        # "Relay Chat" and its pill need 173 px of 164, the word alone 161; under
+        # the name (below) the name is raised 3 px off the other rows' line (gui36)
+        word = metrics.horizontalAdvance(forms[0])
+        if name_end + MARGIN + word + MARGIN / 2 <= rect.right():
+            return Badge(forms[0], word, plain=True)
         small = QFontMetricsF(under_font(option.font, state))
         name_line = QFontMetricsF(option.font).height()
         if rect.height() >= name_line + small.height() + 1:

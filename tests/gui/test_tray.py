@@ -239,7 +239,11 @@ def test_the_menu_is_as_wide_as_its_entries_and_long_names_fit_the_screen() -> N
     tray.rebuild_menu()
     screen = tray.menu.screen().availableGeometry().width()
     beside = max(m.sizeHint().width() for m in tray.menu.findChildren(type(tray.menu)))
-    assert tray.menu.sizeHint().width() + beside <= screen, (tray.menu.sizeHint().width(), beside, screen)
+    assert tray.menu.sizeHint().width() + beside <= screen, (
+        tray.menu.sizeHint().width(),
+        beside,
+        screen,
+    )
     first = tray.menu.actions()[0]
     assert (
         first.text().split("\t")[0].endswith("… (limited)")

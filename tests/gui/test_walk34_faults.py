@@ -56,8 +56,8 @@ def test_a_name_with_its_badge_under_stays_in_line_with_the_other_names(
     word under it needs."""
     model = window.table.model().sourceModel()
     model.set_viewer_uid(1000)
-    relay = dataclasses.replace(
-        app(RELAY, "Relay Chat", 45 * KB, 12 * KB), priority="critical", priority_owner=1000
+    relay = dataclasses.replace(  # a name the word does not fit after even with no pill (gui36)
+        app(RELAY, "Nimbus Sync", 45 * KB, 12 * KB), priority="critical", priority_owner=1000
     )
     model.apply_snapshot([*sample_applications(), relay])
     window.resize(*FIRST_SIZE_2X)

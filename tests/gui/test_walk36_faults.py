@@ -87,8 +87,9 @@ def test_a_tray_name_is_whole_where_the_screen_has_room_beside_its_submenu(qtbot
             app("app:backup", "Backup Server", 1.1 * MB, 18 * KB),
             app("app:nimbus", "Nimbus Sync", 17 * KB, 994 * KB, up_limit_bps=MB),
             app("app:fetcher", "Fetcher", 586 * KB, 3 * KB),
-            dataclasses.replace(app(RELAY, "Relay Chat", 20 * KB, 8 * KB), priority="critical",
-                                priority_owner=1000),  # fmt: skip
+            dataclasses.replace(
+                app(RELAY, "Relay Chat", 20 * KB, 8 * KB), priority="critical", priority_owner=1000
+            ),
             dataclasses.replace(app("app:parcel", "Parcel Updates", 0, 0), down_blocked=True),
         ]
         model.apply_snapshot(demo)
@@ -102,3 +103,46 @@ def test_a_tray_name_is_whole_where_the_screen_has_room_beside_its_submenu(qtbot
         tray.shutdown()
     finally:
         QApplication.setFont(font)
+
+
+def test_a_word_that_fits_after_the_name_without_its_pill_keeps_the_name_in_line(
+    qtbot, window: MainWindow
+) -> None:  # type: ignore[no-untyped-def]
+    """gui34's walk (Xvfb, 2x on 1366x768): Relay Chat's Critical, 9 px too wide
+    for the name column with its pill, went on a line under the name and the
+    name was raised 3 px off the other rows' names and its own rates
+    (docs/screenshots/badge-under-2x.png). The word alone fits after the name:
+    it goes there, in the name's line, with no pill."""
+    from chadthrottle.gui.views.priority_badge import COLOURS
+    from PySide6.QtGui import QColor, QFontMetricsF
+
+    from tests.gui.test_walk34_faults import name_ink_top
+
+    model = window.table.model().sourceModel()
+    model.set_viewer_uid(1000)
+    relay = dataclasses.replace(
+        app(RELAY, "Relay Chat", 45 * KB, 12 * KB), priority="critical", priority_owner=1000
+    )
+    model.apply_snapshot([*sample_applications(), relay])
+    window.resize(*FIRST_SIZE_2X)
+    qtbot.waitUntil(lambda: window.table.visualRect(window.table.proxy_index(RELAY)).isValid())
+    qtbot.wait(50)
+    badge = shown_badge(window, RELAY)
+    assert badge is not None and badge.text == "Critical" and not badge.under, badge
+    name_end = QFontMetricsF(window.table.font()).horizontalAdvance("Relay Chat")
+    others = [name_ink_top(window, info.id) for info in sample_applications()[:3]]
+    relay_top = name_ink_top(window, RELAY)
+    assert min(others) <= relay_top <= max(others), (relay_top, others)  # it was 3 px above
+    # the red word: after the name, in its line (centred in the cell as the name)
+    red = QColor(COLOURS["critical"])
+    table = window.table
+    rect = table.visualRect(table.proxy_index(RELAY))
+    image = table.viewport().grab(rect).toImage()
+    ratio = table.viewport().devicePixelRatioF()
+    ink = [(x, y) for y in range(image.height()) for x in range(image.width())
+           if QColor(image.pixel(x, y)) == red]  # fmt: skip
+    assert ink, "no red word"
+    xs, ys = [x / ratio for x, _ in ink], [y / ratio for _, y in ink]
+    assert min(xs) > name_end, (min(xs), name_end)  # the name's width alone, before the icon
+    assert max(xs) - min(xs) > 0.8 * badge.width, (min(xs), max(xs), badge)
+    assert abs((min(ys) + max(ys)) / 2 - rect.height() / 2) <= 3, (min(ys), max(ys), rect.height())
