@@ -315,10 +315,16 @@ def test_a_real_helper_sigkilled_leaves_no_caps_on_a_passed_socket_after_its_res
                 f"B's socket still held to A's rule after the restart: "
                 f"{_caps_on(receiver.pid, one)} (was {before})\n{helpers[-1].log_text()}"
             )
-            said = [line for line in helpers[-1].log_text().splitlines()
-                    if "lifted the caps a killed helper's slots held" in line]  # fmt: skip
-            assert said, "the restart did not say it swept"
-            print(said[0])
+
+            # said once the whole sweep ended (every process), after B's socket
+            def said() -> list[str]:
+                return [line for line in helpers[-1].log_text().splitlines()
+                        if "lifted the caps a killed helper's slots held" in line]  # fmt: skip
+
+            assert eventually(lambda: bool(said()), 15.0), (
+                f"the restart did not say it swept:\n{helpers[-1].log_text()}"
+            )
+            print(said()[0])
             pacing, clamp = _caps_on(receiver.pid, two)
             assert pacing == OWN_PACING and clamp > RATE
             assert not _lifted(_caps_on(app.pid, kept)), "the restored rule's socket was lifted"
