@@ -842,19 +842,24 @@ static __always_inline __u64 device_netns_cookie(struct __sk_buff *skb)
 #endif
 }
 
-/* How a socketless packet's nonzero tc_index came (CARRIED_BY_*), 0: not by
- * us; cookie: device_netns_cookie's (the device's namespace: the one it came
- * in by is in it too). Only a packet with a nonzero tc_index pays this: three
- * reads, one lookup. */
-static __always_inline __u32 carried_by(struct __sk_buff *skb, __u64 cookie)
+/* Which of our devices a packet came in by (CARRIED_BY_*: a hooked device,
+ * our upload IFB), 0: none; cookie: device_netns_cookie's (the device's
+ * namespace: the one it came in by is in it too). One lookup. */
+static __always_inline __u32 came_by(struct __sk_buff *skb, __u64 cookie)
 {
-    if (!skb->tc_index)
-        return 0;
     struct carrying_device key = {};
     key.netns_cookie = cookie;
     key.ifindex = skb->ingress_ifindex;
     __u8 *by = key.netns_cookie ? carrying_devices.lookup(&key) : 0;
     return by ? *by & (CARRIED_BY_HOOK | CARRIED_BY_IFB) : 0;
+}
+
+/* How a socketless packet's nonzero tc_index came (came_by), 0: not by us.
+ * Only a packet with a nonzero tc_index pays this: three reads (its cookie),
+ * one lookup. */
+static __always_inline __u32 carried_by(struct __sk_buff *skb, __u64 cookie)
+{
+    return skb->tc_index ? came_by(skb, cookie) : 0;
 }
 
 /* Whether the packet leaves by one of the link's uplinks (ON_LINK, written by
@@ -878,7 +883,12 @@ static __always_inline int leaves_by_the_link(struct __sk_buff *skb, __u64 cooki
  * (a flow of no slot of ours) or one classed nowhere: forget the tuple if
  * noted, so the downloads of a flow that took over a noted tuple (the same
  * remote, the same port after NAT: a port NAT kept, another container's
- * flow) are not classed as the slot's. */
+ * flow) are not classed as the slot's. But not for a packet our upload IFB
+ * sends on (tcout36): it was judged as it came, and one queued in the
+ * default class before the slot's flow was noted (at a link's start, or
+ * another flow's on that tuple) left after it and made the note forgotten
+ * until the flow's next packet (8-85 ms; the downloads between unclassed).
+ * The device is looked up only then: a noted tuple, no classed slot. */
 static __always_inline __u32 classify_forwarded_upload(struct __sk_buff *skb, __u32 slot, __u32 classes)
 {
     struct forwarded_flow flow = {};
@@ -916,7 +926,8 @@ static __always_inline __u32 classify_forwarded_upload(struct __sk_buff *skb, __
     flow.remote_port = ports[1];
     struct forwarded_note *noted = forwarded_flows.lookup(&flow);
     if (!slot || !classes) { /* no slot, or one classed in no direction here: nothing to note */
-        if (noted && noted->netns_cookie == device_netns_cookie(skb))
+        __u64 cookie = noted ? device_netns_cookie(skb) : 0;
+        if (noted && noted->netns_cookie == cookie && came_by(skb, cookie) != CARRIED_BY_IFB)
             forwarded_flows.delete(&flow);
         return 0;
     }
@@ -1305,7 +1316,7 @@ int chadt_tc_out(struct __sk_buff *skb)
         return 0; /* sent on by our upload IFB: classed (or not) when it first came */
     if (!skb->sk && forwarded_in_use()) { /* forwarded: carry_slot */
         /* a slot classed nowhere here is as none, whoever wrote it: no reads to
-         * find where it came from */
+         * find where it came from (but for a noted tuple: not if our IFB sent it) */
         __u32 carried = skb->tc_index;
         __u32 *classes = carried ? forwarded_classes.lookup(&carried) : 0;
         if (!classes || !*classes)

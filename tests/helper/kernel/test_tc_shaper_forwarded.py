@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.bpf_maps import lookup_batch
 from chadthrottle.helper.kernel.datapath import Datapath
-from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.htb import DEFAULT_MINOR, HTB_MAJOR, ClassSpec
 from chadthrottle.helper.kernel.namespace_shapers import NoPacing
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_ownership import FILTER_PRIORITY
@@ -37,6 +38,7 @@ from tests.support.waiting import eventually
 LINK = LinkShaping(capacity_bps=12_500_000)  # 100 Mbit/s: the streams fill their classes' share
 CALL = ClassSpec(rate_bps=0, burst_bytes=0, priority=Priority.CRITICAL)  # a priority alone
 SLOT = 7
+STALE_LINK = LinkShaping(capacity_bps=50_000)  # the default class drains a full leaf in ~3 s
 SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")
 
 
@@ -386,6 +388,101 @@ def test_a_flow_that_takes_over_a_noted_tuple_is_not_classed_as_the_slots(
         finally:
             echo.kill()
             echo.wait()
+            _unlinked(shaper)
+
+
+SENDER = """
+import socket, sys, time
+sys.stdin.readline()  # the test has given this process its slot, or none
+sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sender.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sender.bind((sys.argv[1], int(sys.argv[2])))
+for _ in range(int(sys.argv[5])):
+    sender.sendto(bytes(1400), (sys.argv[3], int(sys.argv[4])))
+    time.sleep(0.001)  # the first waits for the neighbour's address: the rest not dropped with it
+"""
+SINK = """
+import socket, sys
+sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sink.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    sink.recv(2048)
+"""
+
+
+def _default_backlog(pair: NetnsPair, shaper: TcShaper) -> int:
+    """Bytes the upload IFB's default class holds now (tc -s class's backlog)."""
+    (ifb,) = shaper._ifbs(Direction.UP)
+    links = subprocess.run(["ip", "-n", pair.host_ns, "-j", "link", "show"], capture_output=True,
+                           text=True, check=True).stdout  # fmt: skip
+    device = next(link["ifname"] for link in json.loads(links) if link["ifindex"] == ifb.ifindex)
+    classid = f"{HTB_MAJOR:x}:{DEFAULT_MINOR:x}"  # tc -j prints no JSON for HTB classes
+    shown = subprocess.run(["tc", "-n", pair.host_ns, "-s", "class", "show", "dev", device, "classid", classid],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    held = re.search(r"\bbacklog (\d+)([KM]?)b ", shown)  # tc rounds to K or M (of 1024) where near
+    assert held, shown
+    return int(held.group(1)) * {"": 1, "K": 1024, "M": 1024 * 1024}[held.group(2)]
+
+
+def test_a_noted_tuple_outlives_the_stale_packets_the_upload_ifb_sends_on(
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper
+) -> None:
+    """Every packet under a link passes the uplink's egress twice: as it comes
+    (judged: noted, classed, or its tuple forgotten if no classed slot came
+    with it) and as the upload IFB sends it on. A packet queued in the
+    default class before a slot's flow took its tuple (another process's on
+    the same tuple here; at a link's start, packets the veth carried before
+    its hook) left the IFB after the slot's flow was noted, with no classed
+    slot, and the second pass forgot the note (prio35: gone and back 8-85 ms
+    later at each such packet; the downloads between went unclassed). What
+    the IFB sends on must leave the notes as they are."""
+    with masqueraded_container(pair) as container:
+        # the container's veth is an uplink here too: its packets pass the download tree first
+        shaper.set_link(Direction.DOWN, LINK)
+        shaper.set_link(Direction.UP, STALE_LINK)
+        shaper.reconcile({direction: {SLOT: CALL} for direction in Direction})
+        port, local_port = 5653, 40653
+        sink = subprocess.Popen(
+            nsenter_argv(pair.peer_ns, [sys.executable, "-c", SINK, pair.peer_addr, str(port)])
+        )
+
+        def sender(count: int) -> subprocess.Popen[str]:
+            argv = [sys.executable, "-c", SENDER, container.host_addr, str(local_port), pair.peer_addr,
+                    str(port), str(count)]  # fmt: skip
+            return subprocess.Popen(
+                nsenter_argv(container.host_ns, argv), stdin=subprocess.PIPE, text=True
+            )
+
+        def go(process: subprocess.Popen[str]) -> None:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.close()
+            assert process.wait(timeout=20) == 0
+
+        stale, call = sender(400), sender(1)  # 560 KB into a 134 KB leaf; one datagram
+        try:
+            datapath.set_process_slot(call.pid, SLOT)
+            go(stale)  # no slot: the default class, its tuple judged unnoted
+            queued = _default_backlog(pair, shaper)
+            counted = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))[0]
+            go(call)  # the slot's: noted as it passes, classed ahead of the default
+            assert eventually(
+                lambda: datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))[0] > counted, 5.0
+            )
+            behind = _default_backlog(pair, shaper)  # still to be sent on after the note
+            noted = _noted(datapath, SLOT)
+            drained = eventually(lambda: _default_backlog(pair, shaper) == 0, 15.0)
+            kept = _noted(datapath, SLOT)
+            print(
+                f"default class held {queued} B, {behind} B after the note; noted {noted} -> {kept}"
+            )
+            assert behind > 0 and drained, (queued, behind)
+            assert kept == 1, "the IFB's stale packets made the uplink forget the slot's flow"
+        finally:
+            for process in (stale, call, sink):
+                process.kill()
+                process.wait()
+            datapath.set_process_slot(call.pid, 0)
             _unlinked(shaper)
 
 
