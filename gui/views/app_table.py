@@ -102,7 +102,9 @@ class AppTable(QTreeView):
     # The set of expanded applications changed; the app id collapsed, or "".
     expansionChanged = Signal(str)
     # The row menu is wanted for an application, at a global position.
-    rowMenuRequested = Signal(str, QPoint)
+    rowMenuRequested = Signal(
+        str, QPoint, int
+    )  # app id, where, the row's top on screen (-1: a click)
     # The totals column's title was right-clicked: its periods, at a global position.
     usagePeriodMenuRequested = Signal(QPoint)
 
@@ -246,19 +248,21 @@ class AppTable(QTreeView):
         super().keyPressEvent(event)
 
     def open_row_menu_for_current(self) -> None:
-        """The keyboard's way in: the menu opens under the current row."""
+        """The keyboard's way in: the menu opens under the current row (over
+        it where there is no room below: MainWindow.open_row_menu)."""
         index = self.currentIndex()
         rect = (
             self.visualRect(index.siblingAtColumn(0)) if index.isValid() else self.viewport().rect()
         )
+        top = self.viewport().mapToGlobal(rect.topLeft()).y()
         self._request_row_menu(
-            index, self.viewport().mapToGlobal(rect.bottomLeft() + QPoint(16, 0))
+            index, self.viewport().mapToGlobal(rect.bottomLeft() + QPoint(16, 0)), top
         )
 
-    def _request_row_menu(self, index: QModelIndex, where: QPoint) -> None:
+    def _request_row_menu(self, index: QModelIndex, where: QPoint, row_top: int = -1) -> None:
         app_id = str(index.data(Role.APP_ID) or "") if index.isValid() else ""
         if app_id:
-            self.rowMenuRequested.emit(app_id, where)
+            self.rowMenuRequested.emit(app_id, where, row_top)
 
     def _on_titles_menu(self, pos: QPoint) -> None:
         """The totals column's title (or its overall cell): its own period."""

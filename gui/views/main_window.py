@@ -41,7 +41,15 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QCloseEvent, QIcon, QKeyEvent, QPalette, QResizeEvent, QShowEvent
+from PySide6.QtGui import (
+    QCloseEvent,
+    QGuiApplication,
+    QIcon,
+    QKeyEvent,
+    QPalette,
+    QResizeEvent,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QGraphicsView,
@@ -218,8 +226,22 @@ class MainWindow(QMainWindow):
         )  # fmt: skip
         return self._row_menu
 
-    def open_row_menu(self, app_id: str, where: QPoint) -> None:
-        self.row_menu(app_id).popup(where)
+    def open_row_menu(self, app_id: str, where: QPoint, row_top: int = -1) -> None:
+        """The row menu at ``where``; opened from the keyboard under a row
+        (row_top: the row's top on screen) that leaves it no room below, above
+        the row: Qt slid it up over the row, and at 2x on 1366x768 a menu headed
+        *Nimbus Sync* stood over *Harbor Browser*'s name, its own row hidden (gui36)."""
+        menu = self.row_menu(app_id)
+        screen = QGuiApplication.screenAt(where) or self.screen()
+        room = screen.availableGeometry()
+        height = menu.sizeHint().height()
+        if (
+            row_top >= 0
+            and where.y() + height > room.bottom() + 1
+            and row_top - height >= room.top()
+        ):
+            where = QPoint(where.x(), row_top - height)
+        menu.popup(where)
 
     def show_connections_of(self, app_id: str) -> None:
         """Select the application and make sure the detail pane, which lists its

@@ -127,7 +127,7 @@ def test_right_click_selects_the_row_and_opens_its_menu(qtbot, window: MainWindo
     index = window.table.proxy_index(DROPBOX)
     rect = window.table.visualRect(index)
     opened: list[str] = []
-    window.table.rowMenuRequested.connect(lambda app_id, _where: opened.append(app_id))
+    window.table.rowMenuRequested.connect(lambda app_id, _where, _top: opened.append(app_id))
     where = rect.center()
     event = QContextMenuEvent(
         QContextMenuEvent.Reason.Mouse, where, window.table.viewport().mapToGlobal(where)

@@ -146,3 +146,40 @@ def test_a_word_that_fits_after_the_name_without_its_pill_keeps_the_name_in_line
     assert min(xs) > name_end, (min(xs), name_end)  # the name's width alone, before the icon
     assert max(xs) - min(xs) > 0.8 * badge.width, (min(xs), max(xs), badge)
     assert abs((min(ys) + max(ys)) / 2 - rect.height() / 2) <= 3, (min(ys), max(ys), rect.height())
+
+
+def test_a_row_menu_with_no_room_under_its_row_opens_above_it(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """gui36's walk (Xvfb, 2x on 1366x768): Shift+F10 on Nimbus Sync, the
+    fourth row, opened its menu under the row; with no room below, Qt slid it
+    up over the row: the menu headed *Nimbus Sync* stood over *Harbor
+    Browser*'s name, its own row hidden. It opens above the row then."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QApplication
+
+    model = window.table.model().sourceModel()
+    model.apply_snapshot(sample_applications())
+    app_id = sample_applications()[2].id
+    window.show()
+    qtbot.waitExposed(window)
+    window.select_application(app_id)
+    table = window.table
+    qtbot.waitUntil(lambda: table.visualRect(table.proxy_index(app_id)).isValid())
+    rect = table.visualRect(table.proxy_index(app_id))
+    room = window.screen().availableGeometry()
+    height = window.row_menu(app_id).sizeHint().height()
+    # the row's bottom 40 px over the screen's: no room under it, room above it
+    row_bottom = table.viewport().mapToGlobal(rect.bottomLeft()).y()
+    window.move(window.x(), window.y() + room.bottom() - 40 - row_bottom)
+    qtbot.waitUntil(lambda: table.viewport().mapToGlobal(rect.bottomLeft()).y() >= room.bottom() - 41)
+    row_top = table.viewport().mapToGlobal(rect.topLeft()).y()
+    assert row_top - height >= room.top(), (row_top, height, room)
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_Menu)
+    qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu))
+    menu = QApplication.activePopupWidget()
+    assert menu.objectName() == f"row-menu:{app_id}"
+    shown = menu.geometry()
+    assert shown.bottom() < row_top, (shown.getRect(), row_top)  # the row left in sight
+    assert shown.top() >= room.top()
+    assert shown.left() == table.viewport().mapToGlobal(QPoint(rect.left() + 16, 0)).x()
+    menu.close()
