@@ -14,7 +14,7 @@ the second phase and comes back for the third:
 
     phase 1  --down / --up            from --start (right, wrong: x3, none)
     phase 2  --down x --slow-share
-    phase 3  --down again
+    phase 3  --down again (x --back-share: a link that comes back only partly)
 
 (--vary up: the upload's rate instead.) A --slow-share above 1 makes phase 2 a faster link:
 --vary up --slow-share 2.0 doubles the upload's from where its estimate sat, which no try
@@ -31,8 +31,9 @@ worst way out and back, and the modem's queues (its tbf backlog at its
 rate): which direction's queue made a spike, and which probe filled it.
 
     sudo .venv/bin/python -m bench.capacity_follow [--down 2.5M] [--up 625K] [--buffer-ms 400]
-        [--phase-s 20] [--slow-share 0.5] [--start right|wrong|none] [--flows 4] [--bulk both|down]
-        [--vary down|up] [--record FILE] [--tick-s 1.0] [--glance-s 0.25] [--watch | --as-helper]
+        [--phase-s 20] [--slow-share 0.5] [--back-share 1.0] [--start right|wrong|none]
+        [--flows 4] [--bulk both|down] [--vary down|up] [--record FILE] [--tick-s 1.0]
+        [--glance-s 0.25] [--watch | --as-helper]
 
 --glance-s samples the round trips and our queues that often between ticks (kernel
 layer: CapacityEstimator.glance takes back a raise whose failure shows there; the helper
@@ -489,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--buffer-ms", type=float, default=400.0)
     parser.add_argument("--phase-s", type=float, default=20.0)
     parser.add_argument("--slow-share", type=float, default=0.5)
+    parser.add_argument("--back-share", type=float, default=1.0,
+                        help="phase 3's rate as a share of phase 1's (the varied direction)")  # fmt: skip
     parser.add_argument("--vary", choices=("down", "up"), default="down",
                         help="the direction whose rate changes (up: the upload's follow is printed)")  # fmt: skip
     parser.add_argument("--start", choices=("right", "wrong", "none"), default="right")
@@ -557,12 +560,16 @@ def main(argv: list[str] | None = None) -> int:
         help="bulk traffic both ways (the harder case: a rise cannot be told by direction) or down only",
     )
     arguments = parser.parse_args(argv)
+    if not 0 < arguments.back_share <= 4:
+        parser.error("--back-share: a share of phase 1's rate, over 0 and at most 4")
     down_l3, up_l3 = int(arguments.down * L2_TO_L3), int(arguments.up * L2_TO_L3)
     start = {"right": {Direction.DOWN: down_l3, Direction.UP: up_l3},
              "wrong": {Direction.DOWN: 3 * down_l3, Direction.UP: 3 * up_l3}, "none": {}}[arguments.start]  # fmt: skip
     slow = (int(arguments.down * arguments.slow_share), arguments.up) if arguments.vary == "down" \
         else (arguments.down, int(arguments.up * arguments.slow_share))  # fmt: skip
-    phases = [(arguments.down, arguments.up), slow, (arguments.down, arguments.up)]
+    back = (int(arguments.down * arguments.back_share), arguments.up) if arguments.vary == "down" \
+        else (arguments.down, int(arguments.up * arguments.back_share))  # fmt: skip
+    phases = [(arguments.down, arguments.up), slow, back]
     print(f"uptime: {os.popen('uptime').read().strip()}", flush=True)
     with contextlib.ExitStack() as stack:
         pair = stack.enter_context(netns_pair())
