@@ -170,7 +170,9 @@ def test_a_row_menu_with_no_room_under_its_row_opens_above_it(qtbot, window: Mai
     # the row's bottom 40 px over the screen's: no room under it, room above it
     row_bottom = table.viewport().mapToGlobal(rect.bottomLeft()).y()
     window.move(window.x(), window.y() + room.bottom() - 40 - row_bottom)
-    qtbot.waitUntil(lambda: table.viewport().mapToGlobal(rect.bottomLeft()).y() >= room.bottom() - 41)
+    qtbot.waitUntil(
+        lambda: table.viewport().mapToGlobal(rect.bottomLeft()).y() >= room.bottom() - 41
+    )
     row_top = table.viewport().mapToGlobal(rect.topLeft()).y()
     assert row_top - height >= room.top(), (row_top, height, room)
     table.setFocus()
