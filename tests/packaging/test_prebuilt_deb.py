@@ -14,8 +14,12 @@ from tests.support.package_preparation import PREBUILT_VARIABLE
 
 
 def _ended(folder: Path, status: str, said: str) -> None:
+    """As scripts/run-tests ends its prebuild: the status written whole, then
+    renamed into place (a poll between its creation and its write would read
+    an empty status, a failed build)."""
     (folder / "path").write_text(said)
-    (folder / "status").write_text(status + "\n")
+    (folder / "status.partial").write_text(status + "\n")
+    (folder / "status.partial").rename(folder / "status")
 
 
 def test_a_prebuild_that_ended_well_is_taken_once_it_ended(
