@@ -172,6 +172,7 @@ def _shaped_the_machine() -> list[str]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from tests.support import held_records, leaks
 
+    held_records.stop_watching()  # the last sweep waits itself: no thread past the session
     if not _MACHINE_BEFORE:
         return
     lane = _is_lane(session.config)

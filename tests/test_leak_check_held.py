@@ -10,6 +10,7 @@ import contextlib
 import os
 import secrets
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,6 +122,29 @@ def test_a_record_held_past_the_tests_wait_goes_when_its_map_goes() -> None:
             fd = -1
             assert eventually(lambda: not path.exists(), 5.0), "left until the next test's end"
             assert eventually(lambda: instance not in held_records.KILLED, 1.0)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def test_the_sessions_end_stops_the_watch_and_starts_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """review36b: the session's end stops the watch and joins it; its last
+    sweep, which waits itself, starts none (one ran on beside the leak
+    check's grace and into the interpreter's exit). A stop of its own here,
+    not the session's."""
+    require_root()
+    monkeypatch.setattr(held_records, "_STOP", threading.Event())
+    fd = _tags_map()
+    try:
+        with _record(map_info(fd)[1]) as (instance, _path):
+            held_records.killed_closed(instance)
+            assert instance in held_records.sweep_killed(0.0), "the wait ended with it held"
+            watch = held_records._THREAD[0]
+            assert watch is not None and watch.is_alive(), "no watch of the record still held"
+            held_records.stop_watching()
+            assert not watch.is_alive(), "the watch ran on past the session's end"
+            assert instance in held_records.sweep_killed(0.0)  # the session's last sweep
+            assert held_records._THREAD[0] is watch, "the session's last sweep started a watch"
     finally:
         if fd >= 0:
             os.close(fd)
