@@ -72,13 +72,10 @@ WATCH_S = 5.0
 # tick's own work, other tests beside (docs/benchmarks/helper-calls.md).
 LONGEST_WAIT_S = 0.5
 
-# Root's wait is a latency, and the other lane's load moved it past the bound
-# at load 3.3-9.7 with the code right (0.52-0.63 s, against 1.05-2.41 s
-# without the bound), when root's reads waited for the engine: it ran alone.
-# Since root's reads answer from the published snapshot (snap32), beside
-# other tests at load 4.7-9 (suite36, 2026-12-07: 5 module runs, 3 of them
-# beside test_limits_on_every_path) root's longest wait read 0.03-0.36 s:
-# in a lane (the alone run, the suite's serial part, was 35 s longer).
+# Root's wait is a latency: the other lane's load moved it past the bound at
+# load 3.3-9.7 with the code right (0.52-0.63 s, against 1.05-2.41 s without
+# the bound), so it is judged with no other test beside it.
+pytestmark = pytest.mark.machine_alone
 
 
 @pytest.fixture
