@@ -97,10 +97,14 @@ MAX_BURST_BYTES = 1_000_000_000
 # floor: the backends size their own buckets and queues above it.
 GSO_PACKET_BYTES = 64 * 1024
 MIN_BURST_BYTES = 2 * GSO_PACKET_BYTES
-# tc: a limit up to this sends at most two frames at once, whatever its burst
-# (its class cuts GSO packets: helper/kernel/tbf_leaf.py); a download only if
-# its class never passed whole packets above it (helper/kernel/htb.py, _cuts)
+# tc: an upload limit up to this sends at most two frames at once, whatever its
+# burst, a download DOWNLOAD_BURST_S of its rate (its class cuts GSO packets:
+# helper/kernel/tbf_leaf.py); a download only if its class never passed whole
+# packets above it (helper/kernel/htb.py, _cuts and _class_burst)
 CUT_UP_TO_BPS = 2 << 20
+# (a download's: what its clamped senders keep queued at its class, the
+# receive window's WINDOW_QUEUE_US in helper/kernel/socket_tagging.py)
+DOWNLOAD_BURST_S = 0.05
 # Of a limit divided between network namespaces, what each namespace where
 # the application has processes keeps even without traffic (so a connection
 # that starts there can show it wants more; helper/kernel/namespace_shares.py).
@@ -463,7 +467,8 @@ METHODS: dict[str, MethodSpec] = {
             f"burst_bytes: 0 for the default, else {MIN_BURST_BYTES}..{MAX_BURST_BYTES}. What it sizes "
             "depends on what holds the limit on each path: where tc shapes, the class's burst, except that "
             f"a limit of up to {CUT_UP_TO_BPS >> 20} MiB/s with no link capacity sends at most two "
-            "frames at once whatever its burst (a leaf that cuts GSO packets; a download only if it was not "
+            f"frames at once whatever its burst, a download {DOWNLOAD_BURST_S * 1000:.0f} ms of its rate "
+            "(a leaf that cuts GSO packets; a download only if it was not "
             "above that since its class was made; a kernel without TBF gets the burst as given); where the policer holds it (the ebpf backend, a path tc cannot "
             "shape), its bucket: the largest of the burst, "
             f"{POLICER_MIN_BUCKET_BYTES >> 10} KiB and {POLICER_MIN_BUCKET_S} s of the rate. scope: own (the "

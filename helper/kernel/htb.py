@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, cast
 
-from chadthrottle.contract import Direction
+from chadthrottle.contract import DOWNLOAD_BURST_S, Direction
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.kernel import tbf_leaf
 from chadthrottle.helper.kernel.htb_change import ClassChanger
@@ -501,10 +501,20 @@ class HtbHierarchy:
         return tbf_leaf.cuts_at(rate_bps) and slot not in self._passed
 
     def _class_burst(self, slot: int, spec: ClassSpec) -> int:
-        """A class whose leaf cuts GSO packets passes two frames at once, whatever
-        the limit's burst: a larger one lets a paced sender's packets through in
-        bursts again (bench/upload_grain.py: htbseg8, htb)."""
+        """An upload class whose leaf cuts GSO packets passes two frames at once,
+        whatever the limit's burst: a larger one lets a paced sender's packets
+        through in bursts again (bench/upload_grain.py: htbseg8, htb). A cutting
+        download class keeps what its clamped senders hold queued there
+        (DOWNLOAD_BURST_S of its rate, socket_tagging.WINDOW_QUEUE_US), so a
+        dequeue held up to that long is made up from the queue: HTB caps a class's tokens at its
+        burst, so with two frames (1.45 ms at 2 MiB/s) every wait of its dequeue
+        longer than that (the CPU's softirq work held, a vCPU the hypervisor
+        took away) lost rate for good: 0.91-0.93 of the rate with 11 ms stalls
+        every 100 ms per CPU, where CI read 0.845-0.900 of 2 MiB/s downloads in
+        its runs with 4-6% steal (band36, docs/benchmarks/flakes.md)."""
         if self._uses_tbf(slot) and self._cuts(slot, spec.rate_bps):
+            if self._direction is Direction.DOWN:
+                return max(2 * self.frame_bytes, int(spec.rate_bps * DOWNLOAD_BURST_S))
             return 2 * self.frame_bytes
         return spec.burst_bytes
 
