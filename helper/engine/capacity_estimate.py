@@ -156,7 +156,10 @@ upload is judged by that reading instead of the round trips:
   (KNOWN_S; what it held lately, if more: a take-back may come first) holds the
   upload's turns as a climb past where it failed does
   (a halved download link come back was followed in 8-29 s on the toy, its
-  climb cut into bursts by a turn every ONE_WAY_TURN_S);
+  climb cut into bursts by a turn every ONE_WAY_TURN_S); a link that came back
+  only partly is passed by the climb's last step, up to RAISE_STEPS' 12% (31-130
+  ms at the bench's modem in five such returns; est36: no rule tried lowered it
+  without slowing the whole return's climb);
 - so does a download that climbed in a row to where it last failed (or reached
   it, its step past held a tick there: est34), its near zone no exception: its step past it is a tick or two away (a turn there
   paused a doubled download link 3-4 s: 12 s to follow on the bench, est31);
