@@ -542,6 +542,7 @@ def start_stream(
     congestion: str = "",
     mptcp: bool = False,
     report_interval_s: float = 0.0,
+    rcvbuf_bytes: int = 0,
 ) -> Stream:
     """Start a bulk stream; direction "up" = the app sends, "down" = it receives.
 
@@ -561,6 +562,8 @@ def start_stream(
     mptcp: both ends use MPTCP sockets (IPPROTO_MPTCP).
     report_interval_s: the sink reports at most this often (0: traffic.py's
     REPORT_INTERVAL_S, 50 ms).
+    rcvbuf_bytes: a UDP sink's receive buffer (0: the namespace's default,
+    a few ms of a 30 MiB/s stream: a sink held off the CPU longer drops).
     congestion: both ends' TCP congestion control ("": the namespace's). A test
     that bounds counted bytes by payload plus headers wants "cubic": BBR's
     start-up on an unlimited veth loses and resends segments by the hundred
@@ -578,6 +581,8 @@ def start_stream(
         common.append("--mptcp")
     if report_interval_s:
         common += ["--report-interval", str(report_interval_s)]
+    if rcvbuf_bytes:
+        common += ["--rcvbuf", str(rcvbuf_bytes)]
     peer_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
     script = [python, str(TRAFFIC_SCRIPT)]
     started: list[subprocess.Popen[str]] = []
