@@ -11,39 +11,19 @@ row with a rate has about the paced one.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from chadthrottle.blocking_client import BlockingHelperClient
 from chadthrottle.contract import ApplicationInfo
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import PrivateSystemBus
 
 from tests.support import own_names
 from tests.support.helper_process import HelperProcess
+from tests.support.listings_after_start import rows_after_start
 from tests.support.netns import NetnsPair, app_scope, start_stream
 
 PACED_BPS = 2_000_000  # payload; the helper counts L3 (+3.6 % at MTU 1500)
 RATED_ROWS = 3  # listings with a rate to see after each start
-LISTINGS_TIMEOUT_S = 30.0
-
-
-def _rows_after_start(bus_address: str, app_name: str) -> list[ApplicationInfo]:
-    """The application's row in each tick's listing from the helper's first
-    (one row a tick: counted_through_ns tells the ticks apart) until
-    RATED_ROWS of them had a rate."""
-    rows: list[ApplicationInfo] = []
-    deadline = time.monotonic() + LISTINGS_TIMEOUT_S
-    with BlockingHelperClient(bus_address) as client:
-        while sum(not row.down_measuring for row in rows) < RATED_ROWS:
-            assert time.monotonic() < deadline, f"not {RATED_ROWS} rated listings: {rows}"
-            row = next((a for a in client.list_applications() if app_name in a.id), None)
-            if row is not None and (
-                not rows or row.counted_through_ns != rows[-1].counted_through_ns
-            ):
-                rows.append(row)
-            time.sleep(0.1)  # a poll, well inside a tick
-    return rows
 
 
 def _untrue(rows: list[ApplicationInfo]) -> list[str]:
@@ -74,7 +54,7 @@ def test_no_rate_unmeasured_after_a_start_a_clean_restart_and_a_sigkill_restart(
                 helpers.append(HelperProcess(private_bus.address, netns=pair.host_ns,
                                              state_dir=tmp_path / "state"))  # fmt: skip
                 helpers[-1].start()
-                seen[start] = _rows_after_start(private_bus.address, app_name)
+                seen[start] = rows_after_start(private_bus.address, app_name, RATED_ROWS)
         finally:
             stream.stop()
             for helper in reversed(helpers):

@@ -26,6 +26,7 @@ from chadthrottle.helper.standalone import PrivateSystemBus
 
 from tests.support import own_names
 from tests.support.helper_process import HelperProcess
+from tests.support.listings_after_start import rows_after_start
 from tests.support.netns import NetnsPair, Receiver, app_scope, start_stream
 
 PACED_BPS = 4_000_000  # payload: what passes in the 0.03-0.1 s before the block is in force reads
@@ -33,27 +34,8 @@ RATED_ROWS = 3  # listings with a rate to see after each start: the two a leak s
 # What passes a closed download gate is bare acknowledgements, and this sink sends nothing for its
 # source to acknowledge: a blocked listing reads 0 here (a leak read 120-340 KB/s).
 BLOCKED_MAX_BPS = 1_000
-LISTINGS_TIMEOUT_S = 30.0
 FLOWS_AGAIN_TIMEOUT_S = 15.0  # the block lapses (a stop: at once; a kill: within 3 s), then TCP's
 # retransmission timer, backed off during the block, fires
-
-
-def _rows_after_start(bus_address: str, app_name: str) -> list[ApplicationInfo]:
-    """The application's row in each tick's listing from the helper's first
-    (one row a tick: counted_through_ns tells the ticks apart) until
-    RATED_ROWS of them had a download rate."""
-    rows: list[ApplicationInfo] = []
-    deadline = time.monotonic() + LISTINGS_TIMEOUT_S
-    with BlockingHelperClient(bus_address) as client:
-        while sum(not row.down_measuring for row in rows) < RATED_ROWS:
-            assert time.monotonic() < deadline, f"not {RATED_ROWS} rated listings: {rows}"
-            row = next((a for a in client.list_applications() if app_name in a.id), None)
-            if row is not None and (
-                not rows or row.counted_through_ns != rows[-1].counted_through_ns
-            ):
-                rows.append(row)
-            time.sleep(0.1)  # a poll, well inside a tick
-    return rows
 
 
 def _flows_again(receiver: Receiver, since: float) -> None:
@@ -90,7 +72,7 @@ def test_a_blocked_download_lists_no_rate_from_before_its_block_is_in_force_agai
             helpers.append(HelperProcess(private_bus.address, netns=pair.host_ns,
                                          state_dir=tmp_path / "state"))  # fmt: skip
             helpers[-1].start()
-            app_id = _rows_after_start(private_bus.address, app_name)[-1].id
+            app_id = rows_after_start(private_bus.address, app_name, RATED_ROWS)[-1].id
             with BlockingHelperClient(private_bus.address) as client:
                 client.set_blocked(app_id, Direction.DOWN, True)
             assert _quiet_within(stream.receiver), "the block let bytes through"
@@ -101,7 +83,7 @@ def test_a_blocked_download_lists_no_rate_from_before_its_block_is_in_force_agai
                 helpers.append(HelperProcess(private_bus.address, netns=pair.host_ns,
                                              state_dir=tmp_path / "state"))  # fmt: skip
                 helpers[-1].start()
-                seen[start] = _rows_after_start(private_bus.address, app_name)
+                seen[start] = rows_after_start(private_bus.address, app_name, RATED_ROWS)
                 assert _quiet_within(stream.receiver), f"{start}: not blocked again"
                 assert helpers[-1].pid is not None
                 gaps[start] = _last_arrival(stream.receiver) - _started_at(helpers[-1].pid)
