@@ -47,6 +47,21 @@ def name_ink_top(window: MainWindow, app_id: str) -> int:
     raise AssertionError(f"no dark text in {app_id}'s name cell")
 
 
+def critical_row_at_2x(qtbot, window: MainWindow, name: str):  # type: ignore[no-untyped-def]
+    """The sample rows and RELAY, named `name`, the viewer's own Critical, in
+    the window at its first size at 2x: the badge RELAY's row shows."""
+    model = window.table.model().sourceModel()
+    model.set_viewer_uid(1000)
+    relay = dataclasses.replace(
+        app(RELAY, name, 45 * KB, 12 * KB), priority="critical", priority_owner=1000
+    )
+    model.apply_snapshot([*sample_applications(), relay])
+    window.resize(*FIRST_SIZE_2X)
+    qtbot.waitUntil(lambda: window.table.visualRect(window.table.proxy_index(RELAY)).isValid())
+    qtbot.wait(50)
+    return shown_badge(window, RELAY)
+
+
 def test_a_name_with_its_badge_under_stays_in_line_with_the_other_names(
     qtbot, window: MainWindow
 ) -> None:  # type: ignore[no-untyped-def]
@@ -54,16 +69,8 @@ def test_a_name_with_its_badge_under_stays_in_line_with_the_other_names(
     under its name drew the name (and icon) in the cell's upper part, 6.5 px above
     the other rows' names and its own row's rates. Now raised only as far as the
     word under it needs."""
-    model = window.table.model().sourceModel()
-    model.set_viewer_uid(1000)
-    relay = dataclasses.replace(  # a name the word does not fit after even with no pill (gui36)
-        app(RELAY, "Nimbus Sync", 45 * KB, 12 * KB), priority="critical", priority_owner=1000
-    )
-    model.apply_snapshot([*sample_applications(), relay])
-    window.resize(*FIRST_SIZE_2X)
-    qtbot.waitUntil(lambda: window.table.visualRect(window.table.proxy_index(RELAY)).isValid())
-    qtbot.wait(50)
-    badge = shown_badge(window, RELAY)
+    # a name the word does not fit after even with no pill (gui36)
+    badge = critical_row_at_2x(qtbot, window, "Nimbus Sync")
     assert badge is not None and badge.under, badge
     others = [name_ink_top(window, info.id) for info in sample_applications()[:3]]
     relay_top = name_ink_top(window, RELAY)

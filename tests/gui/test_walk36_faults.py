@@ -116,18 +116,9 @@ def test_a_word_that_fits_after_the_name_without_its_pill_keeps_the_name_in_line
     from chadthrottle.gui.views.priority_badge import COLOURS
     from PySide6.QtGui import QColor, QFontMetricsF
 
-    from tests.gui.test_walk34_faults import name_ink_top
+    from tests.gui.test_walk34_faults import critical_row_at_2x, name_ink_top
 
-    model = window.table.model().sourceModel()
-    model.set_viewer_uid(1000)
-    relay = dataclasses.replace(
-        app(RELAY, "Relay Chat", 45 * KB, 12 * KB), priority="critical", priority_owner=1000
-    )
-    model.apply_snapshot([*sample_applications(), relay])
-    window.resize(*FIRST_SIZE_2X)
-    qtbot.waitUntil(lambda: window.table.visualRect(window.table.proxy_index(RELAY)).isValid())
-    qtbot.wait(50)
-    badge = shown_badge(window, RELAY)
+    badge = critical_row_at_2x(qtbot, window, "Relay Chat")
     assert badge is not None and badge.text == "Critical" and not badge.under, badge
     name_end = QFontMetricsF(window.table.font()).horizontalAdvance("Relay Chat")
     others = [name_ink_top(window, info.id) for info in sample_applications()[:3]]
