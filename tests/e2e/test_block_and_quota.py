@@ -163,11 +163,6 @@ def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fai
             app_scope(cgroup2_mount(), own_names.desktop_id("TestBlockPeer", fresh=True)) as peers, \
             extra_link(f"ctapp-{secrets.token_hex(3)}", pair.peer_ns) as elsewhere, \
             _helper(private_bus, pair, tmp_path / "state") as helper:  # fmt: skip
-        # TCP gives up after 5 retries here, not 15: a blocked upload refused with a congestion notice
-        # was probed every 0.5 s without backing off, and reset after them (2.5 s here, 7.5 s by default)
-        subprocess.run(
-            nsenter_argv(pair.host_ns, ["sysctl", "-qw", "net.ipv4.tcp_retries2=5"]), check=True
-        )
         # peers in a scope of their own: no rule on their program (the same script) reaches them
         tcp = start_stream(pair, 5730, "down", app_cgroup=scope, peer_cgroup=peers, seconds=120)
         udp = start_stream(
@@ -225,6 +220,13 @@ def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fai
             )
             assert upload.app.poll() is None
 
+            # TCP gives up after 5 retries here, not 15: a blocked upload refused with a congestion notice
+            # was probed every 0.5 s without backing off, and reset after them (2.5 s here, 7.5 s by
+            # default). Set only now: in the whole block above its probes back off, and five of
+            # them ended the upload ~14 s into a block made 13 s longer (flake36)
+            subprocess.run(
+                nsenter_argv(pair.host_ns, ["sysctl", "-qw", "net.ipv4.tcp_retries2=5"]), check=True
+            )
             # uploads alone: their acknowledgements still come in, nothing is in flight, TCP probes the block
             call_helper(bus, lambda c: c.set_blocked(app_id, Direction.UP, True))
             assert _stops_within([upload.receiver], 1.0)
