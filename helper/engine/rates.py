@@ -130,6 +130,8 @@ class RateMeter:
         # than one tick's samples; per direction, as its start is (the
         # download's and the upload's limits set apart start apart)
         self._start_samples: dict[tuple[str, Direction], tuple[float, list[CounterSample]]] = {}
+        # applications (and users' shares) listed with nothing counted at the last update
+        self._quiet: set[str | UidKey] = set()
 
     def remember(self, owner: int, app_id: str, uid: int | None = None) -> None:
         """Whose a socket owner (owner_key) is."""
@@ -356,13 +358,18 @@ class RateMeter:
                 _add(by_uid[(app_id, self._uid_of_owner.get(owner))], sample)
         return totals, by_uid
 
-    def update(self, samples: Iterable[CounterSample], now: float) -> None:
+    def update(self, samples: Iterable[CounterSample], now: float,
+               holders: Collection[int] = ()) -> None:  # fmt: skip
+        """A tick's counters read at now; holders: the socket owners
+        (owner_key) known to hold sockets, whose applications are listed
+        while they run though nothing of theirs was counted (_list_quiet)."""
         samples = list(samples)
         self._update_interfaces(samples, now)
         totals, by_uid = self._tally(samples)
         self.apps = _with_rates(totals, self._history, now, self._starts)
         self._samples.append((now, samples))
         self.by_uid = _with_rates(by_uid, self._uid_history, now, self._uid_starts)
+        self._quiet = self._list_quiet(holders, now)
         # A restart older than every tick the windows start from is over.
         oldest = self._history[0][0]
         self._starts = _starts_after(self._starts, oldest)
@@ -376,6 +383,30 @@ class RateMeter:
             if start[0] > oldest
             or (key[0] in self.apps and self.apps[key[0]].restarted_at.get(key[1]) == start[0])
         }
+
+    def _list_quiet(self, holders: Collection[int], now: float) -> set[str | UidKey]:
+        """The applications (and users' shares) of holders with nothing
+        counted at this read, listed at 0 B/s only when the read before found
+        them so too: nothing counted across a whole tick. At their first read
+        (every such application's at the helper's start: its sockets adopted
+        a moment before) measuring, as a counted one is (_with_rates): that 0
+        was taken over the moment since, and a paced download that happened
+        to send nothing in it was listed at 0 B/s, not measuring (first36).
+        Kept out of the history: the first count after is measuring too."""
+        shared = self._shared_apps()
+        quiet: set[str | UidKey] = set()
+        for owner in holders:
+            app_id = self._app_of_owner.get(owner)
+            if app_id is None:
+                continue  # not known whose: listed_traffic's, measuring
+            if app_id not in self.apps:
+                self.apps[app_id] = _quiet_traffic(app_id in self._quiet, now)
+                quiet.add(app_id)
+            key = (app_id, self._uid_of_owner.get(owner))
+            if app_id in shared and key not in self.by_uid:
+                self.by_uid[key] = _quiet_traffic(key in self._quiet, now)
+                quiet.add(key)
+        return quiet
 
     def _shared_apps(self) -> set[str]:
         """Applications whose living processes belong to more than one user."""
@@ -493,6 +524,12 @@ def _set_rates(traffic: AppTraffic, old: AppTraffic, elapsed: float,
         traffic.loopback_up_bps = (
             max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
         )
+
+
+def _quiet_traffic(measured: bool, now: float) -> AppTraffic:
+    """Nothing counted: 0 B/s when measured (quiet at the read before too),
+    else measuring (RateMeter._list_quiet)."""
+    return AppTraffic(last_active=now, measuring=frozenset() if measured else frozenset(Direction))
 
 
 def _measuring(traffic: AppTraffic, directions: Collection[Direction]) -> None:

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chadthrottle.contract import PID_APP_PREFIX
+from chadthrottle.contract import PID_APP_PREFIX, Direction
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S
 from chadthrottle.helper.engine.ports import DatapathPort, LineagePort, UsagePort
 from chadthrottle.helper.engine.rates import AppTraffic, CounterSample, RateMeter
@@ -237,13 +237,15 @@ class Tracking:
 
     def count(self, living: list[CounterSample], now: float) -> None:
         """The running processes' counters into the rates and the usage history."""
-        self.meter.update(living, now)
+        self.meter.update(living, now, self.socket_holders)
         if self._usage is not None:
             self._usage.update(living, self.meter.owner_of)
 
     def listed_traffic(self, now: float) -> dict[str, AppTraffic]:
-        """What each application moved, with the applications whose sockets
-        have been open and quiet since the helper started: listed, nothing counted."""
+        """What each application moved, with those whose sockets are open and
+        quiet (the meter lists those a tick read: RateMeter._list_quiet); one
+        no tick has read yet (announced since the last) is listed measuring:
+        nothing measured it."""
         traffic = self.meter.apps
         idle = {
             app_id
@@ -253,7 +255,11 @@ class Tracking:
         }
         if not idle:
             return traffic
-        return {**{app_id: AppTraffic(last_active=now) for app_id in idle}, **traffic}
+        unread = frozenset(Direction)
+        return {
+            **{app_id: AppTraffic(last_active=now, measuring=unread) for app_id in idle},
+            **traffic,
+        }
 
     def new_owner(
         self, pid: int, cgroup_id: int, process: ProcessInfo | None, start: int = 0
