@@ -60,11 +60,10 @@ def softirq_stalls(cache_dir: Path, period_s: float = 0.1) -> Iterator[None]:
 
     prepare_bcc_environment(cache_dir)
     program = BPF(text=_PROGRAM.encode(), cflags=[f"-DLOOPS={LOOPS}"])
-    stall = program.load_func(b"stall", BPF.SCHED_CLS)
-    program[b"again"][ctypes.c_int(0)] = ctypes.c_int(stall.fd)
-    feeders: list[subprocess.Popen[bytes]] = []
     try:
-        with netns_pair() as pair:
+        stall = program.load_func(b"stall", BPF.SCHED_CLS)
+        program[b"again"][ctypes.c_int(0)] = ctypes.c_int(stall.fd)
+        with netns_pair() as pair, _feeders() as feeders:
             subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "add", "dev", pair.host_if,
                             "clsact"], check=True)  # fmt: skip
             with entered_netns(pair.host_ns):
@@ -81,7 +80,18 @@ def softirq_stalls(cache_dir: Path, period_s: float = 0.1) -> Iterator[None]:
                 feeders.append(subprocess.Popen(nsenter_argv(pair.peer_ns, argv)))
             yield
     finally:
+        program.cleanup()
+
+
+@contextlib.contextmanager
+def _feeders() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The feeder processes started inside, killed at its end: before the
+    namespaces they send into go (each would raise ENETUNREACH at its next
+    send, and hold its namespace, until killed)."""
+    feeders: list[subprocess.Popen[bytes]] = []
+    try:
+        yield feeders
+    finally:
         for feeder in feeders:
             feeder.kill()
             feeder.wait()
-        program.cleanup()
