@@ -58,29 +58,41 @@ def _untrue(rows: list[ApplicationInfo]) -> list[str]:
     ]
 
 
+def _rows_through_the_starts(
+    private_bus: PrivateSystemBus, pair: NetnsPair, tmp_path: Path, app_name: str, rated_rows: int
+) -> dict[str, list[ApplicationInfo]]:
+    """The application's rows after each of STARTS (a first start, then a
+    start after a clean stop, then one after a SIGKILL), until rated_rows of
+    them had a download rate; every helper closed after."""
+    helpers: list[HelperProcess] = []
+    seen: dict[str, list[ApplicationInfo]] = {}
+    try:
+        for start in STARTS:
+            if start == "after a clean stop":
+                helpers[-1].stop()
+            elif start == "after SIGKILL":
+                helpers[-1].kill()
+            helpers.append(HelperProcess(private_bus.address, netns=pair.host_ns,
+                                         state_dir=tmp_path / "state"))  # fmt: skip
+            helpers[-1].start()
+            seen[start] = rows_after_start(private_bus.address, app_name, rated_rows)
+    finally:
+        for helper in reversed(helpers):
+            helper.close()
+    return seen
+
+
 def test_no_rate_unmeasured_after_a_start_a_clean_restart_and_a_sigkill_restart(
     private_bus: PrivateSystemBus, pair: NetnsPair, tmp_path: Path
 ) -> None:
     desktop_id = own_names.desktop_id("FirstListing")
     app_name = desktop_id.removesuffix(".desktop")
-    helpers: list[HelperProcess] = []
-    seen: dict[str, list[ApplicationInfo]] = {}
     with app_scope(cgroup2_mount(), desktop_id) as scope:
         stream = start_stream(pair, 5823, "down", app_cgroup=scope, seconds=300, rate_bps=PACED_BPS)
         try:
-            for start in STARTS:
-                if start == "after a clean stop":
-                    helpers[-1].stop()
-                elif start == "after SIGKILL":
-                    helpers[-1].kill()
-                helpers.append(HelperProcess(private_bus.address, netns=pair.host_ns,
-                                             state_dir=tmp_path / "state"))  # fmt: skip
-                helpers[-1].start()
-                seen[start] = rows_after_start(private_bus.address, app_name, RATED_ROWS)
+            seen = _rows_through_the_starts(private_bus, pair, tmp_path, app_name, RATED_ROWS)
         finally:
             stream.stop()
-            for helper in reversed(helpers):
-                helper.close()
     for start, rows in seen.items():
         print(start, [f"{r.down_bps / PACED_BPS:.2f}x m={r.down_measuring}" for r in rows])
     untrue = {start: _untrue(rows) for start, rows in seen.items() if _untrue(rows)}
@@ -103,29 +115,14 @@ def test_a_quiet_connection_is_measuring_at_each_starts_first_listing_then_0(
     server = spawn(nsenter_argv(pair.peer_ns, [sys.executable, str(TRAFFIC_SCRIPT), "serve", "--port", str(port),
                                                "--role", "sink", "--seconds", "120"]), None)  # fmt: skip
     desktop_id = own_names.desktop_id("FirstListingQuiet")
-    helpers: list[HelperProcess] = []
-    seen: dict[str, list[ApplicationInfo]] = {}
     try:
         wait_for_line(server, "listening")
         with app_scope(cgroup2_mount(), desktop_id) as scope:
             client = spawn(nsenter_argv(pair.host_ns, [sys.executable, "-c", QUIET_CLIENT,
                                                        pair.peer_addr, str(port)]), scope)  # fmt: skip
             wait_for_line(client, "connected")  # killed with its scope
-            try:
-                for start in STARTS:
-                    if start == "after a clean stop":
-                        helpers[-1].stop()
-                    elif start == "after SIGKILL":
-                        helpers[-1].kill()
-                    helpers.append(HelperProcess(private_bus.address, netns=pair.host_ns,
-                                                 state_dir=tmp_path / "state"))  # fmt: skip
-                    helpers[-1].start()
-                    seen[start] = rows_after_start(
-                        private_bus.address, desktop_id.removesuffix(".desktop"), 2
-                    )
-            finally:
-                for helper in reversed(helpers):
-                    helper.close()
+            app_name = desktop_id.removesuffix(".desktop")
+            seen = _rows_through_the_starts(private_bus, pair, tmp_path, app_name, 2)
     finally:
         server.kill()
         server.wait()
