@@ -315,11 +315,6 @@ class ProcEvents:
                     continue
                 _parse(data, self.lineage, offset_ns)
 
-    def same_program_parent(self, tgid: int, start: int = 0) -> int | None:
-        self.drain()  # the fork event may still wait in the socket
-        with self._lock:
-            return self.lineage.same_program_parent(tgid, start)
-
     def parent_or_why(self, tgid: int, start: int = 0) -> tuple[int | None, str]:
         self.drain()  # the fork event may still wait in the socket
         with self._lock:

@@ -22,8 +22,7 @@ NO_FORK = "no fork without an exec seen"
 class _LateFork:
     """Fork events in which the child's fork arrives just after the naming
     asked (a drain by the events thread): the first answer names no parent,
-    every later one names `parent`. Both the one-look answer and the two
-    questions it replaced, so the test also runs against the old code."""
+    every later one names `parent`."""
 
     def __init__(self, child: int, parent: int) -> None:
         self.child, self.parent, self.applied = child, parent, False
@@ -36,12 +35,6 @@ class _LateFork:
     def parent_or_why(self, tgid: int, start: int = 0) -> tuple[int | None, str]:
         parent = self._now(tgid)
         return parent, "" if parent is not None else NO_FORK
-
-    def same_program_parent(self, tgid: int, start: int = 0) -> int | None:
-        return self._now(tgid)
-
-    def why_no_parent(self, tgid: int, start: int = 0) -> str:
-        return NO_FORK
 
 
 def test_the_reason_is_the_lineage_the_naming_asked_not_a_later_one() -> None:

@@ -69,8 +69,8 @@ def test_forked_children_name_their_parent_and_execd_ones_do_not() -> None:
         os.waitpid(child, 0)
         execd = subprocess.Popen(["true"])  # fork + exec: runs another program
         execd.wait()
-        assert events.same_program_parent(child) == os.getpid()
-        assert events.same_program_parent(execd.pid) is None
+        assert events.parent_or_why(child)[0] == os.getpid()
+        assert events.parent_or_why(execd.pid)[0] is None
 
 
 def test_lineage_forgets_the_oldest_first() -> None:
@@ -248,8 +248,8 @@ def test_after_lost_events_a_child_forked_before_is_not_vouched_for() -> None:
         # arrived, and later events were lost
         assert child in events.lineage._parent, "its fork dropped, or its exec seen: run again"
         assert not all(pid in events.lineage._parent for pid in flood), "nothing was lost"
-        assert events.same_program_parent(child) is None, "an exec'd child named by its parent"
-        assert events.same_program_parent(child, start or 0) is None, "known its start, too"
+        assert events.parent_or_why(child)[0] is None, "an exec'd child named by its parent"
+        assert events.parent_or_why(child, start or 0)[0] is None, "known its start, too"
         events._sock.setsockopt(socket.SOL_SOCKET, proc_events.SO_RCVBUFFORCE, 4 * 1024 * 1024)
         _an_event_on_each_cpu()  # a quiet CPU's gap is seen now, not after the fork below
         events.drain()
@@ -257,7 +257,7 @@ def test_after_lost_events_a_child_forked_before_is_not_vouched_for() -> None:
         if after == 0:
             os._exit(0)
         os.waitpid(after, 0)
-        assert events.same_program_parent(after) == os.getpid()
+        assert events.parent_or_why(after)[0] == os.getpid()
 
 
 def _an_event_on_each_cpu() -> None:
@@ -295,7 +295,7 @@ def _forked_and_exited(events: proc_events.ProcEvents) -> tuple[int, int]:
     for _ in range(5):  # another process's storm may fill the socket before they are read
         child, start = _forked_child_exited()
         events.drain()
-        if events.same_program_parent(child, start) == os.getpid():
+        if events.parent_or_why(child, start)[0] == os.getpid():
             return child, start
     raise AssertionError("the child's fork or exit was lost five times")
 
@@ -312,7 +312,7 @@ def test_after_lost_events_a_child_that_exited_before_them_is_still_named() -> N
         flood = _fork_flood(400)  # fills the socket: events after it are dropped
         events.drain()
         assert not all(pid in events.lineage._parent for pid in flood), "nothing was lost"
-        assert events.same_program_parent(child, start) == os.getpid()
+        assert events.parent_or_why(child, start)[0] == os.getpid()
 
 
 def test_a_child_stays_named_after_more_forks_than_are_kept_all_execd() -> None:
@@ -325,7 +325,7 @@ def test_a_child_stays_named_after_more_forks_than_are_kept_all_execd() -> None:
         subprocess.run(["sh", "-c", "i=0; while [ $i -lt 400 ]; do /bin/true; i=$((i+1)); done"],
                        check=True)  # fmt: skip
         events.drain()
-        assert events.same_program_parent(child, start) == os.getpid()
+        assert events.parent_or_why(child, start)[0] == os.getpid()
 
 
 def test_the_buffer_asked_for_is_had_past_the_machines_cap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -371,4 +371,4 @@ def test_a_child_is_matched_to_its_fork_when_the_reader_waited_between_its_clock
         child, start = _forked_child_exited()
         assert start
         monkeypatch.setattr(proc_events, "time", _HeldBetweenReads())
-        assert events.same_program_parent(child, start) == os.getpid(), "its fork not matched"
+        assert events.parent_or_why(child, start)[0] == os.getpid(), "its fork not matched"
