@@ -102,8 +102,9 @@ MIN_BURST_BYTES = 2 * GSO_PACKET_BYTES
 # helper/kernel/tbf_leaf.py); a download only if its class never passed whole
 # packets above it (helper/kernel/htb.py, _cuts and _class_burst)
 CUT_UP_TO_BPS = 2 << 20
-# (a download's: what its clamped senders keep queued at its class, the
-# receive window's WINDOW_QUEUE_US in helper/kernel/socket_tagging.py)
+# (a download's: what its clamped senders keep queued at its class; the
+# receive window's clamp, helper/kernel/socket_tagging.py WINDOW_QUEUE_US, is
+# taken from it)
 DOWNLOAD_BURST_S = 0.05
 # Of a limit divided between network namespaces, what each namespace where
 # the application has processes keeps even without traffic (so a connection

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
+from chadthrottle.contract import DOWNLOAD_BURST_S
 from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel import bpf_maps
 from chadthrottle.helper.kernel.accept_queue import WalkSeen
@@ -46,8 +47,9 @@ TCP_IPV4_HEADERS, TCP_IPV6_HEADERS = 52, 72
 # moves in one round trip plus WINDOW_QUEUE_US: the sender then keeps at most
 # that much queued in the shaper, half its leaf queue (htb.LEAF_QUEUE_SECONDS),
 # instead of overflowing it and waiting out its retransmission timer
-# (docs/backends.md, "Clamping the receive window").
-WINDOW_QUEUE_US = 50_000
+# (docs/backends.md, "Clamping the receive window"). One number with a small
+# download class's burst, which makes up a wait of its dequeue from this queue.
+WINDOW_QUEUE_US = round(DOWNLOAD_BURST_S * 1_000_000)
 UNKNOWN_RTT_US = 200_000  # the RTT assumed while a socket has no sample (0 or ~0)...
 MAX_RTT_US = 4_000_000  # ...or an implausible one
 UNCLAMPED_WINDOW = 0x3FFFFFFF  # no clamp: the buffer and autotuning size the window
