@@ -24,7 +24,7 @@ from chadthrottle.helper.main import DEFAULT_STATE_DIR
 from tests.support import held_records
 from tests.support.helper_process import HelperProcess
 from tests.support.leaks import HELD, differences, snapshot
-from tests.support.requirements import require_root
+from tests.support.requirements import require, require_root
 from tests.support.waiting import eventually
 
 BPF_MAP_TYPE_ARRAY = 2
@@ -174,8 +174,7 @@ def test_a_killed_test_helper_with_no_state_dir_sweeps_nothing_of_the_default_in
     instance = journal_instance(DEFAULT_STATE_DIR)
     path = record_of(instance)
     assert path is not None
-    if path.exists():
-        pytest.skip(f"the default instance has a record here ({path}): not touched")
+    require(not path.exists(), f"the default instance has no record here ({path}): not touched")
     path.parent.mkdir(mode=0o700, exist_ok=True)
     path.write_text(f"map {_gone_map_id()}\nwindow 1 2097152\n")
     helper = HelperProcess("unix:path=/nonexistent")
